@@ -1,0 +1,65 @@
+// Tensor: a dense row-major array of float32 or float64 on one Device. Copies of a Tensor share
+// storage (like a view); slice() makes a view into part of the same storage, which is how layers
+// see the model's flat parameter and gradient buffers. Not thread-safe to mutate concurrently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "devices/device.h"
+
+namespace dpt {
+
+enum class DType { kF32, kF64 };
+
+std::size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+
+using Shape = std::vector<int64_t>;
+
+// "[256, 784]"
+std::string shape_string(const Shape& shape);
+int64_t shape_numel(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates numel(shape) elements on `device`, zero-filled.
+  Tensor(Device& device, Shape shape, DType dtype);
+
+  bool defined() const { return storage_ != nullptr; }
+  Device& device() const;
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int axis) const;
+  int64_t numel() const { return shape_numel(shape_); }
+  std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+
+  // Typed pointer to the first element; T must match dtype() (float or double).
+  template <typename T>
+  T* data() const;
+  void* raw() const;
+
+  // A view of `shape` starting `offset` elements into this tensor; shares storage.
+  Tensor slice(int64_t offset, Shape shape) const;
+  // The same elements with another shape of equal numel; shares storage.
+  Tensor reshape(Shape shape) const;
+  // The first `rows` rows of a tensor of rank >= 1; shares storage.
+  Tensor rows(int64_t rows) const;
+
+  void fill_zero();
+  // Copies all elements from `src` (same dtype and numel).
+  void copy_from(const Tensor& src);
+
+ private:
+  struct Storage;
+  std::shared_ptr<Storage> storage_;
+  int64_t offset_ = 0;  // elements
+  Shape shape_;
+  DType dtype_ = DType::kF32;
+};
+
+}  // namespace dpt

@@ -1,0 +1,80 @@
+// CpuDevice: aligned host memory and the thread budget shared by OpenMP and the BLAS libraries.
+#include "devices/cpu_device.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "devices/error.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace dpt {
+namespace {
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
+}  // namespace
+
+const char* cpu_gemm_library_name(CpuGemmLibrary library) {
+  switch (library) {
+    case CpuGemmLibrary::kOpenBlas:
+      return "OpenBLAS";
+    case CpuGemmLibrary::kOneDnn:
+      return "oneDNN";
+  }
+  return "?";
+}
+
+int cpus_available() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  int count = CPU_COUNT(&set);
+  return count > 0 ? count : 1;
+}
+
+CpuDevice::CpuDevice(const CpuDeviceOptions& options)
+    : threads_(options.threads > 0 ? options.threads : cpus_available()), gemm_(options.gemm) {
+  // One budget for both thread pools: they never run at the same time.
+  omp_set_num_threads(threads_);
+  openblas_set_num_threads(threads_);
+}
+
+std::string CpuDevice::name() const {
+  return "cpu (" + cpu_model_name() + ", " + std::to_string(threads_) + " threads, " +
+         cpu_gemm_library_name(gemm_) + " sgemm)";
+}
+
+void* CpuDevice::allocate(std::size_t bytes) {
+  constexpr std::size_t kAlign = 64;
+  std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* ptr = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  DPT_CHECK(ptr != nullptr) << "cpu: out of memory allocating " << bytes << " bytes";
+  return ptr;
+}
+
+void CpuDevice::deallocate(void* ptr) noexcept { std::free(ptr); }
+
+void CpuDevice::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void CpuDevice::zero(void* ptr, std::size_t bytes) {
+  if (bytes > 0) std::memset(ptr, 0, bytes);
+}
+
+}  // namespace dpt

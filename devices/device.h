@@ -1,0 +1,33 @@
+// The Device interface: where memory lives and where work runs. One worker process owns one
+// Device. It owns memory, copies, streams and library handles only; the kernels of an op live
+// next to that op in core/ or optim/ and ask the device which library to use.
+// Callers pass Device& explicitly; a Device must outlive every Tensor allocated on it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace dpt {
+
+enum class DeviceKind { kCpu, kCuda };
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceKind kind() const = 0;
+  // Index among devices of this kind on the node (CUDA ordinal; 0 on the CPU).
+  virtual int index() const = 0;
+  // Human-readable description, e.g. "cpu (AMD EPYC, 2 threads, oneDNN sgemm)".
+  virtual std::string name() const = 0;
+  // Returns `bytes` of device memory aligned to 64 bytes; throws dpt::Error when out of memory.
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* ptr) noexcept = 0;
+  // Copies `bytes` between two buffers of this device (the CPU device: plain memory).
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
+  // Sets `bytes` of device memory to zero.
+  virtual void zero(void* ptr, std::size_t bytes) = 0;
+  // Blocks until all work queued on this device has finished.
+  virtual void synchronize() = 0;
+};
+
+}  // namespace dpt
