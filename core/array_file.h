@@ -6,6 +6,7 @@
 // directory; a failed write leaves any previous file under `path` untouched.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +15,9 @@
 
 namespace dpt {
 
+// Refuse arrays whose values exceed this many bytes (hostile or wrong files).
+constexpr int64_t kMaxArrayBytes = int64_t{16} << 30;
+
 struct Array {
   std::string name;  // slash-separated path, e.g. "params/dense0/weight"
   Shape shape;
@@ -21,7 +25,7 @@ struct Array {
 };
 
 struct ArrayFile {
-  std::vector<Array> arrays;                       // in file order
+  std::vector<Array> arrays;                      // in file order
   std::map<std::string, std::string> attributes;  // root string attributes (metadata)
   const Array* find(const std::string& name) const;
 };

@@ -34,7 +34,8 @@ int64_t shape_numel(const Shape& shape) {
 }
 
 Tensor::Tensor(Device& device, Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
-  for (int64_t d : shape_) DPT_CHECK(d >= 0) << "negative dimension in shape " << shape_string(shape_);
+  for (int64_t d : shape_)
+    DPT_CHECK(d >= 0) << "negative dimension in shape " << shape_string(shape_);
   storage_ = std::make_shared<Storage>(device, bytes());
   fill_zero();
 }
@@ -45,7 +46,8 @@ Device& Tensor::device() const {
 }
 
 int64_t Tensor::dim(int axis) const {
-  DPT_CHECK(axis >= 0 && axis < ndim()) << "axis " << axis << " out of range for " << shape_string(shape_);
+  DPT_CHECK(axis >= 0 && axis < ndim())
+      << "axis " << axis << " out of range for " << shape_string(shape_);
   return shape_[axis];
 }
 
@@ -66,7 +68,8 @@ template double* Tensor::data<double>() const;
 
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
   DPT_CHECK(offset >= 0 && offset + shape_numel(shape) <= numel())
-      << "slice of " << shape_string(shape) << " at " << offset << " exceeds " << shape_string(shape_);
+      << "slice of " << shape_string(shape) << " at " << offset << " exceeds "
+      << shape_string(shape_);
   Tensor view = *this;
   view.offset_ = offset_ + offset;
   view.shape_ = std::move(shape);
@@ -96,6 +99,13 @@ void Tensor::copy_from(const Tensor& src) {
       << "copy of " << dtype_name(src.dtype()) << shape_string(src.shape()) << " into "
       << dtype_name(dtype_) << shape_string(shape_);
   device().copy(raw(), src.raw(), bytes());
+}
+
+Tensor workspace(Tensor& buffer, Device& device, const Shape& shape, DType dtype) {
+  if (!buffer.defined() || buffer.dtype() != dtype || buffer.numel() < shape_numel(shape)) {
+    buffer = Tensor(device, {shape_numel(shape)}, dtype);
+  }
+  return buffer.slice(0, shape);
 }
 
 }  // namespace dpt

@@ -62,4 +62,8 @@ class Tensor {
   DType dtype_ = DType::kF32;
 };
 
+// A view of `shape` inside `buffer`, (re)allocating `buffer` on `device` when it is undefined,
+// of another dtype, or smaller than numel(shape). Scratch space that grows to the largest batch.
+Tensor workspace(Tensor& buffer, Device& device, const Shape& shape, DType dtype);
+
 }  // namespace dpt

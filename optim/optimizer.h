@@ -40,11 +40,16 @@ std::unique_ptr<Optimizer> make_optimizer(Device& device, const proto::Optimizer
                                           int64_t num_params);
 
 // Global L2 norm of `grads` (float32), summed in double in a fixed order (so the result does
-// not depend on the thread count).
+// not depend on the thread count): fixed 4096-element chunks, chunk sums added in chunk order.
 double global_norm(const Tensor& grads);
 
 // Scales grads by max_norm / norm when norm > max_norm (max_norm > 0). Returns the norm before
-// clipping.
+// clipping; a NaN or Inf norm leaves grads untouched (the caller decides what to do).
 double clip_grad_norm(Tensor& grads, double max_norm);
+
+// For Optimizer implementations: throws dpt::Error (kInternal) naming `optimizer` unless params
+// and grads are float32 tensors of `num_params` elements each on a CPU device.
+void check_step_tensors(const char* optimizer, const Tensor& params, const Tensor& grads,
+                        int64_t num_params);
 
 }  // namespace dpt

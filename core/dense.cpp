@@ -1,0 +1,172 @@
+// Dense layer: GEMMs through core/gemm, bias and activation fused into one pass after the GEMM,
+// and the CPU reference loops for the bias (kept simple: they are a few percent of the GEMMs).
+#include "core/dense.h"
+
+#include <cmath>
+
+#include "core/gemm.h"
+#include "core/random.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+// Activations whose backward needs the pre-activation z (the others use y = f(z)).
+bool needs_pre_activation(const std::optional<ActivationSpec>& activation) {
+  if (!activation) return false;
+  return activation->kind == proto::GELU || activation->kind == proto::LEAKY_RELU;
+}
+
+template <typename T>
+void add_bias_rows(const T* bias, T* out, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = out + r * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+  }
+}
+
+// grad_bias[j] += sum over rows of grad[r, j]; rows in order, so the sum is deterministic.
+template <typename T>
+void sum_rows_into(const T* grad, T* grad_bias, int64_t rows, int64_t cols) {
+  constexpr int64_t kBlock = 256;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
+    int64_t j1 = std::min(cols, j0 + kBlock);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = grad + r * cols;
+#pragma omp simd
+      for (int64_t j = j0; j < j1; ++j) grad_bias[j] += row[j];
+    }
+  }
+}
+
+template <typename T>
+void forward_impl(Device& device, const Tensor& weight, const Tensor& bias,
+                  const std::optional<ActivationSpec>& activation, const Tensor& input,
+                  const Tensor& gemm_out, Tensor& output) {
+  const int64_t rows = input.dim(0), in = input.dim(1), out = output.dim(1);
+  T* z = gemm_out.data<T>();
+  gemm(device, dense_gemm_shape(false, true, rows, out, in), T(1), input.data<T>(),
+       weight.data<T>(), T(0), z);
+  if (bias.defined()) add_bias_rows(bias.data<T>(), z, rows, out);
+  if (activation) activation_forward(*activation, z, output.data<T>(), rows * out);
+}
+
+template <typename T>
+void backward_impl(Device& device, const Tensor& weight, const Tensor& grad_weight,
+                   const Tensor& grad_bias, const Tensor& input, const Tensor& grad_pre,
+                   Tensor* grad_input) {
+  const int64_t rows = input.dim(0), in = input.dim(1), out = grad_pre.dim(1);
+  const T* dz = grad_pre.data<T>();
+  if (grad_bias.defined()) sum_rows_into(dz, grad_bias.data<T>(), rows, out);
+  // dW[out, in] += dz^T [out, rows] * x [rows, in]
+  gemm(device, dense_gemm_shape(true, false, out, in, rows), T(1), dz, input.data<T>(), T(1),
+       grad_weight.data<T>());
+  if (grad_input != nullptr) {
+    // dx[rows, in] = dz [rows, out] * W [out, in]
+    gemm(device, dense_gemm_shape(false, false, rows, in, out), T(1), dz, weight.data<T>(), T(0),
+         grad_input->data<T>());
+  }
+}
+
+}  // namespace
+
+Dense::Dense(Device& device, std::string name, int index, int64_t input_size,
+             const proto::DenseConfig& config, std::optional<ActivationSpec> activation)
+    : Layer(std::move(name), index, input_size, config.units()),
+      device_(device),
+      config_(config),
+      activation_(activation) {}
+
+std::string Dense::kind() const {
+  return activation_ ? std::string("dense+") + activation_name(activation_->kind) : "dense";
+}
+
+int64_t Dense::num_params() const {
+  return output_size() * input_size() + (config_.bias() ? output_size() : 0);
+}
+
+void Dense::bind_params(const Tensor& params, const Tensor& grads) {
+  const int64_t weights = output_size() * input_size();
+  weight_ = params.slice(0, {output_size(), input_size()});
+  grad_weight_ = grads.slice(0, {output_size(), input_size()});
+  if (config_.bias()) {
+    bias_ = params.slice(weights, {output_size()});
+    grad_bias_ = grads.slice(weights, {output_size()});
+  }
+}
+
+void Dense::init_params(uint64_t seed) {
+  const double fan_in = static_cast<double>(input_size());
+  const double fan_out = static_cast<double>(output_size());
+  RandomStream random(seed, static_cast<uint64_t>(index()));
+  const int64_t n = weight_.numel();
+  auto draw = [&]() -> double {
+    switch (config_.init()) {
+      case proto::HE:
+        return random.normal() * std::sqrt(2.0 / fan_in);
+      case proto::XAVIER: {
+        double limit = std::sqrt(6.0 / (fan_in + fan_out));
+        return (2.0 * random.uniform() - 1.0) * limit;
+      }
+      case proto::NORMAL:
+        return random.normal() * config_.init_std();
+    }
+    DPT_THROW(ErrorKind::kInternal) << name() << ": unknown init " << config_.init();
+  };
+  if (weight_.dtype() == DType::kF32) {
+    float* w = weight_.data<float>();
+    for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(draw());
+  } else {
+    double* w = weight_.data<double>();
+    for (int64_t i = 0; i < n; ++i) w[i] = draw();
+  }
+  if (bias_.defined()) bias_.fill_zero();
+}
+
+std::vector<LayerParam> Dense::params() const {
+  std::vector<LayerParam> list = {{"weight", weight_, grad_weight_}};
+  if (bias_.defined()) list.push_back({"bias", bias_, grad_bias_});
+  return list;
+}
+
+void Dense::forward(const Tensor& input, Tensor& output, const Pass& pass) {
+  DPT_CHECK(input.ndim() == 2 && input.dim(1) == input_size())
+      << name() << ": input " << shape_string(input.shape()) << ", expected [B, " << input_size()
+      << "]";
+  input_ = input;
+  output_ = output;
+  // The GEMM writes z into the output itself unless backward needs z kept apart from y.
+  pre_activation_ = needs_pre_activation(activation_)
+                        ? workspace(pre_buffer_, device_, output.shape(), output.dtype())
+                        : output;
+  if (input.dtype() == DType::kF32) {
+    forward_impl<float>(device_, weight_, bias_, activation_, input, pre_activation_, output);
+  } else {
+    forward_impl<double>(device_, weight_, bias_, activation_, input, pre_activation_, output);
+  }
+}
+
+void Dense::backward(const Tensor& grad_output, Tensor* grad_input) {
+  Tensor grad_pre = grad_output;
+  if (activation_) {
+    grad_pre = workspace(grad_pre_buffer_, device_, grad_output.shape(), grad_output.dtype());
+    const int64_t n = grad_output.numel();
+    if (grad_output.dtype() == DType::kF32) {
+      activation_backward(*activation_, pre_activation_.data<float>(), output_.data<float>(),
+                          grad_output.data<float>(), grad_pre.data<float>(), n);
+    } else {
+      activation_backward(*activation_, pre_activation_.data<double>(), output_.data<double>(),
+                          grad_output.data<double>(), grad_pre.data<double>(), n);
+    }
+  }
+  if (grad_output.dtype() == DType::kF32) {
+    backward_impl<float>(device_, weight_, grad_weight_, grad_bias_, input_, grad_pre, grad_input);
+  } else {
+    backward_impl<double>(device_, weight_, grad_weight_, grad_bias_, input_, grad_pre, grad_input);
+  }
+}
+
+}  // namespace dpt

@@ -1,0 +1,31 @@
+// Matrix multiply on a Device: C = alpha * op(A) * op(B) + beta * C, row-major, the one entry
+// point layers use for GEMM. On the CPU float32 goes to the device's sgemm library (oneDNN or
+// OpenBLAS) and float64 to OpenBLAS dgemm. op(A) is [m, k], op(B) is [k, n], C is [m, n].
+#pragma once
+
+#include <cstdint>
+
+#include "devices/device.h"
+
+namespace dpt {
+
+struct GemmShape {
+  bool trans_a = false;
+  bool trans_b = false;
+  int64_t m = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t lda = 0;  // row stride of A as stored
+  int64_t ldb = 0;
+  int64_t ldc = 0;
+};
+
+// GemmShape for dense row-major operands with no padding.
+GemmShape dense_gemm_shape(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
+
+void gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,
+          float beta, float* c);
+void gemm(Device& device, const GemmShape& shape, double alpha, const double* a, const double* b,
+          double beta, double* c);
+
+}  // namespace dpt

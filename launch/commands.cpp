@@ -1,0 +1,60 @@
+// dpt train, dpt eval and dpt data import-idx.
+#include "launch/commands.h"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/idx.h"
+#include "core/model.h"
+#include "devices/error.h"
+#include "launch/console.h"
+#include "launch/device_select.h"
+#include "launch/trainer.h"
+
+namespace dpt {
+
+int run_train(const TrainArgs& args) {
+  const proto::Config config = load_config(args.config, args.overrides);
+  DeviceChoice choice = select_device(config.device());
+  fmt::print(stderr, "{}\n", choice.reason);
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  ConsoleListener console(isatty(STDERR_FILENO) == 1);
+  TrainSummary summary = train(config, *choice.device, *comm, args.run_dir, console);
+  fmt::print("trained {} steps in {}, final train loss {:.4f}", summary.steps,
+             format_duration(summary.seconds), summary.final_loss);
+  if (summary.skipped_steps > 0) fmt::print(", {} steps skipped", summary.skipped_steps);
+  fmt::print("\n");
+  if (summary.last_eval) {
+    fmt::print("test_loss {:.4f} test_accuracy {:.4f}\n", summary.last_eval->loss,
+               summary.last_eval->accuracy);
+  }
+  fmt::print("weights: {}/model.h5, metrics: {}/metrics.jsonl\n", args.run_dir, args.run_dir);
+  return 0;
+}
+
+int run_eval(const EvalArgs& args) {
+  const proto::Config config = load_config(args.config, args.overrides);
+  DPT_CHECK_AS(ErrorKind::kConfig, !config.data().test_path().empty())
+      << args.config << ": data.test_path: required by dpt eval";
+  DeviceChoice choice = select_device(config.device());
+  Model model(*choice.device, config);
+  model.load_weights(args.weights);
+  const Dataset test_set = load_dataset(config.data().test_path());
+  check_dataset_fits(config, model, test_set);
+  EvalResult result = evaluate(model, test_set, normalization_from(config.data()),
+                               config.model().loss(), config.train().eval_batch_size());
+  fmt::print("test_loss {:.4f} test_accuracy {:.4f} ({} samples)\n", result.loss, result.accuracy,
+             result.samples);
+  return 0;
+}
+
+int run_import_idx(const ImportIdxArgs& args) {
+  const int64_t samples = import_idx(args.images, args.labels, args.out, args.num_classes);
+  fmt::print("wrote {} samples to {}\n", samples, args.out);
+  return 0;
+}
+
+}  // namespace dpt

@@ -1,0 +1,74 @@
+// The training loop: data order, micro-batches with gradient accumulation, the non-finite guard,
+// clipping, the LR schedule, the optimizer step, periodic evaluation, and the run directory
+// (config.prototxt, metrics.jsonl, model.h5). It reports progress to a TrainListener and prints
+// nothing itself, so tests can run it silently.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "comm/communicator.h"
+#include "core/config.pb.h"
+#include "core/dataset.h"
+#include "core/model.h"
+
+namespace dpt {
+
+struct TrainProgress {
+  int64_t step = 0;  // optimizer steps completed
+  int64_t total_steps = 0;
+  int64_t epoch = 0;  // 0-based epoch of the step just completed
+  double loss = 0.0;  // mean training loss over the steps since the last report
+  double lr = 0.0;
+  double grad_norm = 0.0;
+  double samples_per_s = 0.0;
+  double elapsed_s = 0.0;
+};
+
+struct EvalResult {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t samples = 0;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  int64_t skipped_steps = 0;
+  double final_loss = 0.0;
+  double seconds = 0.0;
+  std::optional<EvalResult> last_eval;
+};
+
+class TrainListener {
+ public:
+  virtual ~TrainListener() = default;
+  virtual void on_start(const Model& model, int64_t total_steps, int64_t steps_per_epoch) {}
+  // After every optimizer step (cheap; a console uses it for its live line).
+  virtual void on_step(const TrainProgress& progress) {}
+  // Every train.log_every_steps steps, with the window's mean loss and throughput.
+  virtual void on_log(const TrainProgress& progress) {}
+  virtual void on_eval(const EvalResult& result) {}
+  // A step whose loss or gradient was not finite was skipped (train.on_non_finite: SKIP).
+  virtual void on_skip(int64_t step, const std::string& reason) {}
+};
+
+// Trains `config` (validated) on `device`, writing into run_dir, and saves run_dir/model.h5.
+// Throws dpt::Error: kConfig when the data does not fit the config (naming the field), kData,
+// kNonFinite naming the step, kIo when run_dir is not writable (checked before step 1).
+TrainSummary train(const proto::Config& config, Device& device, Communicator& comm,
+                   const std::string& run_dir, TrainListener& listener);
+
+// Loss and accuracy of `model` over all of `dataset`, in batches of `batch_size`.
+EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
+                    proto::LossKind loss, int64_t batch_size);
+
+// Checks that a dataset fits the model: feature count vs model.input_size and class count vs
+// the last layer's width. Throws kConfig naming the field, the file and both numbers.
+void check_dataset_fits(const proto::Config& config, const Model& model, const Dataset& dataset);
+
+Normalization normalization_from(const proto::DataConfig& data);
+
+}  // namespace dpt

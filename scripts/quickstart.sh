@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's first command: installs dependencies, builds, imports Fashion-MNIST from the
+# Debian package, trains examples/fashion_mnist/mlp.prototxt and prints the test accuracy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh
+scripts/build.sh
+
+source_dir=/usr/share/datasets/fashion-mnist
+mkdir -p data/fashion_mnist
+for split in train t10k; do
+  name=$([[ $split == train ]] && echo train || echo test)
+  if [[ ! -f data/fashion_mnist/$name.h5 ]]; then
+    build/dpt data import-idx --images "$source_dir/$split-images-idx3-ubyte.gz" \
+      --labels "$source_dir/$split-labels-idx1-ubyte.gz" --out "data/fashion_mnist/$name.h5"
+  fi
+done
+
+run_dir=runs/fashion_mnist
+build/dpt train examples/fashion_mnist/mlp.prototxt --run-dir "$run_dir"
+build/dpt eval examples/fashion_mnist/mlp.prototxt --weights "$run_dir/model.h5"

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `dpt` binary: a tiny import -> train -> eval run, and bad input of every
+# kind giving one clear line and the documented exit code (README "Exit codes"), never a crash.
+# Usage: cli_test.sh path/to/dpt
+set -u
+dpt=$(realpath "$1")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+passed=0
+failed=0
+
+# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its stderr
+# (or stdout) matches the extended regex PATTERN.
+expect() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  "$@" >out.txt 2>err.txt
+  local got=$?
+  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt err.txt; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
+    sed 's/^/  stdout: /' out.txt | head -5
+    sed 's/^/  stderr: /' err.txt | head -5
+  fi
+}
+
+# A tiny IDX dataset: 40 images of 2x2 pixels, class = (brightest pixel), 4 classes.
+be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+{
+  printf '\x00\x00\x08\x03'; be32 40; be32 2; be32 2
+  for i in $(seq 0 39); do
+    c=$((i % 4))
+    for p in 0 1 2 3; do
+      if [[ $p -eq $c ]]; then printf '\xf0'; else printf "\\x$(printf %02x $((i * 7 % 40)))"; fi
+    done
+  done
+} >images.idx
+{
+  printf '\x00\x00\x08\x01'; be32 40
+  for i in $(seq 0 39); do printf "\\x$(printf %02x $((i % 4)))"; done
+} >labels.idx
+head -c 20 images.idx >truncated.idx
+echo "not hdf5" >text.h5
+
+cat >tiny.prototxt <<'CFG'
+model {
+  input_size: 4
+  layer { dense { units: 16 } }
+  layer { activation { kind: TANH } }
+  layer { dense { units: 4 } }
+}
+data { train_path: "tiny.h5" test_path: "tiny.h5" }
+optimizer { lr: 0.05 adam {} }
+train { batch_size: 8 epochs: 30 log_every_steps: 20 }
+CFG
+printf 'model {\n  input_size: 4\n  layer { dense { units: 4 }\n' >syntax.prototxt
+printf 'model {\n  input_size: 4\n  layers { dense { units: 4 } }\n}\n' >unknown_field.prototxt
+printf 'model { input_size: 4 layer { dense { units: 4 } } }\noptimizer { lr: -1 }\ndata { train_path: "tiny.h5" }\n' >bad_lr.prototxt
+
+expect "no subcommand" 2 "required|Usage" -- "$dpt"
+expect "unknown option" 2 "extra|not expected|Usage|following argument" -- "$dpt" train tiny.prototxt --run-dir r --bogus
+expect "version" 0 "^dpt [0-9]" -- "$dpt" version
+
+expect "import" 0 "wrote 40 samples to tiny.h5" -- \
+  "$dpt" data import-idx --images images.idx --labels labels.idx --out tiny.h5
+expect "import truncated" 3 "truncated.idx" -- \
+  "$dpt" data import-idx --images truncated.idx --labels labels.idx --out t.h5
+expect "import missing file" 3 "absent.idx" -- \
+  "$dpt" data import-idx --images absent.idx --labels labels.idx --out t.h5
+expect "import label out of range" 3 "labels.idx.*3" -- \
+  "$dpt" data import-idx --images images.idx --labels labels.idx --out t.h5 --num-classes 3
+[[ ! -e t.h5 ]] || { failed=$((failed + 1)); echo "FAIL: failed import left t.h5 behind"; }
+
+expect "train" 0 "test_accuracy 1\.0000" -- "$dpt" train tiny.prototxt --run-dir run
+for f in run/config.prototxt run/metrics.jsonl run/model.h5; do
+  [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
+done
+expect "metrics records" 0 '"kind":"eval"' -- grep -h '"test_accuracy"' run/metrics.jsonl
+expect "eval" 0 "test_accuracy 1\.0000 \(40 samples\)" -- \
+  "$dpt" eval tiny.prototxt --weights run/model.h5
+expect "eval other architecture" 4 "model.h5: params/dense0/weight has shape \[16, 4\], the model expects \[8, 4\]" -- \
+  "$dpt" eval tiny.prototxt --weights run/model.h5 --set model.layer[0].dense.units=8
+expect "eval missing weights" 4 "absent.h5" -- "$dpt" eval tiny.prototxt --weights absent.h5
+
+expect "config syntax" 2 "syntax.prototxt:4:[0-9]+: " -- "$dpt" train syntax.prototxt --run-dir r
+expect "config unknown field" 2 "unknown_field.prototxt:3:[0-9]+: .*no field named \"layers\"" -- \
+  "$dpt" train unknown_field.prototxt --run-dir r
+expect "config invalid value" 2 "bad_lr.prototxt:2:[0-9]+: optimizer.lr: must be > 0" -- \
+  "$dpt" train bad_lr.prototxt --run-dir r
+expect "config missing" 2 "absent.prototxt" -- "$dpt" train absent.prototxt --run-dir r
+expect "bad --set" 2 "--set train.bogus=1" -- "$dpt" train tiny.prototxt --run-dir r --set train.bogus=1
+expect "input size mismatch" 2 "model.input_size: 5 does not match tiny.h5" -- \
+  "$dpt" train tiny.prototxt --run-dir r --set model.input_size=5
+expect "missing data" 3 "absent.h5" -- \
+  "$dpt" train tiny.prototxt --run-dir r --set data.train_path=absent.h5
+expect "not hdf5" 3 "text.h5: not an HDF5 file" -- \
+  "$dpt" train tiny.prototxt --run-dir r --set data.train_path=text.h5
+expect "divergence" 5 "step [0-9]+ \(epoch [0-9]+\): (training loss|gradient norm) is" -- \
+  "$dpt" train tiny.prototxt --run-dir r --set optimizer.lr=1e30 --set 'optimizer.sgd={}' \
+  --set model.layer[1].activation.kind=RELU
+touch file
+expect "unwritable run dir" 7 "file/run" -- "$dpt" train tiny.prototxt --run-dir file/run
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
