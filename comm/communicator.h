@@ -1,11 +1,15 @@
 // The Communicator interface: the one collective layer through which workers average gradients.
 // Call shape follows NCCL: (send, recv, count, dtype, op); in place when send == recv. Every rank
-// must make the same calls in the same order with the same counts. Backends are whole files
-// (local_communicator.cpp now; mpi and nccl with the data-parallel issues), built by
-// make_communicator() from the config.
+// must make the same calls in the same order with the same counts and dtypes.
+// Every collective is bounded in time: when it does not complete within the timeout, it throws
+// dpt::Error(kComm) naming the collective, its sequence number and the ranks that did not arrive;
+// the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
+// (local, thread world for tests, mpi), chosen by make_communicator() from the config.
+// Buffers are host memory for now; device buffers arrive with the CUDA and NCCL issues.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -16,27 +20,57 @@ namespace dpt {
 
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
 
+const char* reduce_op_name(ReduceOp op);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  // Backend name, e.g. "local".
+  // Backend name, e.g. "local", "threads", "mpi".
   virtual std::string backend() const = 0;
-  // recv[i] = op over ranks of send[i], for i < count, on every rank.
+
+  // recv[i] = op over ranks of send[i], for i < count; identical bits on every rank.
   virtual void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                           ReduceOp op) = 0;
-  // buffer on every rank = buffer on `root`.
+  // buffer (count elements) on every rank = buffer on `root`.
   virtual void broadcast(void* buffer, std::size_t count, DType dtype, int root) = 0;
-  // recv = concatenation over ranks (in rank order) of each rank's `count` elements of send.
+  // recv (size() * count elements) = each rank's `count` elements of send, in rank order.
+  // In place when send == recv + rank() * count.
   virtual void all_gather(const void* send, void* recv, std::size_t count, DType dtype) = 0;
+  // recv (count elements) = op over ranks of send[rank() * count, (rank() + 1) * count);
+  // send holds size() * count elements.
+  virtual void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
+                              ReduceOp op) = 0;
   // Returns when every rank has called barrier().
   virtual void barrier() = 0;
-  // Tears the world down so peers blocked in collectives fail fast; safe to call at any time.
-  virtual void abort() noexcept = 0;
+  // Tears the world down so peers blocked in collectives fail fast; the process should exit
+  // after it. Safe to call at any time, from any thread, more than once. `exit_code` is the code
+  // the job should end with where the backend can pass one on (MPI_Abort).
+  virtual void abort(int exit_code) noexcept = 0;
 };
 
-// Builds the backend the config names ("auto" and "local" give a world of one for now).
+enum class AllReduceAlgorithm {
+  kAuto,    // the library's own below ring_threshold_bytes, dpt's ring from there up
+  kRing,    // dpt's pipelined ring (comm/ring.h) at every size
+  kNative,  // the library's own (MPI_Iallreduce) at every size; the ring where it has none
+};
+
+// Options every backend honours (from the config's comm { ... }, see comm_options()).
+struct CommOptions {
+  double timeout_s = 300.0;  // per collective
+  AllReduceAlgorithm all_reduce = AllReduceAlgorithm::kAuto;
+  std::size_t ring_threshold_bytes = 256 << 10;
+  std::size_t chunk_bytes = 1 << 20;  // pipelining granularity of the ring algorithms
+};
+
+// The options comm { ... } sets.
+CommOptions comm_options(const proto::CommConfig& config);
+
+// Builds the backend named by config.backend: "local" (a world of one), "mpi", or "auto" (mpi
+// when MPI is initialised with more than one process, else local). The "mpi" backend needs MPI
+// initialised by the caller (launch/world.h's MpiSession). Throws kConfig for an unknown or
+// unavailable backend, naming the field and the backends built in.
 std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config);
 
 }  // namespace dpt

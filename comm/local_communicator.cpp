@@ -1,13 +1,18 @@
 // The "local" backend: a world of one process. Every collective is a copy (or nothing, in
 // place). It is what single-process runs use, and the reference the other backends are tested
-// against. Also holds make_communicator() until the MPI backend brings a registry.
+// against.
 #include <cstring>
 
 #include "comm/communicator.h"
+#include "comm/local_communicator.h"
 #include "devices/error.h"
 
 namespace dpt {
 namespace {
+
+void copy(const void* send, void* recv, std::size_t count, DType dtype) {
+  if (send != recv && count > 0) std::memmove(recv, send, count * dtype_size(dtype));
+}
 
 class LocalCommunicator : public Communicator {
  public:
@@ -16,24 +21,26 @@ class LocalCommunicator : public Communicator {
   std::string backend() const override { return "local"; }
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
-    if (send != recv && count > 0) std::memcpy(recv, send, count * dtype_size(dtype));
+    copy(send, recv, count, dtype);
   }
   void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
-    DPT_CHECK(root == 0) << "broadcast root " << root << " outside a world of size 1";
+    DPT_CHECK_AS(ErrorKind::kComm, root == 0)
+        << "broadcast: root " << root << " outside a world of 1";
   }
   void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
-    if (send != recv && count > 0) std::memcpy(recv, send, count * dtype_size(dtype));
+    copy(send, recv, count, dtype);
+  }
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
+                      ReduceOp op) override {
+    copy(send, recv, count, dtype);
   }
   void barrier() override {}
-  void abort() noexcept override {}
+  void abort(int exit_code) noexcept override {}
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config) {
-  const std::string& name = config.backend();
-  DPT_CHECK_AS(ErrorKind::kConfig, name == "auto" || name == "local")
-      << "comm.backend: unknown backend \"" << name << "\" (built: auto, local)";
+std::unique_ptr<Communicator> make_local_communicator() {
   return std::make_unique<LocalCommunicator>();
 }
 

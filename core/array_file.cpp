@@ -118,7 +118,7 @@ const Array* ArrayFile::find(const std::string& name) const {
 }
 
 void write_array_file(const std::string& path, const ArrayFile& file) {
-  h5::silence_errors();
+  const h5::LibraryLock lock;
   check_names(path, file);
   std::size_t bytes = 0;
   for (const Array& array : file.arrays) bytes += array.values.size() * sizeof(float);
@@ -140,7 +140,7 @@ void write_array_file(const std::string& path, const ArrayFile& file) {
 }
 
 ArrayFile read_array_file(const std::string& path) {
-  h5::silence_errors();
+  const h5::LibraryLock lock;
   h5::Handle file = h5::open_file(path, kCheckpoint);
   ArrayFile result;
   std::vector<std::string> attribute_names;

@@ -37,6 +37,7 @@ constexpr Range kFraction{0, false, 1, false, "in [0, 1]"};
 constexpr Range kDecay{0, false, 1, true, "in [0, 1)"};
 constexpr Range kFactor{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAnyFinite{-kInf, true, kInf, true, "finite"};
+constexpr Range kChunkBytes{4096, false, kInf, false, ">= 4096"};
 
 // One message under validation: its path ("model.layer[2]"), its locations subtree (null when it
 // was not written in the file) and where the message itself was written.
@@ -96,11 +97,10 @@ class Validator {
     check_optimizer(child(root, "optimizer"), config.optimizer());
     check_train(child(root, "train"), config.train());
     check_int(child(root, "device"), "threads", config.device().threads(), kNonNegative);
-    const std::string& backend = config.comm().backend();
-    if (backend != "auto" && backend != "local" && backend != "mpi") {
-      fail(child(root, "comm"), "backend",
-           "must be \"auto\", \"local\" or \"mpi\" (got " + quoted(backend) + ")");
-    }
+    check_comm(child(root, "comm"), config.comm());
+    check_int(child(root, "fault_injection"), "step", config.fault_injection().step(),
+              kNonNegative);
+    check_checkpoint(child(root, "checkpoint"), config.checkpoint());
   }
 
  private:
@@ -218,6 +218,24 @@ class Validator {
       fail_node(child(node, "layer", last),
                 "the last layer must be dense (the loss reads its outputs)");
     }
+  }
+
+  void check_comm(const Node& node, const proto::CommConfig& comm) const {
+    const std::string& backend = comm.backend();
+    if (backend != "auto" && backend != "local" && backend != "mpi") {
+      fail(node, "backend", "must be \"auto\", \"local\" or \"mpi\" (got " + quoted(backend) + ")");
+    }
+    check_float(node, "timeout_s", static_cast<float>(comm.timeout_s()), kPositive);
+    check_float(node, "bucket_mb", static_cast<float>(comm.bucket_mb()), kPositive);
+    check_int(node, "ring_threshold_bytes", comm.ring_threshold_bytes(), kNonNegative);
+    check_int(node, "chunk_bytes", comm.chunk_bytes(), kChunkBytes);
+  }
+
+  void check_checkpoint(const Node& node, const proto::CheckpointConfig& checkpoint) const {
+    check_int(node, "every_steps", checkpoint.every_steps(), kNonNegative);
+    check_int(node, "every_epochs", checkpoint.every_epochs(), kNonNegative);
+    check_int(node, "keep_last", checkpoint.keep_last(), kPositive);
+    check_int(node, "keep_every_steps", checkpoint.keep_every_steps(), kNonNegative);
   }
 
   void check_dense(const Node& node, const proto::DenseConfig& dense) const {

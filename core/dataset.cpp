@@ -82,7 +82,7 @@ void gather_rows(const Dataset& dataset, const int64_t* indices, int64_t n,
 }  // namespace
 
 Dataset load_dataset(const std::string& path) {
-  h5::silence_errors();
+  const h5::LibraryLock lock;
   const ErrorKind kData = ErrorKind::kData;
   h5::Handle file = h5::open_file(path, kData);
   Dataset dataset;
@@ -147,7 +147,7 @@ Dataset load_dataset(const std::string& path) {
 
 void write_dataset(const std::string& path, const std::vector<uint8_t>& inputs, const Shape& shape,
                    const std::vector<int32_t>& labels, int64_t num_classes) {
-  h5::silence_errors();
+  const h5::LibraryLock lock;
   DPT_CHECK(shape.size() >= 2 && shape_numel(shape) == static_cast<int64_t>(inputs.size()))
       << path << ": write_dataset got " << inputs.size() << " input values for shape "
       << shape_string(shape) << " (want [N, d1, ...])";

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -42,9 +43,20 @@ class Handle {
   hid_t id_ = H5I_INVALID_HID;
 };
 
-// Stops HDF5 printing error stacks to stderr; every public entry point calls it so that only
-// our one-line dpt::Error messages reach the user.
-void silence_errors();
+// Held by every public entry point that calls HDF5 (load_dataset, write_dataset, array files).
+// Debian's HDF5 is built without thread safety and its state is process-wide, so one
+// process-wide (recursive) mutex mirrors it: ranks run as threads in tests, and a checkpoint may
+// be written while data loads. It also stops HDF5 printing error stacks to stderr, so only our
+// one-line dpt::Error messages reach the user.
+class LibraryLock {
+ public:
+  LibraryLock();
+  LibraryLock(const LibraryLock&) = delete;
+  LibraryLock& operator=(const LibraryLock&) = delete;
+
+ private:
+  std::lock_guard<std::recursive_mutex> guard_;
+};
 
 // The innermost (first-detected) description on this thread's HDF5 error stack, e.g.
 // "data error detected by Fletcher32 checksum"; empty when the stack is empty.

@@ -68,6 +68,7 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
   for (const auto& layer : layers_) {
     const int64_t n = layer->num_params();
     layer->bind_params(params_.slice(offset, {n}), grads_.slice(offset, {n}));
+    param_offsets_.push_back(offset);
     offset += n;
   }
   outputs_.resize(layers_.size());
@@ -117,18 +118,28 @@ const Tensor& Model::forward(const Tensor& input, const Pass& pass) {
   return *current;
 }
 
-void Model::backward(const Tensor& grad_logits) {
+std::vector<std::pair<int64_t, int64_t>> Model::param_ranges() const {
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    ranges.emplace_back(param_offsets_[i], layers_[i]->num_params());
+  }
+  return ranges;
+}
+
+void Model::backward(const Tensor& grad_logits, const GradsReady& on_ready) {
   const int64_t batch = grad_logits.dim(0);
   Tensor grad_output = grad_logits;
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    if (i == 0) {
-      layers_[i]->backward(grad_output, nullptr);
-      break;
+    Tensor grad_input;
+    if (i > 0) {
+      // Ping-pong between two buffers so grad_input never aliases grad_output.
+      grad_input = workspace(grad_buffers_[i % 2], device_, {batch, layers_[i]->input_size()},
+                             options_.dtype);
     }
-    // Ping-pong between two buffers so grad_input never aliases grad_output.
-    Tensor grad_input =
-        workspace(grad_buffers_[i % 2], device_, {batch, layers_[i]->input_size()}, options_.dtype);
-    layers_[i]->backward(grad_output, &grad_input);
+    layers_[i]->backward(grad_output, i > 0 ? &grad_input : nullptr);
+    if (on_ready && layers_[i]->num_params() > 0) {
+      on_ready(param_offsets_[i], layers_[i]->num_params());
+    }
     grad_output = grad_input;
   }
 }

@@ -4,6 +4,7 @@
 // the two flat buffers. A Dense layer followed by an activation layer is fused into one.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,8 +55,13 @@ class Model {
   // input [B, input_size] -> logits [B, output_size]. The returned view, and `input`, must stay
   // untouched until backward(); the next forward() reuses the buffers.
   const Tensor& forward(const Tensor& input, const Pass& pass);
+  // Called by backward() as soon as one layer's parameter gradients are final, with that layer's
+  // range in the flat buffer (offset, count); used to start gradient all-reduces early.
+  using GradsReady = std::function<void(int64_t offset, int64_t count)>;
   // Back-propagates grad_logits [B, output_size] from the last forward(); ADDS into grads().
-  void backward(const Tensor& grad_logits);
+  void backward(const Tensor& grad_logits, const GradsReady& on_ready = {});
+  // Each layer's parameter range in the flat buffers, (offset, count), in layer order.
+  std::vector<std::pair<int64_t, int64_t>> param_ranges() const;
 
   // Writes parameters to an array file ("params/<layer>/<param>") with `attributes` as metadata.
   void save_weights(const std::string& path, std::map<std::string, std::string> attributes) const;
@@ -74,6 +80,7 @@ class Model {
   std::vector<Tensor> output_views_;
   Tensor grad_buffers_[2];
   Tensor input_;
+  std::vector<int64_t> param_offsets_;  // per layer
   uint64_t init_seed_;
 };
 

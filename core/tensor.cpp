@@ -14,9 +14,38 @@ struct Tensor::Storage {
   void* ptr;
 };
 
-std::size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 8; }
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16:
+    case DType::kF16:
+      return 2;
+    case DType::kF32:
+    case DType::kI32:
+      return 4;
+    case DType::kF64:
+    case DType::kI64:
+      return 8;
+  }
+  return 0;
+}
 
-const char* dtype_name(DType dtype) { return dtype == DType::kF32 ? "float32" : "float64"; }
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "float32";
+    case DType::kF64:
+      return "float64";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF16:
+      return "float16";
+    case DType::kI32:
+      return "int32";
+    case DType::kI64:
+      return "int64";
+  }
+  return "?";
+}
 
 std::string shape_string(const Shape& shape) {
   std::string text = "[";
@@ -56,15 +85,38 @@ void* Tensor::raw() const {
   return static_cast<char*>(storage_->ptr) + offset_ * static_cast<int64_t>(dtype_size(dtype_));
 }
 
+namespace {
+template <typename T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::kF32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::kF64;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::kI32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::kI64;
+}
+}  // namespace
+
 template <typename T>
 T* Tensor::data() const {
-  constexpr DType expected = sizeof(T) == 4 ? DType::kF32 : DType::kF64;
+  constexpr DType expected = dtype_of<T>();
   DPT_CHECK(dtype_ == expected) << "tensor is " << dtype_name(dtype_) << ", accessed as "
                                 << dtype_name(expected);
   return static_cast<T*>(raw());
 }
 template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
+template int32_t* Tensor::data<int32_t>() const;
+template int64_t* Tensor::data<int64_t>() const;
 
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
   DPT_CHECK(offset >= 0 && offset + shape_numel(shape) <= numel())

@@ -12,7 +12,9 @@
 
 namespace dpt {
 
-enum class DType { kF32, kF64 };
+// Element types. Tensors used for compute are float32 (float64 in gradient checks); the 16-bit
+// floats and integers travel through the collective layer (reduced-precision gradients, counters).
+enum class DType { kF32, kF64, kBF16, kF16, kI32, kI64 };
 
 std::size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
@@ -38,7 +40,7 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape_); }
   std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
 
-  // Typed pointer to the first element; T must match dtype() (float or double).
+  // Typed pointer to the first element; T must match dtype() (float, double, int32_t, int64_t).
   template <typename T>
   T* data() const;
   void* raw() const;

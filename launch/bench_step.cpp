@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "comm/communicator.h"
 #include "core/config.h"
 #include "core/gemm.h"
 #include "core/random.h"
@@ -92,7 +93,8 @@ int run_bench_step(const BenchStepArgs& args) {
 
   Model model(*choice.device, config);
   auto optimizer = make_optimizer(*choice.device, config.optimizer(), model.num_params());
-  TrainStep train_step(model, *optimizer, config);
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  TrainStep train_step(model, *optimizer, config, *comm);
   const int64_t batch = config.train().batch_size();
   const int64_t micro =
       config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
@@ -116,11 +118,7 @@ int run_bench_step(const BenchStepArgs& args) {
     train_step.apply(static_cast<float>(lr), result.times);
     if (step < args.warmup) continue;
     step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    phase_sum.data_s += result.times.data_s;
-    phase_sum.forward_s += result.times.forward_s;
-    phase_sum.backward_s += result.times.backward_s;
-    phase_sum.norm_s += result.times.norm_s;
-    phase_sum.optimizer_s += result.times.optimizer_s;
+    phase_sum.add(result.times);
   }
 
   const std::vector<GemmShape> shapes = step_gemms(model, batch, micro);
@@ -134,11 +132,10 @@ int run_bench_step(const BenchStepArgs& args) {
                          {"step_time_p50_ms", p50 * 1e3}, {"step_time_p99_ms", p99 * 1e3},
                          {"samples_per_s", batch / p50},  {"step_gflops", step_gflops}};
   const double n = static_cast<double>(args.steps);
-  json["phase_ms"] = {{"data", phase_sum.data_s / n * 1e3},
-                      {"forward", phase_sum.forward_s / n * 1e3},
-                      {"backward", phase_sum.backward_s / n * 1e3},
-                      {"grad_norm", phase_sum.norm_s / n * 1e3},
-                      {"optimizer", phase_sum.optimizer_s / n * 1e3}};
+  json["phase_ms"] = {
+      {"data", phase_sum.data_s / n * 1e3},         {"forward", phase_sum.forward_s / n * 1e3},
+      {"backward", phase_sum.backward_s / n * 1e3}, {"grad_sync", phase_sum.sync_s / n * 1e3},
+      {"grad_norm", phase_sum.norm_s / n * 1e3},    {"optimizer", phase_sum.optimizer_s / n * 1e3}};
 
   fmt::print("model {} ({} params), batch {} (micro {}), {} optimizer, {} steps after {} warmup\n",
              model.summary(), model.num_params(), batch, micro, optimizer->name(), args.steps,
@@ -148,10 +145,10 @@ int run_bench_step(const BenchStepArgs& args) {
   fmt::print("{:<34}{:>12.0f}\n", "samples/s", batch / p50);
   fmt::print("{:<34}{:>12.1f}\n", "step GFLOP/s (GEMM flops / p50)", step_gflops);
   fmt::print(
-      "split (ms/step): data {:.2f}  forward {:.2f}  backward+loss {:.2f}  norm {:.2f}  "
-      "optimizer {:.2f}\n",
+      "split (ms/step): data {:.2f}  forward {:.2f}  backward+loss {:.2f}  grad sync {:.2f}  "
+      "norm {:.2f}  optimizer {:.2f}\n",
       phase_sum.data_s / n * 1e3, phase_sum.forward_s / n * 1e3, phase_sum.backward_s / n * 1e3,
-      phase_sum.norm_s / n * 1e3, phase_sum.optimizer_s / n * 1e3);
+      phase_sum.sync_s / n * 1e3, phase_sum.norm_s / n * 1e3, phase_sum.optimizer_s / n * 1e3);
   for (CpuGemmLibrary library : {CpuGemmLibrary::kOneDnn, CpuGemmLibrary::kOpenBlas}) {
     const double seconds = time_gemms(shapes, cpu, library, args.warmup, args.steps);
     const double gflops = flops / seconds / 1e9;

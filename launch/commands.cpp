@@ -4,6 +4,9 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <optional>
+
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "core/dataset.h"
@@ -12,19 +15,47 @@
 #include "devices/error.h"
 #include "launch/console.h"
 #include "launch/device_select.h"
+#include "launch/stop_signal.h"
 #include "launch/trainer.h"
 
 namespace dpt {
 
-int run_train(const TrainArgs& args) {
+int run_train(const TrainArgs& args, const WorldInfo& world) {
   const proto::Config config = load_config(args.config, args.overrides);
-  DeviceChoice choice = select_device(config.device());
-  fmt::print(stderr, "{}\n", choice.reason);
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
+      << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()
+      << " but the launcher started " << world.size << " processes";
+  DeviceChoice choice = select_device(config.device(), world);
+  if (comm->rank() == 0) {
+    if (world.size > 1) {
+      fmt::print(stderr, "world: {} workers over {} (rank 0 on {} node-local workers)\n",
+                 world.size, comm->backend(), world.local_size);
+    }
+    fmt::print(stderr, "{}\n", choice.reason);
+  }
+  // Rank 0 speaks for the job; the others stay quiet unless they fail.
   ConsoleListener console(isatty(STDERR_FILENO) == 1);
-  TrainSummary summary = train(config, *choice.device, *comm, args.run_dir, console);
-  fmt::print("trained {} steps in {}, final train loss {:.4f}", summary.steps,
+  TrainListener quiet;
+  TrainListener& listener = comm->rank() == 0 ? static_cast<TrainListener&>(console) : quiet;
+  std::optional<StopSignal> signals;
+  TrainOptions options;
+  options.resume = args.resume;
+  if (config.checkpoint().on_signal()) {
+    signals.emplace();
+    options.stop_requested = [&signals] { return signals->received() != 0; };
+  }
+  TrainSummary summary = train(config, *choice.device, *comm, args.run_dir, listener, options);
+  if (comm->rank() != 0) return 0;
+  if (summary.stopped) {
+    fmt::print("stopped by {} after step {}; saved {}; continue with --resume auto\n",
+               signals && signals->received() == SIGINT ? "SIGINT" : "a signal", summary.steps,
+               summary.last_checkpoint.empty() ? "nothing" : summary.last_checkpoint);
+    return 0;
+  }
+  fmt::print("trained {} steps in {}, final train loss {:.4f}", summary.steps - summary.first_step,
              format_duration(summary.seconds), summary.final_loss);
+  if (summary.first_step > 0) fmt::print(" (resumed at step {})", summary.first_step);
   if (summary.skipped_steps > 0) fmt::print(", {} steps skipped", summary.skipped_steps);
   fmt::print("\n");
   if (summary.last_eval) {

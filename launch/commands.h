@@ -5,14 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "launch/world.h"
+
 namespace dpt {
 
 struct TrainArgs {
   std::string config;
   std::string run_dir;
   std::vector<std::string> overrides;  // --set a.b=value
+  std::string resume;                  // --resume auto|PATH
 };
-int run_train(const TrainArgs& args);
+// `world`: where this process sits (launch/world.h).
+int run_train(const TrainArgs& args, const WorldInfo& world);
 
 struct EvalArgs {
   std::string config;
@@ -28,6 +32,14 @@ struct ImportIdxArgs {
   int64_t num_classes = 0;  // 0: max label + 1
 };
 int run_import_idx(const ImportIdxArgs& args);
+
+struct CheckpointArgs {
+  std::string path;  // a checkpoint file (inspect, verify) or a directory of them (verify)
+};
+// dpt checkpoint inspect FILE: what is inside, and whether it verifies (exit 4 when not).
+int run_checkpoint_inspect(const CheckpointArgs& args);
+// dpt checkpoint verify FILE|DIR: checks every checkpoint's checksums; exit 4 when any fails.
+int run_checkpoint_verify(const CheckpointArgs& args);
 
 struct BenchStepArgs {
   std::string config;

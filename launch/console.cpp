@@ -49,6 +49,16 @@ void ConsoleListener::on_skip(int64_t step, const std::string& reason) {
   fmt::print(stderr, "warning: step {} skipped: {}\n", step, reason);
 }
 
+void ConsoleListener::on_checkpoint(const std::string& path, int64_t step) {
+  end_live_line();
+  fmt::print(stderr, "checkpoint: step {} saved to {}\n", step, path);
+}
+
+void ConsoleListener::on_note(const std::string& line) {
+  end_live_line();
+  fmt::print(stderr, "{}\n", line);
+}
+
 void ConsoleListener::end_live_line() {
   if (line_open_) fmt::print(stderr, "\n");
   line_open_ = false;

@@ -18,6 +18,8 @@ class ConsoleListener : public TrainListener {
   void on_log(const TrainProgress& progress) override;
   void on_eval(const EvalResult& result) override;
   void on_skip(int64_t step, const std::string& reason) override;
+  void on_checkpoint(const std::string& path, int64_t step) override;
+  void on_note(const std::string& line) override;
 
  private:
   void end_live_line();

@@ -1,6 +1,9 @@
 // Device selection from the config.
 #include "launch/device_select.h"
 
+#include <fmt/core.h>
+#include <sched.h>
+
 #include "devices/cpu_device.h"
 #include "devices/error.h"
 
@@ -18,20 +21,68 @@ CpuGemmLibrary gemm_library(proto::CpuGemm choice) {
   return CpuGemmLibrary::kOneDnn;
 }
 
+std::vector<int> affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+// Splits the node's CPUs between its workers; returns the thread count to use (0: all of this
+// process's CPUs) and appends what it did to `note`.
+int share_cpus(const WorldInfo& world, std::string& note) {
+  if (world.local_size <= 1) return 0;
+  if (!world.local_affinity_shared) {
+    note += "; the launcher bound this worker to its own CPUs";
+    return 0;
+  }
+  const std::vector<int> cpus = affinity_cpus();
+  const std::vector<int> mine = cpus_for_worker(cpus, world.local_rank, world.local_size);
+  if (mine.empty()) {
+    note += fmt::format("; {} workers share {} CPUs on this node: 1 thread each, unpinned",
+                        world.local_size, cpus.size());
+    return 1;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : mine) CPU_SET(cpu, &set);
+  DPT_CHECK(sched_setaffinity(0, sizeof(set), &set) == 0)
+      << "pinning worker " << world.local_rank << " to its CPUs failed";
+  note += fmt::format("; pinned to CPUs {}-{} ({} of {} on this node)", mine.front(), mine.back(),
+                      mine.size(), cpus.size());
+  return static_cast<int>(mine.size());
+}
+
 }  // namespace
 
-DeviceChoice select_device(const proto::DeviceConfig& config) {
+std::vector<int> cpus_for_worker(const std::vector<int>& cpus, int local_rank, int local_size) {
+  const std::size_t n = cpus.size(), workers = static_cast<std::size_t>(local_size);
+  if (local_size <= 0 || n < workers) return {};
+  const std::size_t r = static_cast<std::size_t>(local_rank);
+  const std::size_t begin = r * n / workers, end = (r + 1) * n / workers;
+  return std::vector<int>(cpus.begin() + static_cast<std::ptrdiff_t>(begin),
+                          cpus.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
+DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
   DPT_CHECK_AS(ErrorKind::kConfig, config.kind() != proto::CUDA)
       << "device.kind: CUDA requested, but this build has no CUDA support yet; use AUTO or CPU";
+  std::string note;
+  const int share = share_cpus(world, note);
   CpuDeviceOptions options;
-  options.threads = config.threads();
+  options.threads = config.threads() > 0 ? config.threads() : share;
   options.gemm = gemm_library(config.cpu_gemm());
   DeviceChoice choice;
   choice.device = std::make_unique<CpuDevice>(options);
   choice.reason = "device: " + choice.device->name() +
                   (config.kind() == proto::AUTO
                        ? "; kind AUTO fell back to the CPU: this build has no CUDA support"
-                       : "; kind CPU requested");
+                       : "; kind CPU requested") +
+                  note;
   return choice;
 }
 

@@ -7,7 +7,9 @@
 #include <exception>
 
 #include "devices/error.h"
+#include "launch/bench_comm.h"
 #include "launch/commands.h"
+#include "launch/world.h"
 
 namespace {
 
@@ -20,6 +22,20 @@ void add_train(CLI::App& app, dpt::TrainArgs& args) {
                   "Run directory: config.prototxt, metrics.jsonl, model.h5")
       ->required();
   cmd->add_option("--set", args.overrides, "Override a config field: a.b=value (repeatable)");
+  cmd->add_option("--resume", args.resume,
+                  "Continue a run: 'auto' (the newest checkpoint that verifies) or a checkpoint");
+}
+
+// dpt checkpoint inspect FILE / verify FILE|DIR
+void add_checkpoint(CLI::App& app, dpt::CheckpointArgs& args) {
+  auto* checkpoint = app.add_subcommand("checkpoint", "Checkpoint tools");
+  checkpoint->require_subcommand(1);
+  checkpoint->add_subcommand("inspect", "Show what a checkpoint holds and whether it verifies")
+      ->add_option("file", args.path, "Checkpoint file")
+      ->required();
+  checkpoint->add_subcommand("verify", "Check every checkpoint's checksums (exit 4 on damage)")
+      ->add_option("path", args.path, "Checkpoint file or directory")
+      ->required();
 }
 
 void add_eval(CLI::App& app, dpt::EvalArgs& args) {
@@ -39,7 +55,7 @@ void add_data(CLI::App& app, dpt::ImportIdxArgs& args) {
   cmd->add_option("--num-classes", args.num_classes, "Classes (default: max label + 1)");
 }
 
-void add_bench(CLI::App& app, dpt::BenchStepArgs& args) {
+void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (print tables, optionally JSON)");
   bench->require_subcommand(1);
   auto* cmd = bench->add_subcommand("step", "Training step time vs plain sgemm of its shapes");
@@ -48,14 +64,57 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args) {
   cmd->add_option("--warmup", args.warmup, "Untimed steps first")->capture_default_str();
   cmd->add_option("--steps", args.steps, "Timed steps")->capture_default_str();
   cmd->add_option("--json", args.json, "Also write the results as JSON to this file");
+
+  auto* all_reduce = bench->add_subcommand(
+      "comm", "All-reduce time and bandwidth per size: dpt's algorithms vs MPI_Allreduce (mpirun)");
+  all_reduce->add_option("--min-bytes", comm.min_bytes, "Smallest message (4K, 1M, ...)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  all_reduce->add_option("--max-bytes", comm.max_bytes, "Largest message; sizes double")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  all_reduce->add_option("--iters", comm.iters, "Timed calls per size (0: scaled by size)")
+      ->capture_default_str();
+  all_reduce->add_option("--warmup", comm.warmup, "Untimed calls per size (-1: scaled by size)")
+      ->capture_default_str();
+  all_reduce->add_option("--chunk-bytes", comm.chunk_bytes, "comm.chunk_bytes for dpt's ring")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  all_reduce
+      ->add_option("--threshold-bytes", comm.threshold_bytes,
+                   "comm.ring_threshold_bytes for dpt auto")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  all_reduce
+      ->add_option("--algorithms", comm.algorithms, "Subset of: ring mpi native auto (default all)")
+      ->check(CLI::IsMember({"ring", "mpi", "native", "auto"}));
+  all_reduce->add_option("--json", comm.json, "Also write the results as JSON to this file");
 }
 
-int dispatch(CLI::App& app, const dpt::TrainArgs& train, const dpt::EvalArgs& eval,
-             const dpt::ImportIdxArgs& import, const dpt::BenchStepArgs& bench) {
-  if (app.got_subcommand("train")) return dpt::run_train(train);
-  if (app.got_subcommand("eval")) return dpt::run_eval(eval);
-  if (app.got_subcommand("data")) return dpt::run_import_idx(import);
-  if (app.got_subcommand("bench")) return dpt::run_bench_step(bench);
+// Every subcommand's arguments, filled by CLI11.
+struct Args {
+  dpt::TrainArgs train;
+  dpt::EvalArgs eval;
+  dpt::ImportIdxArgs import;
+  dpt::CheckpointArgs checkpoint;
+  dpt::BenchStepArgs bench_step;
+  dpt::BenchCommArgs bench_comm;
+};
+
+int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
+  if (app.got_subcommand("train")) return dpt::run_train(args.train, world);
+  if (app.got_subcommand("eval")) return dpt::run_eval(args.eval);
+  if (app.got_subcommand("data")) return dpt::run_import_idx(args.import);
+  if (CLI::App* cmd = app.get_subcommand("checkpoint"); cmd->parsed()) {
+    return cmd->got_subcommand("inspect") ? dpt::run_checkpoint_inspect(args.checkpoint)
+                                          : dpt::run_checkpoint_verify(args.checkpoint);
+  }
+  if (app.got_subcommand("bench")) {
+    if (app.get_subcommand("bench")->got_subcommand("comm")) {
+      return dpt::run_bench_comm(args.bench_comm, world);
+    }
+    return dpt::run_bench_step(args.bench_step);
+  }
   if (app.got_subcommand("version")) {
     fmt::print("dpt {}\n", DPT_VERSION);
     return 0;
@@ -63,19 +122,26 @@ int dispatch(CLI::App& app, const dpt::TrainArgs& train, const dpt::EvalArgs& ev
   return kUsageExit;
 }
 
+int fatal(dpt::MpiSession* session, const dpt::WorldInfo& world, const std::string& line,
+          int exit_code) {
+  if (session == nullptr) {
+    fmt::print(stderr, "{}\n", line);
+    return exit_code;
+  }
+  return dpt::report_fatal(*session, world, line, exit_code);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dpt: data-parallel training of Dense networks"};
   app.require_subcommand(1);
-  dpt::TrainArgs train;
-  dpt::EvalArgs eval;
-  dpt::ImportIdxArgs import;
-  dpt::BenchStepArgs bench;
-  add_train(app, train);
-  add_eval(app, eval);
-  add_data(app, import);
-  add_bench(app, bench);
+  Args args;
+  add_train(app, args.train);
+  add_eval(app, args.eval);
+  add_data(app, args.import);
+  add_checkpoint(app, args.checkpoint);
+  add_bench(app, args.bench_step, args.bench_comm);
   app.add_subcommand("version", "Print the version");
   try {
     app.parse(argc, argv);
@@ -84,13 +150,20 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kUsageExit;
   }
   const std::string command = app.get_subcommands().front()->get_name();
+  // Under mpirun every process joins MPI first; an error on any rank then ends the whole job
+  // (report_fatal aborts it) so its peers cannot wait for it in a collective.
+  std::unique_ptr<dpt::MpiSession> session;
+  dpt::WorldInfo world;
   try {
-    return dispatch(app, train, eval, import, bench);
+    session = std::make_unique<dpt::MpiSession>(dpt::launched_by_mpirun());
+    world = dpt::discover_world(*session);
+    return dispatch(app, world, args);
   } catch (const dpt::Error& e) {
-    fmt::print(stderr, "dpt {}: {}: {}\n", command, dpt::error_kind_name(e.kind()), e.what());
-    return e.exit_code();
+    return fatal(session.get(), world,
+                 fmt::format("dpt {}: {}: {}", command, dpt::error_kind_name(e.kind()), e.what()),
+                 e.exit_code());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "dpt {}: internal error: {}\n", command, e.what());
-    return 1;
+    return fatal(session.get(), world, fmt::format("dpt {}: internal error: {}", command, e.what()),
+                 1);
   }
 }

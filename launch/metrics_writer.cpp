@@ -5,11 +5,35 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "devices/error.h"
 
 namespace dpt {
 
-MetricsWriter::MetricsWriter(const std::string& path) : path_(path), out_(path, std::ios::trunc) {
+namespace {
+
+// The lines of `path` whose "step" is at most `step` (unparsable lines are dropped).
+std::string records_up_to(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_object() && record.contains("step") && record["step"].is_number_integer() &&
+        record["step"].get<int64_t>() <= step) {
+      kept += line + "\n";
+    }
+  }
+  return kept;
+}
+
+}  // namespace
+
+MetricsWriter::MetricsWriter(const std::string& path, int64_t keep_up_to_step) : path_(path) {
+  if (keep_up_to_step >= 0) {
+    const std::string kept = records_up_to(path, keep_up_to_step);
+    write_file_atomically(path, kept.data(), kept.size());
+  }
+  out_.open(path, keep_up_to_step >= 0 ? std::ios::app : std::ios::trunc);
   DPT_CHECK_AS(ErrorKind::kIo, out_.good())
       << path << ": cannot open for writing: " << std::strerror(errno);
 }

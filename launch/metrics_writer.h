@@ -11,8 +11,10 @@ namespace dpt {
 
 class MetricsWriter {
  public:
-  // Opens (truncates) `path`; throws kIo naming it when that fails.
-  explicit MetricsWriter(const std::string& path);
+  // Opens `path` for writing; throws kIo naming it when that fails. keep_up_to_step < 0 starts
+  // an empty file; otherwise (a resumed run) the records of steps up to it are kept and later
+  // ones, written after the checkpoint the run resumes from, are dropped.
+  explicit MetricsWriter(const std::string& path, int64_t keep_up_to_step = -1);
   void write_train(const TrainProgress& progress);
   void write_eval(const EvalResult& result);
 

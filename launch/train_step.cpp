@@ -1,5 +1,6 @@
-// TrainStep: the gradient of the mean loss over the batch, accumulated over micro-batches (each
-// micro-batch's loss gradient is scaled by 1 / batch).
+// TrainStep: the gradient of the mean loss over the global batch. Each micro-batch's loss
+// gradient is scaled by 1 / global batch, backward adds into the flat buffer, and the cross-rank
+// sum (GradSync) completes the mean.
 #include "launch/train_step.h"
 
 #include <chrono>
@@ -18,39 +19,82 @@ void lap(Clock::time_point& mark, double& total) {
   mark = now;
 }
 
+std::unique_ptr<GradSync> make_grad_sync(Model& model, const proto::CommConfig& config,
+                                         Communicator& comm) {
+  if (comm.size() == 1) return nullptr;
+  std::vector<FlatRange> ranges;
+  for (const auto& [offset, count] : model.param_ranges()) ranges.push_back({offset, count});
+  GradSyncOptions options;
+  options.bucket_bytes = static_cast<std::size_t>(config.bucket_mb() * (1 << 20));
+  options.overlap = config.overlap();
+  return std::make_unique<GradSync>(comm, model.grads(), ranges, options);
+}
+
 }  // namespace
 
-TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config)
+Shard shard_of(int64_t batch, int rank, int world) {
+  return {batch * rank / world, batch * (rank + 1) / world};
+}
+
+void StepTimes::add(const StepTimes& other) {
+  data_s += other.data_s;
+  forward_s += other.forward_s;
+  backward_s += other.backward_s;
+  sync_s += other.sync_s;
+  norm_s += other.norm_s;
+  optimizer_s += other.optimizer_s;
+}
+
+TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config,
+                     Communicator& comm)
     : model_(model),
       optimizer_(optimizer),
+      comm_(comm),
       loss_(config.model().loss()),
       micro_batch_(config.train().micro_batch_size() > 0 ? config.train().micro_batch_size()
                                                          : config.train().batch_size()),
       clip_norm_(config.optimizer().clip_grad_norm()),
+      grad_sync_(make_grad_sync(model, config.comm(), comm)),
       inputs_(model.device(), {micro_batch_, model.input_size()}, model.dtype()),
       labels_(static_cast<std::size_t>(micro_batch_)) {}
 
-StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const BatchSource& source) {
+StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const BatchSource& source,
+                                        bool stop) {
   StepResult result;
   StepTimes& times = result.times;
+  const Shard shard = shard_of(batch, comm_.rank(), comm_.size());
   auto mark = Clock::now();
   model_.zero_grads();
+  if (grad_sync_) grad_sync_->begin();
+  const Model::GradsReady on_ready = [this](int64_t offset, int64_t count) {
+    grad_sync_->ready({offset, count});
+  };
   double loss_sum = 0.0;
-  for (int64_t offset = 0; offset < batch; offset += micro_batch_) {
-    const int64_t n = std::min(micro_batch_, batch - offset);
-    source(offset, n, inputs_, labels_.data());
+  for (int64_t row = shard.begin; row < shard.end; row += micro_batch_) {
+    const int64_t n = std::min(micro_batch_, shard.end - row);
+    const bool last = row + n == shard.end;
+    source(row, n, inputs_, labels_.data());
     lap(mark, times.data_s);
-    const Tensor& logits = model_.forward(inputs_.rows(n), Pass{true, step, offset});
+    const Tensor& logits = model_.forward(inputs_.rows(n), Pass{true, step, row});
     lap(mark, times.forward_s);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
     loss_sum +=
         compute_loss(loss_, logits, labels_.data(), &grad_logits, 1.0 / static_cast<double>(batch))
             .loss_sum;
-    model_.backward(grad_logits);
+    // Only the last micro-batch's backward finishes a layer's gradients.
+    model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
     lap(mark, times.backward_s);
   }
-  result.loss = loss_sum / static_cast<double>(batch);
+  // {loss sum, ranks asking to stop}, summed over ranks.
+  double totals[2] = {loss_sum, stop ? 1.0 : 0.0};
+  if (grad_sync_) {
+    grad_sync_->finish();
+    comm_.all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
+    lap(mark, times.sync_s);
+  }
+  result.loss = totals[0] / static_cast<double>(batch);
+  result.stop = totals[1] > 0;
   result.grad_norm =
       clip_norm_ > 0 ? clip_grad_norm(model_.grads(), clip_norm_) : global_norm(model_.grads());
   lap(mark, times.norm_s);

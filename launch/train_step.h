@@ -1,48 +1,67 @@
 // One optimizer step, shared by the trainer and `dpt bench step` so the benchmark times exactly
-// the code that trains: micro-batches of forward + loss + backward accumulating into the flat
-// gradient buffer, the global gradient norm (and clipping), then the optimizer update. Each phase
-// is timed with a steady clock.
+// the code that trains. Each rank computes its shard of the global batch in micro-batches
+// (forward + loss + backward accumulating into the flat gradient buffer); the last micro-batch's
+// backward hands finished layers to GradSync, which sums them across ranks while backward goes
+// on; then the global gradient norm (and clipping), then the optimizer update. Each phase is timed.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
+#include "comm/communicator.h"
+#include "comm/grad_sync.h"
 #include "core/config.pb.h"
 #include "core/model.h"
 #include "optim/optimizer.h"
 
 namespace dpt {
 
-// Fills inputs.rows(n) and labels[0..n) with samples [offset, offset + n) of the step's batch.
-using BatchSource = std::function<void(int64_t offset, int64_t n, Tensor& inputs, int32_t* labels)>;
+// Fills inputs.rows(n) and labels[0..n) with rows [row, row + n) of the step's global batch.
+using BatchSource = std::function<void(int64_t row, int64_t n, Tensor& inputs, int32_t* labels)>;
+
+// Rows [begin, end) of a global batch that `rank` of `world` computes: floor(r * b / w) to
+// floor((r + 1) * b / w), so shards differ by at most one row and cover the batch exactly once.
+struct Shard {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+Shard shard_of(int64_t batch, int rank, int world);
 
 struct StepTimes {
-  double data_s = 0, forward_s = 0, backward_s = 0, norm_s = 0, optimizer_s = 0;
-  double total() const { return data_s + forward_s + backward_s + norm_s + optimizer_s; }
+  double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, norm_s = 0, optimizer_s = 0;
+  double total() const { return data_s + forward_s + backward_s + sync_s + norm_s + optimizer_s; }
+  void add(const StepTimes& other);
 };
 
 struct StepResult {
-  double loss = 0.0;       // mean loss over the batch
-  double grad_norm = 0.0;  // global L2 norm before clipping
+  double loss = 0.0;       // mean loss over the global batch (identical on every rank)
+  double grad_norm = 0.0;  // global L2 norm before clipping (identical on every rank)
+  bool stop = false;       // some rank asked to stop after this step (identical on every rank)
   StepTimes times;
 };
 
 class TrainStep {
  public:
-  TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config);
-  // Zeroes the gradients and accumulates those of `batch` samples in micro-batches; computes the
-  // gradient norm and clips when configured. `step` keys dropout.
-  StepResult compute_gradients(int64_t step, int64_t batch, const BatchSource& source);
+  TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config, Communicator& comm);
+  // Zeroes the gradients and computes this rank's shard of a global batch of `batch` samples; on
+  // return every rank holds the gradient of the mean loss over the global batch, clipped when
+  // configured. `step` keys dropout. `stop`: this rank asks every rank to stop after this step
+  // (travels in the loss all-reduce, so it costs no extra message).
+  StepResult compute_gradients(int64_t step, int64_t batch, const BatchSource& source,
+                               bool stop = false);
   // Applies the optimizer with `lr`; adds its time to `times`.
   void apply(float lr, StepTimes& times);
 
  private:
   Model& model_;
   Optimizer& optimizer_;
+  Communicator& comm_;
   proto::LossKind loss_;
   int64_t micro_batch_;
   double clip_norm_;
+  std::unique_ptr<GradSync> grad_sync_;  // only with more than one rank
   Tensor inputs_;
   Tensor grad_logits_buffer_;
   std::vector<int32_t> labels_;

@@ -4,15 +4,21 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <numeric>
+#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/loss.h"
 #include "core/random.h"
 #include "devices/error.h"
+#include "launch/checkpoint.h"
+#include "launch/checkpoint_dir.h"
+#include "launch/fingerprint.h"
 #include "launch/metrics_writer.h"
+#include "launch/resume.h"
 #include "launch/train_step.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
@@ -29,6 +35,21 @@ double seconds_since(Clock::time_point start) {
 
 void write_text_file(const std::string& path, const std::string& text) {
   write_file_atomically(path, text.data(), text.size());
+}
+
+// Creates the checkpoint directory, proves it writable before step 1 (a probe file), and removes
+// what saves killed midway left behind.
+void prepare_checkpoint_dir(const std::string& dir, TrainListener& listener) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  DPT_CHECK_AS(ErrorKind::kIo, !error)
+      << dir << ": cannot create the checkpoint directory: " << error.message();
+  const std::string probe = dir + "/.write_probe";
+  write_text_file(probe, "dpt\n");
+  fs::remove(probe, error);
+  for (const std::string& path : remove_leftovers(dir)) {
+    listener.on_note("removed " + path + ", left by a save that was interrupted");
+  }
 }
 
 void prepare_run_dir(const std::string& run_dir) {
@@ -68,40 +89,68 @@ void check_dataset_fits(const proto::Config& config, const Model& model, const D
 }
 
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
-                    proto::LossKind loss, int64_t batch_size) {
+                    proto::LossKind loss, int64_t batch_size, Communicator* comm) {
   Device& device = model.device();
-  batch_size = std::min(batch_size, std::max<int64_t>(dataset.size, 1));
+  const Shard shard =
+      comm ? shard_of(dataset.size, comm->rank(), comm->size()) : Shard{0, dataset.size};
+  batch_size = std::min(batch_size, std::max<int64_t>(shard.end - shard.begin, 1));
   Tensor inputs(device, {batch_size, model.input_size()}, model.dtype());
   std::vector<int32_t> labels(static_cast<std::size_t>(batch_size));
   std::vector<int64_t> indices(static_cast<std::size_t>(batch_size));
-  EvalResult result;
-  int64_t correct = 0;
-  for (int64_t start = 0; start < dataset.size; start += batch_size) {
-    const int64_t n = std::min(batch_size, dataset.size - start);
+  // {loss sum, correct}, summed over this rank's shard, then over ranks.
+  double totals[2] = {0.0, 0.0};
+  for (int64_t start = shard.begin; start < shard.end; start += batch_size) {
+    const int64_t n = std::min(batch_size, shard.end - start);
     std::iota(indices.begin(), indices.begin() + n, start);
     gather_batch(dataset, indices.data(), n, normalization, inputs, labels.data());
     const Tensor& logits = model.forward(inputs.rows(n), Pass{});
     LossResult batch = compute_loss(loss, logits, labels.data(), nullptr, 0.0);
-    result.loss += batch.loss_sum;
-    correct += batch.correct;
+    totals[0] += batch.loss_sum;
+    totals[1] += static_cast<double>(batch.correct);
   }
+  if (comm && comm->size() > 1) comm->all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
+  EvalResult result;
   result.samples = dataset.size;
   if (dataset.size > 0) {
-    result.loss /= static_cast<double>(dataset.size);
-    result.accuracy = static_cast<double>(correct) / static_cast<double>(dataset.size);
+    result.loss = totals[0] / static_cast<double>(dataset.size);
+    result.accuracy = totals[1] / static_cast<double>(dataset.size);
   }
   return result;
 }
 
+namespace {
+
+// Fails on purpose as config.fault_injection says (testing fault handling end to end).
+void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t step) {
+  if (fault.rank() != rank || fault.step() != step) return;
+  switch (fault.kind()) {
+    case proto::FAULT_THROW:
+      DPT_THROW(ErrorKind::kInternal) << "fault injection: failing at step " << step;
+    case proto::FAULT_EXIT:
+      std::_Exit(42);
+    case proto::FAULT_HANG:
+      while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
+    case proto::FAULT_SIGTERM:
+      std::raise(SIGTERM);
+      return;
+  }
+}
+
+}  // namespace
+
 TrainSummary train(const proto::Config& config, Device& device, Communicator& comm,
-                   const std::string& run_dir, TrainListener& listener) {
-  DPT_CHECK_AS(ErrorKind::kConfig, comm.size() == 1)
-      << "comm: training with " << comm.size() << " workers needs the MPI backend";
+                   const std::string& run_dir, TrainListener& listener,
+                   const TrainOptions& options) {
   const proto::TrainConfig& train_config = config.train();
-  prepare_run_dir(run_dir);
-  // Written first: proves the run directory is writable before any work is done.
-  write_text_file(run_dir + "/config.prototxt", config_to_text(config));
-  MetricsWriter metrics(run_dir + "/metrics.jsonl");
+  const proto::CheckpointConfig& checkpoint_config = config.checkpoint();
+  const bool writer = comm.rank() == 0;  // only rank 0 writes files
+  const std::string checkpoint_dir = run_dir + "/checkpoints";
+  if (writer) {
+    prepare_run_dir(run_dir);
+    // Written first: proves the run directory is writable before any work is done.
+    write_text_file(run_dir + "/config.prototxt", config_to_text(config));
+    prepare_checkpoint_dir(checkpoint_dir, listener);
+  }
 
   const Dataset train_set = load_dataset(config.data().train_path());
   std::optional<Dataset> test_set;
@@ -109,11 +158,18 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   Model model(device, config);
   check_dataset_fits(config, model, train_set);
   if (test_set) check_dataset_fits(config, model, *test_set);
+  check_same_run(comm, config, model, train_set, test_set ? &*test_set : nullptr);
+  // Initialisation is seeded and identical everywhere; broadcasting makes it so by construction.
+  comm.broadcast(model.params().raw(), static_cast<std::size_t>(model.num_params()), DType::kF32,
+                 0);
 
   const int64_t batch = train_config.batch_size();
   DPT_CHECK_AS(ErrorKind::kConfig, batch <= train_set.size)
       << "train.batch_size: " << batch << " is larger than the " << train_set.size << " samples in "
       << train_set.path;
+  DPT_CHECK_AS(ErrorKind::kConfig, batch % comm.size() == 0)
+      << "train.batch_size: " << batch << " is not divisible by the " << comm.size()
+      << " workers (the global batch is split evenly; use a multiple of " << comm.size() << ")";
   const int64_t steps_per_epoch =
       train_config.drop_last() ? train_set.size / batch : (train_set.size + batch - 1) / batch;
   int64_t total_steps = train_config.epochs() * steps_per_epoch;
@@ -124,35 +180,79 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
 
   std::unique_ptr<Optimizer> optimizer =
       make_optimizer(device, config.optimizer(), model.num_params());
-  TrainStep train_step(model, *optimizer, config);
+  const std::string fingerprint = dataset_fingerprint(train_set);
+  const ResumeResult resumed =
+      resume_training(comm, options.resume, checkpoint_dir, config, fingerprint, model, *optimizer);
+  for (const std::string& note : resumed.notes) listener.on_note(note);
+  TrainState cursor = resumed.state;  // where the next step starts; zero for a fresh run
+  std::optional<MetricsWriter> metrics;
+  if (writer) metrics.emplace(run_dir + "/metrics.jsonl", resumed.resumed ? cursor.step : -1);
+
+  TrainStep train_step(model, *optimizer, config, comm);
   const Normalization normalization = normalization_from(config.data());
   listener.on_start(model, total_steps, steps_per_epoch);
 
   TrainSummary summary;
+  summary.first_step = cursor.step;
+  summary.skipped_steps = cursor.skipped_steps;
   const auto start = Clock::now();
   auto window_start = start;
   double window_loss = 0.0;
-  int64_t window_steps = 0, window_samples = 0, consecutive_skips = 0, step = 0;
+  int64_t window_steps = 0, window_samples = 0, consecutive_skips = cursor.consecutive_skips;
+  int64_t step = cursor.step, last_saved = resumed.resumed ? cursor.step : -1;
   auto run_eval = [&](int64_t epoch) {
     EvalResult result = evaluate(model, *test_set, normalization, config.model().loss(),
-                                 train_config.eval_batch_size());
+                                 train_config.eval_batch_size(), &comm);
     result.step = step;
     result.epoch = epoch;
-    metrics.write_eval(result);
+    if (metrics) metrics->write_eval(result);
     listener.on_eval(result);
     summary.last_eval = result;
   };
+  // Saves the state after `step` steps, positioned at `cursor` (rank 0 writes, the others go on
+  // and meet it at the next collective).
+  auto save = [&] {
+    if (last_saved == step) return;
+    last_saved = step;
+    if (!writer) return;
+    cursor.step = step;
+    cursor.optimizer_steps = optimizer->steps();
+    cursor.skipped_steps = summary.skipped_steps;
+    cursor.consecutive_skips = consecutive_skips;
+    cursor.world_size = comm.size();
+    cursor.global_batch = batch;
+    cursor.optimizer = optimizer->name();
+    cursor.config_text = config_to_text(config);
+    cursor.version = DPT_VERSION;
+    cursor.data_fingerprint = fingerprint;
+    const std::string path = checkpoint_dir + "/" + checkpoint_file_name(step);
+    save_checkpoint(path, model, *optimizer, cursor);
+    apply_retention(checkpoint_dir, checkpoint_config.keep_last(),
+                    checkpoint_config.keep_every_steps());
+    summary.last_checkpoint = path;
+    listener.on_checkpoint(path, step);
+  };
 
-  for (int64_t epoch = 0; epoch < train_config.epochs() && step < total_steps; ++epoch) {
+  for (int64_t epoch = cursor.epoch; epoch < train_config.epochs() && step < total_steps; ++epoch) {
     const std::vector<int64_t> order = epoch_order(config, train_set.size, epoch);
-    for (int64_t s = 0; s < steps_per_epoch && step < total_steps; ++s) {
+    const int64_t first_s = epoch == cursor.epoch ? cursor.step_in_epoch : 0;
+    for (int64_t s = first_s; s < steps_per_epoch && step < total_steps; ++s) {
       const int64_t first = s * batch;
       const int64_t this_batch = std::min(batch, train_set.size - first);
-      StepResult result = train_step.compute_gradients(
-          step, this_batch, [&](int64_t offset, int64_t n, Tensor& inputs, int32_t* labels) {
-            gather_batch(train_set, order.data() + first + offset, n, normalization, inputs,
-                         labels);
-          });
+      maybe_inject_fault(config.fault_injection(), comm.rank(), step);
+      const bool stop_here = options.stop_requested && options.stop_requested();
+      StepResult result;
+      try {
+        result = train_step.compute_gradients(
+            step, this_batch,
+            [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+              gather_batch(train_set, order.data() + first + row, n, normalization, inputs, labels);
+            },
+            stop_here);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kComm) throw;
+        throw Error(e.kind(), "step " + std::to_string(step) + ": " + e.what());
+      }
       const double lr =
           lr_at(config.optimizer().schedule(), config.optimizer().lr(), step, schedule_steps);
       if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
@@ -179,30 +279,54 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       }
       window_samples += this_batch;
       ++step;
+      const bool epoch_end = s + 1 == steps_per_epoch;
+      cursor.epoch = epoch_end ? epoch + 1 : epoch;
+      cursor.step_in_epoch = epoch_end ? 0 : s + 1;
       TrainProgress progress{step, total_steps,      epoch, result.loss,
                              lr,   result.grad_norm, 0.0,   seconds_since(start)};
       const double window_s = seconds_since(window_start);
       progress.samples_per_s = window_s > 0 ? window_samples / window_s : 0.0;
       listener.on_step(progress);
-      if (step % train_config.log_every_steps() == 0 || step == total_steps) {
+      if (step % train_config.log_every_steps() == 0 || step == total_steps || result.stop) {
         if (window_steps > 0) progress.loss = window_loss / window_steps;
-        metrics.write_train(progress);
+        if (metrics) metrics->write_train(progress);
         listener.on_log(progress);
         window_loss = 0.0;
         window_steps = window_samples = 0;
         window_start = Clock::now();
       }
+      if (result.stop) {
+        // A signal reached some rank: every rank stops after this same step.
+        if (checkpoint_config.on_signal()) save();
+        summary.stopped = true;
+        summary.steps = step;
+        summary.seconds = seconds_since(start);
+        return summary;
+      }
+      // Saves due at an epoch's end wait for its evaluation.
+      const int64_t every = checkpoint_config.every_steps();
+      if (!epoch_end && every > 0 && step % every == 0) save();
     }
+    const bool epoch_done = cursor.epoch == epoch + 1;
     const bool last_epoch = epoch + 1 == train_config.epochs() || step >= total_steps;
     const int64_t every = train_config.eval_every_epochs();
     if (test_set && (last_epoch || (every > 0 && (epoch + 1) % every == 0))) run_eval(epoch);
+    const int64_t save_steps = checkpoint_config.every_steps();
+    const int64_t save_epochs = checkpoint_config.every_epochs();
+    if (epoch_done && ((save_steps > 0 && step % save_steps == 0) ||
+                       (save_epochs > 0 && (epoch + 1) % save_epochs == 0))) {
+      save();
+    }
   }
+  if (checkpoint_config.at_end()) save();
 
   summary.steps = step;
   summary.seconds = seconds_since(start);
-  model.save_weights(run_dir + "/model.h5", {{"config", config_to_text(config)},
-                                             {"name", config.name()},
-                                             {"steps", std::to_string(step)}});
+  if (writer) {
+    model.save_weights(run_dir + "/model.h5", {{"config", config_to_text(config)},
+                                               {"name", config.name()},
+                                               {"steps", std::to_string(step)}});
+  }
   return summary;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,7 +36,10 @@ struct EvalResult {
 };
 
 struct TrainSummary {
-  int64_t steps = 0;
+  int64_t first_step = 0;       // > 0 when the run resumed from a checkpoint
+  int64_t steps = 0;            // steps completed in all (including those before a resume)
+  bool stopped = false;         // stopped early on request (a signal), after saving
+  std::string last_checkpoint;  // path of the last checkpoint this run saved (rank 0)
   int64_t skipped_steps = 0;
   double final_loss = 0.0;
   double seconds = 0.0;
@@ -53,17 +57,34 @@ class TrainListener {
   virtual void on_eval(const EvalResult& result) {}
   // A step whose loss or gradient was not finite was skipped (train.on_non_finite: SKIP).
   virtual void on_skip(int64_t step, const std::string& reason) {}
+  // A checkpoint was saved (rank 0).
+  virtual void on_checkpoint(const std::string& path, int64_t step) {}
+  // A line worth telling the user: resumed from where, skipped a corrupt checkpoint, ...
+  virtual void on_note(const std::string& line) {}
 };
 
-// Trains `config` (validated) on `device`, writing into run_dir, and saves run_dir/model.h5.
+struct TrainOptions {
+  // "" (a fresh run; refused when the run directory already has checkpoints), "auto" (the newest
+  // checkpoint that verifies, or fresh when there is none) or a checkpoint path.
+  std::string resume;
+  // Polled on every rank before each step; true on any rank makes every rank stop after that
+  // step, save a checkpoint (checkpoint.on_signal) and return with TrainSummary::stopped.
+  std::function<bool()> stop_requested;
+};
+
+// Trains `config` (validated) on `device` as rank comm.rank() of comm.size() workers; rank 0
+// writes run_dir (config.prototxt, metrics.jsonl, checkpoints/, model.h5), the others write
+// nothing.
 // Throws dpt::Error: kConfig when the data does not fit the config (naming the field), kData,
 // kNonFinite naming the step, kIo when run_dir is not writable (checked before step 1).
 TrainSummary train(const proto::Config& config, Device& device, Communicator& comm,
-                   const std::string& run_dir, TrainListener& listener);
+                   const std::string& run_dir, TrainListener& listener,
+                   const TrainOptions& options = {});
 
-// Loss and accuracy of `model` over all of `dataset`, in batches of `batch_size`.
+// Loss and accuracy of `model` over all of `dataset`, in batches of `batch_size`. With a
+// communicator, each rank evaluates its shard and the sums are all-reduced (same result on all).
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
-                    proto::LossKind loss, int64_t batch_size);
+                    proto::LossKind loss, int64_t batch_size, Communicator* comm = nullptr);
 
 // Checks that a dataset fits the model: feature count vs model.input_size and class count vs
 // the last layer's width. Throws kConfig naming the field, the file and both numbers.

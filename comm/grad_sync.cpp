@@ -1,0 +1,130 @@
+// GradSync: bucket assignment, readiness counting and the communication thread.
+#include "comm/grad_sync.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "devices/error.h"
+
+namespace dpt {
+
+GradSync::GradSync(Communicator& comm, const Tensor& grads, const std::vector<FlatRange>& params,
+                   const GradSyncOptions& options)
+    : comm_(comm), data_(grads.data<float>()), options_(options), params_(params) {
+  // Buckets hold whole layers, filled from the last layer back, in the order backward ends them.
+  bucket_of_param_.assign(params_.size(), -1);
+  const int64_t bucket_elements =
+      std::max<int64_t>(1, static_cast<int64_t>(options_.bucket_bytes / sizeof(float)));
+  for (std::size_t i = params_.size(); i-- > 0;) {
+    const FlatRange& range = params_[i];
+    if (range.count == 0) continue;
+    DPT_CHECK(range.offset >= 0 && range.offset + range.count <= grads.numel())
+        << "grad sync: range [" << range.offset << ", +" << range.count << ") outside the "
+        << grads.numel() << " gradients";
+    if (buckets_.empty() || buckets_.back().range.count >= bucket_elements) {
+      buckets_.push_back({range, 0, false});
+    } else {
+      // Layers are contiguous in the flat buffer, so the bucket grows downwards.
+      Bucket& bucket = buckets_.back();
+      DPT_CHECK(range.offset + range.count == bucket.range.offset)
+          << "grad sync: parameter ranges must be contiguous and in layer order";
+      bucket.range.offset = range.offset;
+      bucket.range.count += range.count;
+    }
+    bucket_of_param_[i] = static_cast<int>(buckets_.size()) - 1;
+  }
+  if (options_.overlap) thread_ = std::thread([this] { worker(); });
+}
+
+GradSync::~GradSync() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void GradSync::begin() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Bucket& bucket : buckets_) {
+    bucket.pending = bucket.range.count;
+    bucket.started = false;
+  }
+}
+
+void GradSync::ready(const FlatRange& range) {
+  if (range.count == 0) return;
+  auto it = std::find_if(params_.begin(), params_.end(), [&](const FlatRange& p) {
+    return p.offset == range.offset && p.count == range.count;
+  });
+  DPT_CHECK(it != params_.end()) << "grad sync: unknown range at " << range.offset;
+  const int index = bucket_of_param_[static_cast<std::size_t>(it - params_.begin())];
+  std::lock_guard<std::mutex> lock(mutex_);
+  Bucket& bucket = buckets_[static_cast<std::size_t>(index)];
+  bucket.pending -= range.count;
+  if (bucket.pending == 0 && options_.overlap && !bucket.started) {
+    bucket.started = true;
+    queue_.push_back(index);
+    ++in_flight_;
+    wake_.notify_all();
+  }
+}
+
+void GradSync::finish() {
+  const auto start = std::chrono::steady_clock::now();
+  if (options_.overlap) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Buckets whose ranges were never reported (e.g. a layer without a hook) go now, in order.
+    for (std::size_t i = 0; i < buckets_.size(); ++i) {
+      if (!buckets_[i].started) {
+        buckets_[i].started = true;
+        queue_.push_back(static_cast<int>(i));
+        ++in_flight_;
+      }
+    }
+    wake_.notify_all();
+    wake_.wait(lock, [this] { return in_flight_ == 0; });
+    if (error_) {
+      std::exception_ptr error = error_;
+      error_ = nullptr;
+      std::rethrow_exception(error);
+    }
+  } else {
+    for (const Bucket& bucket : buckets_) reduce(bucket);
+  }
+  last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void GradSync::reduce(const Bucket& bucket) {
+  float* data = data_ + bucket.range.offset;
+  comm_.all_reduce(data, data, static_cast<std::size_t>(bucket.range.count), DType::kF32,
+                   ReduceOp::kSum);
+}
+
+void GradSync::worker() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const int index = queue_.front();
+    queue_.pop_front();
+    const Bucket bucket = buckets_[static_cast<std::size_t>(index)];
+    const bool skip = error_ != nullptr;  // after a failure, do not start more collectives
+    lock.unlock();
+    if (!skip) {
+      try {
+        reduce(bucket);
+      } catch (...) {
+        lock.lock();
+        if (!error_) error_ = std::current_exception();
+        lock.unlock();
+      }
+    }
+    lock.lock();
+    --in_flight_;
+    wake_.notify_all();
+  }
+}
+
+}  // namespace dpt

@@ -1,0 +1,82 @@
+// Gradient averaging across workers, bucketed and overlapped with backward (the Reducer seam of
+// Flashlight / PyTorch DDP). The flat gradient buffer is cut into buckets of about bucket_bytes,
+// from the last layer backwards (the order backward produces them); each bucket is summed across
+// ranks by one all-reduce, started on a communication thread as soon as backward has reported every
+// parameter range it covers, while backward goes on with earlier layers. Because the loss gradient
+// is scaled by 1 / global batch on every rank, the sum is the gradient of the mean loss.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "core/tensor.h"
+
+namespace dpt {
+
+struct GradSyncOptions {
+  std::size_t bucket_bytes = 25u << 20;
+  bool overlap = true;  // false: all buckets are reduced in finish(), on the calling thread
+};
+
+// A contiguous range of the flat buffer, in elements.
+struct FlatRange {
+  int64_t offset = 0;
+  int64_t count = 0;
+};
+
+class GradSync {
+ public:
+  // `grads`: the model's flat float32 gradient buffer. `params`: each layer's range in it, in layer
+  // order (empty ranges allowed). The communicator must outlive this object.
+  GradSync(Communicator& comm, const Tensor& grads, const std::vector<FlatRange>& params,
+           const GradSyncOptions& options);
+  ~GradSync();
+  GradSync(const GradSync&) = delete;
+  GradSync& operator=(const GradSync&) = delete;
+
+  // Starts a synchronising backward: no bucket is ready.
+  void begin();
+  // Backward has finished the gradients of `range` (one of the constructor's ranges); buckets
+  // it completes are handed to the communication thread. Called on the backward thread.
+  void ready(const FlatRange& range);
+  // Waits until every bucket is reduced (reducing those not started yet) and rethrows the first
+  // communication error. After it, grads holds the sum over ranks on every rank.
+  void finish();
+
+  int num_buckets() const { return static_cast<int>(buckets_.size()); }
+  // Seconds finish() spent waiting in the last step (communication not hidden by backward).
+  double last_wait_s() const { return last_wait_s_; }
+
+ private:
+  struct Bucket {
+    FlatRange range;
+    int64_t pending = 0;  // elements not yet reported ready in this step
+    bool started = false;
+  };
+  void reduce(const Bucket& bucket);
+  void worker();
+
+  Communicator& comm_;
+  float* data_;
+  GradSyncOptions options_;
+  std::vector<Bucket> buckets_;
+  std::vector<FlatRange> params_;
+  std::vector<int> bucket_of_param_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<int> queue_;
+  int in_flight_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+  double last_wait_s_ = 0.0;
+};
+
+}  // namespace dpt

@@ -1,0 +1,114 @@
+// MpiCommunicator: a duplicated MPI_COMM_WORLD, one mutex for every MPI call, MPI_Iallreduce as
+// the native all-reduce.
+#include "comm/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <climits>
+#include <mutex>
+
+#include "comm/mpi_check.h"
+#include "comm/mpi_transport.h"
+#include "comm/reduce.h"
+#include "comm/transport_communicator.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+// MPI's type for a dtype, or MPI_DATATYPE_NULL where MPI has none (bf16, f16).
+MPI_Datatype mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return MPI_FLOAT;
+    case DType::kF64:
+      return MPI_DOUBLE;
+    case DType::kI32:
+      return MPI_INT32_T;
+    case DType::kI64:
+      return MPI_INT64_T;
+    default:
+      return MPI_DATATYPE_NULL;
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
+    default:
+      return MPI_SUM;  // kAvg sums, then divides
+  }
+}
+
+MPI_Comm duplicate_world() {
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm)) << "creating the mpi communicator";
+  MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN)) << "creating the mpi communicator";
+  return comm;
+}
+
+class MpiCommunicator : public TransportCommunicator {
+ public:
+  explicit MpiCommunicator(const CommOptions& options)
+      : TransportCommunicator(transport_, options),
+        comm_(duplicate_world()),
+        transport_(comm_, mutex_) {}
+  ~MpiCommunicator() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (mpi_active()) MPI_Comm_free(&comm_);
+  }
+  std::string backend() const override { return "mpi"; }
+  void abort(int exit_code) noexcept override {
+    if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+
+ protected:
+  bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
+                         Clock::time_point deadline) override {
+    const MPI_Datatype type = mpi_type(dtype);
+    // Open MPI's MPI_MAX / MPI_MIN drop a NaN operand ((a > b) ? a : b); reduce.h promises NaN
+    // propagates, so float max and min take the ring.
+    const bool float_extremum = (dtype == DType::kF32 || dtype == DType::kF64) &&
+                                (op == ReduceOp::kMax || op == ReduceOp::kMin);
+    if (type == MPI_DATATYPE_NULL || float_extremum || count > static_cast<std::size_t>(INT_MAX)) {
+      return false;
+    }
+    MPI_Request request = MPI_REQUEST_NULL;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), type, mpi_op(op), comm_,
+                               &request))
+          << "all_reduce";
+    }
+    if (!transport_.wait_native(request, deadline, "MPI_Iallreduce")) {
+      throw CommTimeout(-1, "MPI_Iallreduce timed out");
+    }
+    if (op == ReduceOp::kAvg) finish_average(data, count, dtype, size());
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  MPI_Comm comm_;
+  MpiTransport transport_;
+};
+
+}  // namespace
+
+bool mpi_active() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized != 0 && finalized == 0;
+}
+
+std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options) {
+  DPT_CHECK_AS(ErrorKind::kConfig, mpi_active())
+      << "comm.backend: \"mpi\" needs a process started by mpirun";
+  return std::make_unique<MpiCommunicator>(options);
+}
+
+}  // namespace dpt

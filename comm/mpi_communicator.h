@@ -1,0 +1,21 @@
+// The "mpi" backend: Open MPI underneath dpt's TransportCommunicator. Small all-reduces go to
+// MPI_Iallreduce (its latency-optimised algorithms win there), large ones to dpt's ring over
+// MPI point-to-point (Open MPI's large-message all-reduce collapses on these machines: README,
+// "Collective benchmark"). Every MPI call is nonblocking and polled against the collective's
+// deadline, so a hung or dead peer gives an error instead of a hang. abort() is MPI_Abort.
+// MPI must be initialised (launch/world.h's MpiSession) before one is made and finalised after.
+#pragma once
+
+#include <memory>
+
+#include "comm/communicator.h"
+
+namespace dpt {
+
+// A communicator over a duplicate of MPI_COMM_WORLD (errors returned, not fatal).
+std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options);
+
+// True when MPI has been initialised in this process and not finalised.
+bool mpi_active();
+
+}  // namespace dpt

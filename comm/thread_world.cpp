@@ -1,0 +1,180 @@
+// ThreadWorld: mailboxes per (source, destination, tag), matched to posted receives in order.
+#include "comm/thread_world.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "comm/transport.h"
+#include "comm/transport_communicator.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+using Channel = std::tuple<int, int, int>;  // source, destination, tag
+struct ThreadRequest;
+
+}  // namespace
+
+struct ThreadWorld::State {
+  explicit State(int n) : size(n) {}
+  int size;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::map<Channel, std::deque<std::vector<char>>> messages;
+  std::map<Channel, std::deque<ThreadRequest*>> receives;
+  int aborted_by = -1;
+};
+
+namespace {
+
+// A receive stays in its channel's queue until matched; one dropped unmatched (after a timeout)
+// removes itself so a late message is not written into freed memory.
+struct ThreadRequest : Request {
+  ~ThreadRequest() override {
+    if (state == nullptr) return;
+    std::lock_guard<std::mutex> lock(state->mutex);
+    if (done) return;
+    auto& posted = state->receives[channel];
+    for (auto it = posted.begin(); it != posted.end(); ++it) {
+      if (*it == this) {
+        posted.erase(it);
+        break;
+      }
+    }
+  }
+  bool done = false;
+  void* data = nullptr;  // receives: where the bytes go
+  std::size_t bytes = 0;
+  int peer = 0;
+  ThreadWorld::State* state = nullptr;  // set for receives
+  Channel channel;
+};
+
+class ThreadTransport : public Transport {
+ public:
+  ThreadTransport(ThreadWorld::State& state, int rank) : state_(state), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return state_.size; }
+
+  std::unique_ptr<Request> isend(const void* data, std::size_t bytes, int peer, int tag) override {
+    check_peer(peer);
+    auto request = std::make_unique<ThreadRequest>();
+    std::lock_guard<std::mutex> lock(state_.mutex);
+    const char* begin = static_cast<const char*>(data);
+    state_.messages[{rank_, peer, tag}].emplace_back(begin, begin + bytes);
+    request->done = true;  // eager: the bytes are copied
+    match({rank_, peer, tag});
+    return request;
+  }
+
+  std::unique_ptr<Request> irecv(void* data, std::size_t bytes, int peer, int tag) override {
+    check_peer(peer);
+    auto request = std::make_unique<ThreadRequest>();
+    request->data = data;
+    request->bytes = bytes;
+    request->peer = peer;
+    request->state = &state_;
+    request->channel = {peer, rank_, tag};
+    std::lock_guard<std::mutex> lock(state_.mutex);
+    state_.receives[{peer, rank_, tag}].push_back(request.get());
+    match({peer, rank_, tag});
+    return request;
+  }
+
+  bool test(Request& request) override {
+    std::lock_guard<std::mutex> lock(state_.mutex);
+    check_aborted();
+    return static_cast<ThreadRequest&>(request).done;
+  }
+
+  bool wait(Request& base, Clock::time_point deadline) override {
+    auto& request = static_cast<ThreadRequest&>(base);
+    std::unique_lock<std::mutex> lock(state_.mutex);
+    while (true) {
+      check_aborted();
+      if (request.done) return true;
+      if (state_.changed.wait_until(lock, deadline) == std::cv_status::timeout) {
+        check_aborted();
+        return request.done;
+      }
+    }
+  }
+
+ private:
+  // Pairs queued messages with posted receives of one channel, oldest first; called by whichever
+  // side, sender or receiver, comes second. Holds the lock.
+  void match(const Channel& channel) {
+    auto& queue = state_.messages[channel];
+    auto& posted = state_.receives[channel];
+    bool any = false;
+    while (!queue.empty() && !posted.empty()) {
+      ThreadRequest* request = posted.front();
+      const std::vector<char>& message = queue.front();
+      DPT_CHECK_AS(ErrorKind::kComm, message.size() == request->bytes)
+          << "rank " << std::get<1>(channel) << " expected " << request->bytes
+          << " bytes from rank " << request->peer << " but got " << message.size();
+      if (!message.empty()) std::memcpy(request->data, message.data(), message.size());
+      request->done = true;
+      queue.pop_front();
+      posted.pop_front();
+      any = true;
+    }
+    if (any) state_.changed.notify_all();
+  }
+
+  void check_peer(int peer) const {
+    DPT_CHECK(peer >= 0 && peer < state_.size)
+        << "rank " << peer << " outside a world of " << state_.size;
+  }
+  void check_aborted() const {
+    DPT_CHECK_AS(ErrorKind::kComm, state_.aborted_by < 0)
+        << "the job was aborted by rank " << state_.aborted_by;
+  }
+
+  ThreadWorld::State& state_;
+  int rank_;
+};
+
+class ThreadCommunicator : public TransportCommunicator {
+ public:
+  ThreadCommunicator(ThreadWorld::State& state, int rank, const CommOptions& options)
+      : TransportCommunicator(transport_, options), transport_(state, rank), state_(state) {}
+  std::string backend() const override { return "threads"; }
+  void abort(int exit_code) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(state_.mutex);
+      if (state_.aborted_by < 0) state_.aborted_by = rank();
+    }
+    state_.changed.notify_all();
+  }
+
+ private:
+  ThreadTransport transport_;
+  ThreadWorld::State& state_;
+};
+
+}  // namespace
+
+ThreadWorld::ThreadWorld(int size, const CommOptions& options)
+    : state_(std::make_unique<State>(size)), options_(options) {
+  DPT_CHECK(size >= 1) << "ThreadWorld: size must be >= 1, got " << size;
+}
+
+ThreadWorld::~ThreadWorld() = default;
+
+int ThreadWorld::size() const { return state_->size; }
+
+std::unique_ptr<Communicator> ThreadWorld::communicator(int rank) {
+  DPT_CHECK(rank >= 0 && rank < state_->size)
+      << "ThreadWorld: rank " << rank << " outside a world of " << state_->size;
+  return std::make_unique<ThreadCommunicator>(*state_, rank, options_);
+}
+
+}  // namespace dpt

@@ -1,0 +1,108 @@
+// TransportCommunicator: agreement check, algorithm choice and deadline for every collective.
+#include "comm/transport_communicator.h"
+
+#include <cstring>
+
+#include "comm/ring.h"
+#include "devices/error.h"
+
+namespace dpt {
+
+TransportCommunicator::TransportCommunicator(Transport& transport, const CommOptions& options)
+    : transport_(transport), options_(options) {
+  DPT_CHECK(options.timeout_s > 0) << "comm: timeout_s must be > 0, got " << options.timeout_s;
+  DPT_CHECK(options.chunk_bytes > 0) << "comm: chunk_bytes must be > 0";
+}
+
+RingOptions TransportCommunicator::ring_options() const {
+  RingOptions ring;
+  ring.chunk_bytes = options_.chunk_bytes;
+  ring.tag = kRingTagBase;
+  return ring;
+}
+
+template <typename Body>
+void TransportCommunicator::run(CollectiveHeader header, Body body) {
+  header.sequence = ++sequence_;
+  const Clock::time_point deadline = deadline_after(options_.timeout_s);
+  try {
+    check_collective(transport_, header, deadline);
+    body(deadline);
+  } catch (const CommTimeout& timeout) {
+    throw collective_timeout_error(transport_, header, options_.timeout_s, timeout);
+  }
+}
+
+void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
+                                       ReduceOp op) {
+  CollectiveHeader header;
+  header.kind = CollectiveKind::kAllReduce;
+  header.count = count;
+  header.dtype = dtype;
+  header.op = op;
+  run(header, [&](Clock::time_point deadline) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    if (send != recv && bytes > 0) std::memcpy(recv, send, bytes);
+    if (size() == 1 || count == 0) return;
+    const bool native_first =
+        options_.all_reduce == AllReduceAlgorithm::kNative ||
+        (options_.all_reduce == AllReduceAlgorithm::kAuto && bytes < options_.ring_threshold_bytes);
+    if (native_first && native_all_reduce(recv, count, dtype, op, deadline)) return;
+    ring_all_reduce(transport_, recv, count, dtype, op, deadline, ring_options());
+  });
+}
+
+void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
+  DPT_CHECK_AS(ErrorKind::kComm, root >= 0 && root < size())
+      << "broadcast: root " << root << " outside a world of " << size();
+  CollectiveHeader header;
+  header.kind = CollectiveKind::kBroadcast;
+  header.count = count;
+  header.dtype = dtype;
+  header.root = root;
+  run(header, [&](Clock::time_point deadline) {
+    chain_broadcast(transport_, buffer, count, dtype, root, deadline, ring_options());
+  });
+}
+
+void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t count,
+                                       DType dtype) {
+  CollectiveHeader header;
+  header.kind = CollectiveKind::kAllGather;
+  header.count = count;
+  header.dtype = dtype;
+  run(header, [&](Clock::time_point deadline) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    char* own = static_cast<char*>(recv) + static_cast<std::size_t>(rank()) * bytes;
+    if (send != own && bytes > 0) std::memmove(own, send, bytes);
+    ring_all_gather(transport_, recv, count, dtype, deadline, ring_options());
+  });
+}
+
+void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::size_t count,
+                                           DType dtype, ReduceOp op) {
+  CollectiveHeader header;
+  header.kind = CollectiveKind::kReduceScatter;
+  header.count = count;
+  header.dtype = dtype;
+  header.op = op;
+  run(header, [&](Clock::time_point deadline) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    scratch_.resize(bytes * static_cast<std::size_t>(size()));
+    if (!scratch_.empty()) std::memcpy(scratch_.data(), send, scratch_.size());
+    ring_reduce_scatter(transport_, scratch_.data(), count, dtype, op, deadline, ring_options());
+    if (bytes > 0) {
+      std::memcpy(recv, scratch_.data() + static_cast<std::size_t>(rank()) * bytes, bytes);
+    }
+  });
+}
+
+void TransportCommunicator::barrier() {
+  CollectiveHeader header;
+  header.kind = CollectiveKind::kBarrier;
+  run(header, [&](Clock::time_point deadline) {
+    dissemination_barrier(transport_, deadline, ring_options());
+  });
+}
+
+}  // namespace dpt

@@ -1,0 +1,57 @@
+// A Communicator over a Transport: every collective first checks that all ranks were asked for
+// the same thing (comm/collective_check.h), then runs dpt's algorithms (comm/ring.h), or for small
+// all-reduces the backend library's own, all against one deadline per collective. A deadline
+// that passes becomes dpt::Error(kComm) naming the collective, its sequence number and the ranks
+// that did not arrive. The thread world and the MPI backend are this class plus a Transport.
+// One thread at a time may call a communicator (the gradient-sync thread, or the main thread).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "comm/collective_check.h"
+#include "comm/communicator.h"
+#include "comm/ring.h"
+#include "comm/transport.h"
+
+namespace dpt {
+
+class TransportCommunicator : public Communicator {
+ public:
+  // `transport` must outlive the communicator.
+  TransportCommunicator(Transport& transport, const CommOptions& options);
+  int rank() const override { return transport_.rank(); }
+  int size() const override { return transport_.size(); }
+  void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
+                  ReduceOp op) override;
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root) override;
+  void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override;
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
+                      ReduceOp op) override;
+  void barrier() override;
+
+  const CommOptions& options() const { return options_; }
+
+ protected:
+  // In-place all-reduce by the backend library, for messages the options route to it. Returns
+  // false when the library cannot do this dtype/op (the ring is used instead); returns false
+  // on timeout only through throwing CommTimeout. kAvg must leave the average.
+  virtual bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
+                                 Clock::time_point deadline) {
+    return false;
+  }
+
+ private:
+  // Checks agreement, then runs `body` with the collective's deadline; turns a timeout into
+  // the error naming the ranks that did not arrive.
+  template <typename Body>
+  void run(CollectiveHeader header, Body body);
+  RingOptions ring_options() const;
+
+  Transport& transport_;
+  CommOptions options_;
+  uint64_t sequence_ = 0;
+  std::vector<char> scratch_;  // reduce_scatter's full-size buffer
+};
+
+}  // namespace dpt

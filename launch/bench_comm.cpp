@@ -1,0 +1,370 @@
+// dpt bench comm (launch/bench_comm.h). Every call is: refill the buffer with known small integers,
+// MPI_Barrier so the ranks start together, time one in-place all-reduce, check every element
+// against the exact sum. The algorithms take turns call by call; the table reports the median over
+// calls of the slowest rank's time. MPI_Allreduce is called directly on MPI_COMM_WORLD.
+#include "launch/bench_comm.h"
+
+#include <fmt/core.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "comm/mpi_check.h"
+#include "comm/mpi_communicator.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using AllReduce = std::function<void(float* data, std::size_t count)>;
+
+struct AlgorithmInfo {
+  const char* key;    // --algorithms and JSON name
+  const char* title;  // table heading
+};
+
+constexpr AlgorithmInfo kAlgorithms[] = {
+    {"ring", "dpt ring"},
+    {"mpi", "MPI_Allreduce"},
+    {"native", "dpt native"},
+    {"auto", "dpt auto"},
+};
+
+// Rank r's element i is (i + 131 r) mod 1021: small integers, so float32 sums over up to 16000
+// ranks are exact, and with a prime period a block that lands at the wrong offset reads wrong.
+constexpr std::size_t kPeriod = 1021;
+
+float input_value(std::size_t i, int rank) {
+  return static_cast<float>((i + 131 * static_cast<std::size_t>(rank)) % kPeriod);
+}
+
+struct Mismatch {
+  std::size_t wrong = 0;
+  std::size_t first = 0;
+  float got = 0, expected = 0;
+};
+
+// Compares data[i] with the exact sum expected[i mod kPeriod], element by element.
+void check_sum(const float* data, std::size_t count, const std::vector<float>& expected,
+               Mismatch& mismatch) {
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (data[i] != expected[j] && mismatch.wrong++ == 0) {
+      mismatch.first = i;
+      mismatch.got = data[i];
+      mismatch.expected = expected[j];
+    }
+    if (++j == kPeriod) j = 0;
+  }
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Per call, the slowest rank's seconds.
+std::vector<double> max_over_ranks(std::vector<double> seconds) {
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, seconds.data(), static_cast<int>(seconds.size()),
+                          MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD))
+      << "bench comm: collecting times";
+  return seconds;
+}
+
+// Throws kComm on every rank when any rank saw a wrong element of `name`'s results.
+void require_exact(const Mismatch& mismatch, const char* name, std::size_t bytes) {
+  unsigned long long wrong = mismatch.wrong, total = 0;
+  MPI_CHECK(MPI_Allreduce(&wrong, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD))
+      << "bench comm: collecting checks";
+  if (total == 0) return;
+  DPT_THROW(ErrorKind::kComm) << name << " all-reduce of " << bytes
+                              << " bytes gave wrong sums: " << total
+                              << " wrong elements over all ranks and calls; here " << wrong
+                              << (wrong > 0
+                                      ? fmt::format(", first at {}: got {}, expected {}",
+                                                    mismatch.first, mismatch.got, mismatch.expected)
+                                      : std::string());
+}
+
+// One size: warmup + iters rounds, each calling every algorithm once in turn (so a busy spell on
+// a shared host slows them alike), each call checked. Returns per algorithm the timed calls'
+// seconds, max over ranks.
+std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
+                                           const std::vector<const AlgorithmInfo*>& chosen,
+                                           const std::vector<float>& input,
+                                           std::vector<float>& work, std::size_t count,
+                                           int64_t warmup, int64_t iters,
+                                           const std::vector<float>& expected) {
+  std::vector<std::vector<double>> seconds(calls.size());
+  std::vector<Mismatch> mismatches(calls.size());
+  for (int64_t round = 0; round < warmup + iters; ++round) {
+    for (std::size_t k = 0; k < calls.size(); ++k) {
+      std::memcpy(work.data(), input.data(), count * sizeof(float));
+      MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
+      const Clock::time_point start = Clock::now();
+      calls[k](work.data(), count);
+      const double elapsed = seconds_since(start);
+      if (round >= warmup) seconds[k].push_back(elapsed);
+      check_sum(work.data(), count, expected, mismatches[k]);
+    }
+  }
+  for (std::size_t k = 0; k < calls.size(); ++k) {
+    require_exact(mismatches[k], chosen[k]->title, count * sizeof(float));
+    seconds[k] = max_over_ranks(std::move(seconds[k]));
+  }
+  return seconds;
+}
+
+// Best over `reps` of the slowest rank's time to memcpy `bytes`; ranks with copy == false only
+// join the barriers.
+double time_memcpy(char* dst, const char* src, std::size_t bytes, bool copy, int reps) {
+  std::vector<double> seconds;
+  for (int rep = 0; rep < reps; ++rep) {
+    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
+    const Clock::time_point start = Clock::now();
+    if (copy) std::memcpy(dst, src, bytes);
+    seconds.push_back(copy ? seconds_since(start) : 0.0);
+  }
+  seconds = max_over_ranks(std::move(seconds));
+  return *std::min_element(seconds.begin(), seconds.end());
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// Default calls per size: about 256 MiB moved per algorithm, between 5 and 200 calls.
+int64_t default_iters(uint64_t bytes) {
+  return std::clamp<int64_t>(static_cast<int64_t>((uint64_t{256} << 20) / bytes), 5, 200);
+}
+
+std::string size_text(uint64_t bytes) {
+  if (bytes >= (1 << 20) && bytes % (1 << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
+  if (bytes >= (1 << 10) && bytes % (1 << 10) == 0) return fmt::format("{} KiB", bytes >> 10);
+  return fmt::format("{} B", bytes);
+}
+
+std::string host_cpu() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      const std::size_t start = line.find_first_not_of(' ', line.find(':') + 1);
+      if (start != std::string::npos) return line.substr(start);
+    }
+  }
+  return "unknown CPU";
+}
+
+// The 1-minute load average: other work on the host skews every number here.
+double load_average() {
+  std::ifstream file("/proc/loadavg");
+  double load = -1;
+  file >> load;
+  return load;
+}
+
+std::vector<const AlgorithmInfo*> chosen_algorithms(const std::vector<std::string>& keys) {
+  std::vector<const AlgorithmInfo*> chosen;
+  for (const AlgorithmInfo& info : kAlgorithms) {
+    if (keys.empty() || std::find(keys.begin(), keys.end(), info.key) != keys.end()) {
+      chosen.push_back(&info);
+    }
+  }
+  for (const std::string& key : keys) {
+    DPT_CHECK_AS(ErrorKind::kConfig,
+                 std::any_of(std::begin(kAlgorithms), std::end(kAlgorithms),
+                             [&](const AlgorithmInfo& info) { return key == info.key; }))
+        << "--algorithms: unknown algorithm \"" << key << "\" (ring, mpi, native, auto)";
+  }
+  return chosen;
+}
+
+// Index of the algorithm `key` in `chosen`, or -1.
+int position(const std::vector<const AlgorithmInfo*>& chosen, const char* key) {
+  for (std::size_t k = 0; k < chosen.size(); ++k) {
+    if (std::strcmp(chosen[k]->key, key) == 0) return static_cast<int>(k);
+  }
+  return -1;
+}
+
+// The all-reduce `info` names. dpt's communicators are made here (collective: every rank, in the
+// same order) and kept alive by the returned function.
+AllReduce make_all_reduce(const AlgorithmInfo& info, const CommOptions& base) {
+  if (std::strcmp(info.key, "mpi") == 0) {
+    return [](float* data, std::size_t count) {
+      MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
+                              MPI_COMM_WORLD))
+          << "bench comm";
+    };
+  }
+  CommOptions options = base;
+  options.all_reduce = std::strcmp(info.key, "ring") == 0     ? AllReduceAlgorithm::kRing
+                       : std::strcmp(info.key, "native") == 0 ? AllReduceAlgorithm::kNative
+                                                              : AllReduceAlgorithm::kAuto;
+  std::shared_ptr<Communicator> comm = make_mpi_communicator(options);
+  return [comm](float* data, std::size_t count) {
+    comm->all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
+  };
+}
+
+// The lines above the table: setup, the memcpy bound, definitions, column headings.
+void print_header(const nlohmann::json& json, const std::vector<const AlgorithmInfo*>& chosen,
+                  bool ratio) {
+  const nlohmann::json& copy = json["memcpy"];
+  fmt::print(
+      "dpt bench comm: all-reduce, float32 sum, in place, {} ranks; host {} ({} CPUs, load "
+      "average {:.2f})\n",
+      json["world_size"].get<int>(), json["host_cpu"].get<std::string>(),
+      json["host_cpus"].get<unsigned>(), json["load_average_at_start"].get<double>());
+  fmt::print(
+      "dpt ring/native/auto: chunk_bytes {}; auto uses MPI_Iallreduce below {} "
+      "(ring_threshold_bytes), the ring from there up\n",
+      size_text(json["chunk_bytes"].get<uint64_t>()),
+      size_text(json["ring_threshold_bytes"].get<uint64_t>()));
+  fmt::print(
+      "bound: memcpy of {} (best of {}; GB/s = bytes copied / s, read+write traffic is "
+      "twice): {:.2f} GB/s one rank alone, {:.2f} GB/s per rank with all at once\n",
+      size_text(copy["bytes"].get<uint64_t>()), copy["reps"].get<int>(),
+      copy["one_rank_gbs"].get<double>(), copy["all_ranks_gbs_per_rank"].get<double>());
+  fmt::print(
+      "time_us: median over calls of the slowest rank (ranks start together after "
+      "MPI_Barrier); algbw = bytes/time, busbw = algbw*2(n-1)/n (nccl-tests), GB/s; "
+      "every result checked exactly\n\n");
+  fmt::print("{:>9} {:>5}", "size", "iters");
+  for (const AlgorithmInfo* info : chosen) fmt::print(" | {:^26}", info->title);
+  if (ratio) fmt::print(" | {:>8}", "auto/MPI");
+  fmt::print("\n{:>9} {:>5}", "", "");
+  for (std::size_t k = 0; k < chosen.size(); ++k) {
+    fmt::print(" | {:>10} {:>7} {:>7}", "time_us", "algbw", "busbw");
+  }
+  if (ratio) fmt::print(" | {:>8}", "speed");
+  fmt::print("\n");
+  std::fflush(stdout);
+}
+
+void validate(const BenchCommArgs& args) {
+  DPT_CHECK_AS(ErrorKind::kConfig, args.min_bytes >= sizeof(float) && args.min_bytes % 4 == 0)
+      << "--min-bytes must be a positive multiple of 4 (float32), got " << args.min_bytes;
+  DPT_CHECK_AS(ErrorKind::kConfig, args.min_bytes <= args.max_bytes)
+      << "--min-bytes " << args.min_bytes << " is above --max-bytes " << args.max_bytes;
+  DPT_CHECK_AS(ErrorKind::kConfig, args.max_bytes / sizeof(float) <= INT_MAX)
+      << "--max-bytes: at most " << uint64_t{INT_MAX} * sizeof(float) << " (MPI's int count)";
+  DPT_CHECK_AS(ErrorKind::kConfig, args.iters >= 0 && args.warmup >= -1)
+      << "--iters must be >= 0 and --warmup >= -1";
+  DPT_CHECK_AS(ErrorKind::kConfig, args.chunk_bytes > 0) << "--chunk-bytes must be > 0";
+}
+
+}  // namespace
+
+int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
+  validate(args);
+  DPT_CHECK_AS(ErrorKind::kConfig, world.size >= 2)
+      << "dpt bench comm measures collectives between processes and needs at least 2: run it as "
+         "`mpirun -np 2 dpt bench comm` (this is a world of "
+      << world.size << ")";
+  const int n = world.size;
+  const bool leader = world.rank == 0;
+  const std::vector<const AlgorithmInfo*> chosen = chosen_algorithms(args.algorithms);
+  CommOptions options;
+  options.chunk_bytes = args.chunk_bytes;
+  options.ring_threshold_bytes = args.threshold_bytes;
+  std::vector<AllReduce> calls;
+  for (const AlgorithmInfo* info : chosen) calls.push_back(make_all_reduce(*info, options));
+
+  const std::size_t max_count = args.max_bytes / sizeof(float);
+  std::vector<float> input(max_count), work(max_count), expected(kPeriod, 0.0f);
+  for (std::size_t i = 0; i < max_count; ++i) input[i] = input_value(i, world.rank);
+  for (std::size_t j = 0; j < kPeriod; ++j) {
+    for (int r = 0; r < n; ++r) expected[j] += input_value(j, r);
+  }
+
+  // The bound: one rank copying alone, then every rank copying at once (as in an all-reduce).
+  constexpr int kCopyReps = 5;
+  const std::size_t copy_bytes = max_count * sizeof(float);
+  char* dst = reinterpret_cast<char*>(work.data());
+  const char* src = reinterpret_cast<const char*>(input.data());
+  const double copy_one = copy_bytes / time_memcpy(dst, src, copy_bytes, leader, kCopyReps) / 1e9;
+  const double copy_all = copy_bytes / time_memcpy(dst, src, copy_bytes, true, kCopyReps) / 1e9;
+
+  const double bus_factor = 2.0 * (n - 1) / n;
+  const int auto_at = position(chosen, "auto"), mpi_at = position(chosen, "mpi");
+  const bool ratio = auto_at >= 0 && mpi_at >= 0;
+  nlohmann::json json = {
+      {"benchmark", "all_reduce, float32, sum, in place"},
+      {"world_size", n},
+      {"host_cpu", host_cpu()},
+      {"host_cpus", std::thread::hardware_concurrency()},
+      {"load_average_at_start", load_average()},
+      {"chunk_bytes", args.chunk_bytes},
+      {"ring_threshold_bytes", args.threshold_bytes},
+      {"definitions",
+       {{"time_us", "median over calls of the slowest rank's time; ranks start together"},
+        {"algbw_gbs", "bytes / time, in 1e9 bytes/s"},
+        {"busbw_gbs", "algbw * 2(n-1)/n (nccl-tests)"},
+        {"memcpy_gbs", "bytes copied / s (read + write traffic is twice this)"}}},
+      {"memcpy",
+       {{"bytes", copy_bytes},
+        {"reps", kCopyReps},
+        {"one_rank_gbs", copy_one},
+        {"all_ranks_gbs_per_rank", copy_all}}},
+      {"sizes", nlohmann::json::array()}};
+
+  if (leader) print_header(json, chosen, ratio);
+
+  for (uint64_t bytes = args.min_bytes;; bytes *= 2) {
+    const std::size_t count = bytes / sizeof(float);
+    const int64_t iters = args.iters > 0 ? args.iters : default_iters(bytes);
+    const int64_t warmup = args.warmup >= 0 ? args.warmup : std::clamp<int64_t>(iters / 10, 1, 10);
+    nlohmann::json row = {{"bytes", bytes}, {"count", count}, {"iters", iters}, {"warmup", warmup}};
+    const std::vector<std::vector<double>> seconds =
+        time_size(calls, chosen, input, work, count, warmup, iters, expected);
+    std::vector<double> medians;
+    for (std::size_t k = 0; k < chosen.size(); ++k) {
+      const double time = median(seconds[k]);
+      medians.push_back(time);
+      row["results"][chosen[k]->key] = {
+          {"time_us", time * 1e6},
+          {"min_time_us", *std::min_element(seconds[k].begin(), seconds[k].end()) * 1e6},
+          {"algbw_gbs", bytes / time / 1e9},
+          {"busbw_gbs", bytes / time / 1e9 * bus_factor}};
+    }
+    if (ratio) {
+      row["auto_over_mpi_speed"] = medians[mpi_at] / medians[auto_at];
+    }
+    if (leader) {
+      fmt::print("{:>9} {:>5}", size_text(bytes), iters);
+      for (double time : medians) {
+        fmt::print(" | {:>10.1f} {:>7.3f} {:>7.3f}", time * 1e6, bytes / time / 1e9,
+                   bytes / time / 1e9 * bus_factor);
+      }
+      if (ratio) fmt::print(" | {:>8.2f}", row["auto_over_mpi_speed"].get<double>());
+      fmt::print("\n");
+      std::fflush(stdout);
+    }
+    json["sizes"].push_back(row);
+    if (bytes > args.max_bytes / 2) break;  // the next doubling would pass max_bytes (or wrap)
+  }
+
+  if (leader && !args.json.empty()) {
+    std::ofstream out(args.json);
+    out << json.dump(2) << "\n";
+    out.close();
+    DPT_CHECK_AS(ErrorKind::kIo, !out.fail()) << args.json << ": write failed";
+  }
+  return 0;
+}
+
+}  // namespace dpt

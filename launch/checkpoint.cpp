@@ -1,0 +1,207 @@
+// Checkpoint files (launch/checkpoint.h): tensors through the array file, the scalar state as
+// root attributes guarded by their own crc32, every name and shape checked before use.
+#include "launch/checkpoint.h"
+
+#include <fmt/core.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+constexpr ErrorKind kBad = ErrorKind::kCheckpoint;
+
+// Attributes that make up the state, in a fixed order (the state checksum covers them).
+constexpr const char* kStateKeys[] = {"format",
+                                      "step",
+                                      "epoch",
+                                      "step_in_epoch",
+                                      "optimizer_steps",
+                                      "skipped_steps",
+                                      "consecutive_skips",
+                                      "world_size",
+                                      "global_batch",
+                                      "optimizer",
+                                      "config",
+                                      "version",
+                                      "data_fingerprint",
+                                      "rng"};
+
+// How the run's random numbers are reproduced: there is no hidden generator state to save.
+constexpr const char* kRngDescription =
+    "philox4x32-10, stateless: initialisation keyed by model.seed; dropout keyed by train.seed "
+    "with counter (layer, step, global sample, feature); shuffling keyed by train.seed, one "
+    "stream per epoch; the data cursor is (epoch, step_in_epoch)";
+
+int64_t state_crc(const std::map<std::string, std::string>& attributes) {
+  uLong crc = crc32_z(0, nullptr, 0);
+  for (const char* key : kStateKeys) {
+    const auto it = attributes.find(key);
+    const std::string field = std::string(key) + "=" + (it == attributes.end() ? "" : it->second);
+    // The length first, so "a=bc" + "d" differs from "a=b" + "cd".
+    const std::string sized = std::to_string(field.size()) + ":" + field;
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(sized.data()), sized.size());
+  }
+  return static_cast<int64_t>(crc);
+}
+
+const std::string& attribute(const ArrayFile& file, const std::string& path, const char* key) {
+  const auto it = file.attributes.find(key);
+  DPT_CHECK_AS(kBad, it != file.attributes.end())
+      << path << ": not a complete dpt checkpoint: attribute \"" << key << "\" is missing";
+  return it->second;
+}
+
+int64_t int_attribute(const ArrayFile& file, const std::string& path, const char* key) {
+  const std::string& text = attribute(file, path, key);
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  DPT_CHECK_AS(kBad, !text.empty() && *end == '\0' && errno == 0 && value >= 0)
+      << path << ": attribute \"" << key << "\" is \"" << text << "\", not a count";
+  return value;
+}
+
+std::string param_path(const NamedParam& param) { return "params/" + param.name; }
+
+std::string state_path(const std::string& state, const NamedParam& param) {
+  return "optimizer/" + state + "/" + param.name;
+}
+
+// Each parameter's offset in the flat buffer (named_params() walks it in order, contiguously).
+std::vector<int64_t> param_offsets(const std::vector<NamedParam>& params, int64_t total) {
+  std::vector<int64_t> offsets;
+  int64_t offset = 0;
+  for (const NamedParam& param : params) {
+    offsets.push_back(offset);
+    offset += param.value.numel();
+  }
+  DPT_CHECK(offset == total) << "checkpoint: parameters cover " << offset << " of " << total
+                             << " values of the flat buffer";
+  return offsets;
+}
+
+// Where each array of the checkpoint goes: (array name, destination, shape).
+struct Slot {
+  std::string name;
+  float* data;
+  Shape shape;
+};
+
+std::vector<Slot> slots(const Model& model, Optimizer& optimizer) {
+  const std::vector<NamedParam> params = model.named_params();
+  const std::vector<int64_t> offsets = param_offsets(params, model.num_params());
+  std::vector<Slot> result;
+  for (const NamedParam& param : params) {
+    result.push_back({param_path(param), param.value.data<float>(), param.value.shape()});
+  }
+  for (const NamedTensor& state : optimizer.state()) {
+    float* base = state.tensor.data<float>();
+    if (state.tensor.numel() == model.num_params()) {
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        result.push_back(
+            {state_path(state.name, params[i]), base + offsets[i], params[i].value.shape()});
+      }
+    } else {
+      result.push_back({"optimizer/" + state.name, base, state.tensor.shape()});
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+std::string checkpoint_file_name(int64_t step) { return fmt::format("step_{:06d}.h5", step); }
+
+void save_checkpoint(const std::string& path, const Model& model, Optimizer& optimizer,
+                     const TrainState& state) {
+  DPT_CHECK(model.dtype() == DType::kF32) << "checkpoints hold float32 parameters";
+  ArrayFile file;
+  for (const Slot& slot : slots(model, optimizer)) {
+    file.arrays.push_back(
+        {slot.name, slot.shape, {slot.data, slot.data + shape_numel(slot.shape)}});
+  }
+  auto& a = file.attributes;
+  a["format"] = kCheckpointFormat;
+  a["step"] = std::to_string(state.step);
+  a["epoch"] = std::to_string(state.epoch);
+  a["step_in_epoch"] = std::to_string(state.step_in_epoch);
+  a["optimizer_steps"] = std::to_string(state.optimizer_steps);
+  a["skipped_steps"] = std::to_string(state.skipped_steps);
+  a["consecutive_skips"] = std::to_string(state.consecutive_skips);
+  a["world_size"] = std::to_string(state.world_size);
+  a["global_batch"] = std::to_string(state.global_batch);
+  a["optimizer"] = state.optimizer;
+  a["config"] = state.config_text;
+  a["version"] = state.version;
+  a["data_fingerprint"] = state.data_fingerprint;
+  a["rng"] = kRngDescription;
+  a["state_crc32"] = std::to_string(state_crc(a));
+  write_array_file(path, file);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  Checkpoint checkpoint;
+  checkpoint.path = path;
+  checkpoint.file = read_array_file(path);
+  const ArrayFile& file = checkpoint.file;
+  const std::string& format = attribute(file, path, "format");
+  DPT_CHECK_AS(kBad, format == kCheckpointFormat)
+      << path << ": not a dpt checkpoint (format \"" << format << "\", expected \""
+      << kCheckpointFormat << "\")";
+  const int64_t stored_crc = int_attribute(file, path, "state_crc32");
+  DPT_CHECK_AS(kBad, stored_crc == state_crc(file.attributes))
+      << path << ": the training state attributes are corrupt (state_crc32 " << stored_crc
+      << ", computed " << state_crc(file.attributes) << ")";
+  TrainState& s = checkpoint.state;
+  s.step = int_attribute(file, path, "step");
+  s.epoch = int_attribute(file, path, "epoch");
+  s.step_in_epoch = int_attribute(file, path, "step_in_epoch");
+  s.optimizer_steps = int_attribute(file, path, "optimizer_steps");
+  s.skipped_steps = int_attribute(file, path, "skipped_steps");
+  s.consecutive_skips = int_attribute(file, path, "consecutive_skips");
+  s.world_size = int_attribute(file, path, "world_size");
+  s.global_batch = int_attribute(file, path, "global_batch");
+  s.optimizer = attribute(file, path, "optimizer");
+  s.config_text = attribute(file, path, "config");
+  s.version = attribute(file, path, "version");
+  s.data_fingerprint = attribute(file, path, "data_fingerprint");
+  return checkpoint;
+}
+
+void restore_checkpoint(const Checkpoint& checkpoint, Model& model, Optimizer& optimizer) {
+  const std::string& path = checkpoint.path;
+  DPT_CHECK_AS(kBad, checkpoint.state.optimizer == optimizer.name())
+      << path << ": saved with optimizer " << checkpoint.state.optimizer << ", the config asks for "
+      << optimizer.name() << " (the optimizer kind cannot change on resume)";
+  const std::vector<Slot> targets = slots(model, optimizer);
+  // Check everything before copying anything.
+  for (const Slot& slot : targets) {
+    const Array* array = checkpoint.file.find(slot.name);
+    DPT_CHECK_AS(kBad, array != nullptr)
+        << path << ": missing " << slot.name << " (the model expects " << shape_string(slot.shape)
+        << ")";
+    DPT_CHECK_AS(kBad, array->shape == slot.shape)
+        << path << ": " << slot.name << " has shape " << shape_string(array->shape)
+        << ", the model expects " << shape_string(slot.shape);
+  }
+  for (const Array& array : checkpoint.file.arrays) {
+    const bool known = std::any_of(targets.begin(), targets.end(),
+                                   [&](const Slot& slot) { return slot.name == array.name; });
+    DPT_CHECK_AS(kBad, known) << path << ": holds " << array.name << " "
+                              << shape_string(array.shape)
+                              << ", which the model and optimizer do not have";
+  }
+  for (const Slot& slot : targets) {
+    const Array* array = checkpoint.file.find(slot.name);
+    std::copy(array->values.begin(), array->values.end(), slot.data);
+  }
+  optimizer.set_steps(checkpoint.state.optimizer_steps);
+}
+
+}  // namespace dpt

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end data parallelism and fault handling under a real mpirun (README "Failures"):
+#   - 2 and 3 ranks train the weights 1 process trains (same global batch), to fp32 rounding;
+#   - a rank that throws, exits, hangs (in code, or stopped with SIGSTOP) or is killed with
+#     SIGKILL ends the whole job non-zero within the collective timeout, naming the rank;
+#   - ranks started with different configs are refused before training, naming rank and field.
+# Usage: mpi_train_test.sh path/to/dpt
+set -u
+dpt=$(realpath "$1")
+source "$(dirname "$0")/../weights.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi=(mpirun --oversubscribe --mca btl self,vader,tcp)
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL $*"
+  sed 's/^/  | /' out.txt | tail -8
+}
+
+# Synthetic data: 600 samples of 16 features, 4 classes, written through dpt's IDX import.
+python3 - <<'PY'
+import random, struct
+random.seed(5)
+n, d = 600, 16
+labels = [random.randrange(4) for _ in range(n)]
+pixels = bytearray()
+for y in labels:
+    pixels += bytes(min(255, random.randrange(120) + (100 if j % 4 == y else 0)) for j in range(d))
+open("images.idx", "wb").write(struct.pack(">iiii", 0x803, n, 4, 4) + pixels)
+open("labels.idx", "wb").write(struct.pack(">ii", 0x801, n) + bytes(labels))
+PY
+"$dpt" data import-idx --images images.idx --labels labels.idx --out data.h5 >/dev/null
+
+cat >cfg.prototxt <<'CFG'
+model {
+  input_size: 16
+  layer { dense { units: 32 } }
+  layer { activation { kind: TANH } }
+  layer { dropout { rate: 0.1 } }
+  layer { dense { units: 4 } }
+}
+data { train_path: "data.h5" test_path: "data.h5" input_scale: 0.004 }
+optimizer { lr: 0.01 adam {} }
+train { batch_size: 60 epochs: 3 log_every_steps: 10 }
+comm { timeout_s: 4 bucket_mb: 0.001 }
+device { threads: 1 }
+CFG
+
+# rank_pid RANK PATTERN: the pid of this test's MPI rank RANK whose command line matches PATTERN.
+rank_pid() {
+  local pid
+  for pid in $(pgrep -f "$2"); do
+    [[ $(readlink "/proc/$pid/cwd") == "$work" ]] &&
+      grep -qz "^OMPI_COMM_WORLD_RANK=$1\$" "/proc/$pid/environ" 2>/dev/null && echo "$pid" && return
+  done
+}
+
+# expect_failure NAME PATTERN MAX_SECONDS -- COMMAND...: COMMAND exits non-zero within
+# MAX_SECONDS and its output matches PATTERN.
+expect_failure() {
+  local name=$1 pattern=$2 limit=$3
+  shift 4
+  local start=$SECONDS
+  timeout 120 "$@" >out.txt 2>&1
+  local code=$? took=$((SECONDS - start))
+  if [[ $code -ne 0 && $code -ne 124 && $took -le $limit ]] && grep -Eq -- "$pattern" out.txt; then
+    echo "ok $name: exit $code after ${took}s"
+    pass
+  else
+    fail "$name: exit $code after ${took}s (limit ${limit}s), pattern /$pattern/"
+  fi
+}
+
+# 1. The same model from 1, 2 and 3 processes.
+"$dpt" train cfg.prototxt --run-dir one >out.txt 2>&1 || fail "1-process training"
+for n in 2 3; do
+  if "${mpi[@]}" -np $n "$dpt" train cfg.prototxt --run-dir world$n >out.txt 2>&1 &&
+    grep -q "world: $n workers over mpi" out.txt && weights_match one/model.h5 world$n/model.h5; then
+    echo "ok $n ranks train the 1-process model"
+    pass
+  else
+    fail "$n ranks vs 1 process"
+  fi
+done
+
+# 2. Faults. Timeout 4 s: every case must end well within twice that plus start-up.
+for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
+  case $kind in
+    FAULT_THROW) pattern="rank 1: dpt train: internal error: fault injection: failing at step 3" ;;
+    FAULT_EXIT) pattern="exit(ed with)? (code|status).*42|Exit code: +42" ;;
+    FAULT_HANG) pattern="rank 0: .*step 3: all_reduce #[0-9]+ timed out after 4 s; ranks that did not arrive: 1" ;;
+  esac
+  expect_failure "$kind" "$pattern" 20 -- "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir f \
+    --set "fault_injection={rank: 1 step: 3 kind: $kind}"
+done
+
+# A rank killed with SIGKILL, and one stopped with SIGSTOP (hung, as seen from its peers).
+for signal in KILL STOP; do
+  start=$SECONDS
+  timeout 60 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir "s$signal" --set train.epochs=100000 \
+    >out.txt 2>&1 &
+  job=$!
+  victim=""
+  for _ in $(seq 100); do
+    victim=$(rank_pid 1 "dpt train cfg.prototxt --run-dir s$signal")
+    [[ -n $victim ]] && grep -q "epoch 1 step" out.txt && break
+    sleep 0.1
+  done
+  kill -s "$signal" "$victim" 2>/dev/null
+  wait $job
+  code=$?
+  [[ $signal == STOP ]] && kill -9 "$victim" 2>/dev/null
+  took=$((SECONDS - start))
+  case $signal in
+    KILL) pattern="signal 9|Killed|exited on signal" ;;
+    STOP) pattern="timed out after 4 s; ranks that did not arrive: 1" ;;
+  esac
+  if [[ -n $victim && $code -ne 0 && $took -le 30 ]] && grep -Eq "$pattern" out.txt; then
+    echo "ok SIG$signal of rank 1: exit $code after ${took}s"
+    pass
+  else
+    fail "SIG$signal of rank 1 (pid '$victim'): exit $code after ${took}s, pattern /$pattern/"
+  fi
+done
+
+# 3. Ranks that disagree are refused at start-up.
+expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 20 -- \
+  "${mpi[@]}" -np 1 "$dpt" train cfg.prototxt --run-dir d : \
+  -np 1 "$dpt" train cfg.prototxt --run-dir d --set optimizer.lr=0.02
+expect_failure "batch not divisible" "train.batch_size: 60 is not divisible by the 7 workers" 30 -- \
+  "${mpi[@]}" -np 7 "$dpt" train cfg.prototxt --run-dir d
+
+echo "mpi_train: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

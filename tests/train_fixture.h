@@ -1,0 +1,122 @@
+// Helpers for tests that train: a synthetic dataset, configs with overrides, N ranks training as
+// N threads over the in-process thread world, and reading weights back.
+#pragma once
+
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/thread_world.h"
+#include "core/array_file.h"
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/random.h"
+#include "devices/cpu_device.h"
+#include "devices/error.h"
+#include "launch/stop_signal.h"
+#include "launch/trainer.h"
+
+namespace dpt::testing {
+
+// n samples of `features` bytes, labels uniform in [0, classes), seeded.
+inline void write_random_dataset(const std::string& path, int64_t n, int64_t features, int classes,
+                                 uint64_t seed) {
+  std::vector<uint8_t> inputs(static_cast<std::size_t>(n * features));
+  std::vector<int32_t> labels(static_cast<std::size_t>(n));
+  RandomStream random(seed, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    labels[i] = static_cast<int32_t>(random.below(static_cast<uint64_t>(classes)));
+    for (int64_t j = 0; j < features; ++j) {
+      // The label shifts a few features, so there is something to learn.
+      const int bias = j % classes == labels[i] ? 100 : 0;
+      inputs[i * features + j] = static_cast<uint8_t>(bias + random.below(150));
+    }
+  }
+  write_dataset(path, inputs, {n, features}, labels, classes);
+}
+
+// `base` with `extra` (text format) merged in, field by field.
+inline proto::Config with(proto::Config base, const std::string& extra) {
+  EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(extra, &base)) << extra;
+  return base;
+}
+
+struct WorldRun {
+  std::vector<TrainSummary> summaries;  // per rank
+  std::vector<std::string> errors;      // per rank, "" when it succeeded
+  std::vector<ErrorKind> kinds;
+  bool ok() const {
+    for (const std::string& error : errors) {
+      if (!error.empty()) return false;
+    }
+    return true;
+  }
+};
+
+// Trains with `world` ranks as threads. With `signals`, SIGTERM/SIGINT are caught for the run
+// (config.fault_injection FAULT_SIGTERM then stops it the way a preempting scheduler would).
+inline WorldRun train_threads(int world, const proto::Config& config, const std::string& run_dir,
+                              const std::string& resume = "", bool signals = false) {
+  ThreadWorld thread_world(world, CommOptions{config.comm().timeout_s()});
+  std::optional<StopSignal> stop;
+  TrainOptions options;
+  options.resume = resume;
+  if (signals) {
+    stop.emplace();
+    options.stop_requested = [&stop] { return stop->received() != 0; };
+  }
+  WorldRun run;
+  run.summaries.resize(static_cast<std::size_t>(world));
+  run.errors.resize(static_cast<std::size_t>(world));
+  run.kinds.resize(static_cast<std::size_t>(world), ErrorKind::kInternal);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world; ++rank) {
+    threads.emplace_back([&, rank] {
+      const auto r = static_cast<std::size_t>(rank);
+      std::unique_ptr<Communicator> comm = thread_world.communicator(rank);
+      try {
+        CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+        TrainListener quiet;
+        run.summaries[r] = train(config, device, *comm, run_dir, quiet, options);
+      } catch (const Error& e) {
+        run.errors[r] = e.what();
+        run.kinds[r] = e.kind();
+        comm->abort(e.exit_code());  // as launch/ does: peers fail fast
+      } catch (const std::exception& e) {
+        run.errors[r] = e.what();
+        comm->abort(1);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  return run;
+}
+
+// Every float of an array file (weights or checkpoint), arrays in file order, optionally only
+// those whose names start with `prefix`.
+inline std::vector<float> read_values(const std::string& path, const std::string& prefix = "") {
+  std::vector<float> values;
+  for (const Array& array : read_array_file(path).arrays) {
+    if (array.name.compare(0, prefix.size(), prefix) != 0) continue;
+    values.insert(values.end(), array.values.begin(), array.values.end());
+  }
+  return values;
+}
+
+// max |a - b| / max(1, |b|) over two equally long vectors.
+inline double worst_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - b[i]) / std::max(1.0, std::fabs(double(b[i])));
+    worst = std::max(worst, d);
+  }
+  return worst;
+}
+
+}  // namespace dpt::testing

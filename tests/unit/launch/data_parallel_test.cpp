@@ -1,0 +1,122 @@
+// Data parallelism in one process: W ranks as W threads over the in-process thread world, each
+// running the real trainer. N ranks x (global batch B) must train the model 1 rank trains with
+// batch B, with dropout and shuffling on. Tolerance: the only differences are the order of fp32
+// sums (each rank's GEMM sums its shard of the batch, then the ring adds the shards), about 1e-7
+// relative per operation; after 20 SGD steps we allow 2e-5 * max(1, |w|).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "train_fixture.h"
+
+namespace dpt {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace dpt::testing;
+
+class DataParallelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_);
+    write_random_dataset(dir_ + "/data.h5", 240, 12, 4, 8);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  proto::Config config(const std::string& extra = "") {
+    const std::string text = R"(
+      model {
+        input_size: 12
+        layer { dense { units: 16 } }
+        layer { activation { kind: GELU } }
+        layer { dropout { rate: 0.25 } }
+        layer { dense { units: 4 } }
+      }
+      optimizer { lr: 0.1 sgd { momentum: 0.9 } }
+      train { batch_size: 24 epochs: 2 log_every_steps: 5 }
+      comm { timeout_s: 20 bucket_mb: 0.0005 }
+      data { train_path: ")" + dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
+    )";
+    return with(parse_config(text, "dp.prototxt"), extra);
+  }
+
+  // Trains with `world` threads; returns rank 0's weights.
+  std::vector<float> train_world(int world, const proto::Config& cfg, WorldRun* out = nullptr) {
+    const std::string run_dir = dir_ + "/run" + std::to_string(world);
+    WorldRun run = train_threads(world, cfg, run_dir);
+    for (int rank = 0; rank < world; ++rank) EXPECT_EQ(run.errors[rank], "") << "rank " << rank;
+    // Only rank 0 writes: config.prototxt, metrics.jsonl, model.h5 and checkpoints/.
+    EXPECT_EQ(std::distance(fs::directory_iterator(run_dir), fs::directory_iterator()), 4);
+    if (out) *out = run;
+    return read_values(run_dir + "/model.h5");
+  }
+
+  std::string dir_ = ::testing::TempDir() + "dpt_dp_test_" + std::to_string(getpid());
+};
+
+TEST_F(DataParallelTest, NRanksTrainTheModelOneRankTrains) {
+  const proto::Config cfg = config();
+  const std::vector<float> reference = train_world(1, cfg);
+  for (int world : {2, 3, 4}) {
+    WorldRun run;
+    const std::vector<float> weights = train_world(world, cfg, &run);
+    const double worst = worst_relative_difference(weights, reference);
+    EXPECT_LT(worst, 2e-5) << world << " ranks";
+    EXPECT_GT(worst, 0.0) << "suspicious: " << world << " ranks bit-identical to 1 rank";
+    // Every rank reports the same (all-reduced) evaluation.
+    for (const TrainSummary& summary : run.summaries) {
+      ASSERT_TRUE(summary.last_eval.has_value());
+      EXPECT_EQ(summary.last_eval->loss, run.summaries[0].last_eval->loss);
+      EXPECT_EQ(summary.last_eval->accuracy, run.summaries[0].last_eval->accuracy);
+    }
+  }
+}
+
+TEST_F(DataParallelTest, UnevenLastBatchIsSplitAndStillMatches) {
+  // 240 samples, batch 36: six full batches and a last one of 24 (drop_last false).
+  const proto::Config cfg = config("train { batch_size: 36 drop_last: false }");
+  const std::vector<float> reference = train_world(1, cfg);
+  const std::vector<float> weights = train_world(3, cfg);
+  EXPECT_LT(worst_relative_difference(weights, reference), 2e-5);
+}
+
+TEST_F(DataParallelTest, GlobalBatchNotDivisibleByWorldIsRefused) {
+  const WorldRun run = train_threads(2, config("train { batch_size: 25 }"), dir_ + "/r");
+  // Each rank refuses on its own; one may see the other's abort first.
+  int named = 0;
+  for (const std::string& error : run.errors) {
+    const bool refused =
+        error.find("train.batch_size: 25 is not divisible by the 2 workers") != std::string::npos;
+    named += refused ? 1 : 0;
+    EXPECT_TRUE(refused || error.find("aborted by rank") != std::string::npos) << error;
+  }
+  EXPECT_GE(named, 1);
+}
+
+TEST_F(DataParallelTest, DifferentConfigsAreRefusedNamingRankAndField) {
+  ThreadWorld world(2, CommOptions{5.0});
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+        auto comm = world.communicator(rank);
+        TrainListener quiet;
+        train(config(rank == 1 ? "optimizer { lr: 0.2 }" : ""), device, *comm,
+              dir_ + "/r" + std::to_string(rank), quiet);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+        errors[static_cast<std::size_t>(rank)] = e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_NE(errors[0].find("rank 1 differs from rank 0 in config"), std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[1].find("optimizer.lr"), std::string::npos) << errors[1];
+}
+
+}  // namespace
+}  // namespace dpt
