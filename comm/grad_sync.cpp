@@ -91,15 +91,18 @@ void GradSync::finish() {
       std::rethrow_exception(error);
     }
   } else {
-    for (const Bucket& bucket : buckets_) reduce(bucket);
+    for (std::size_t i = 0; i < buckets_.size(); ++i) reduce(i, buckets_[i].range);
   }
   last_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void GradSync::reduce(const Bucket& bucket) {
-  float* data = data_ + bucket.range.offset;
-  comm_.all_reduce(data, data, static_cast<std::size_t>(bucket.range.count), DType::kF32,
-                   ReduceOp::kSum);
+void GradSync::reduce(std::size_t index, const FlatRange& range) {
+  TraceSpan span(tracer_, "all_reduce",
+                 tracer_ ? "bucket " + std::to_string(index) + " (" +
+                               std::to_string(range.count * 4 / 1024) + " KiB)"
+                         : std::string());
+  float* data = data_ + range.offset;
+  comm_.all_reduce(data, data, static_cast<std::size_t>(range.count), DType::kF32, ReduceOp::kSum);
 }
 
 void GradSync::worker() {
@@ -109,12 +112,12 @@ void GradSync::worker() {
     if (stop_) return;
     const int index = queue_.front();
     queue_.pop_front();
-    const Bucket bucket = buckets_[static_cast<std::size_t>(index)];
+    const FlatRange range = buckets_[static_cast<std::size_t>(index)].range;
     const bool skip = error_ != nullptr;  // after a failure, do not start more collectives
     lock.unlock();
     if (!skip) {
       try {
-        reduce(bucket);
+        reduce(static_cast<std::size_t>(index), range);
       } catch (...) {
         lock.lock();
         if (!error_) error_ = std::current_exception();

@@ -16,6 +16,7 @@
 
 #include "comm/communicator.h"
 #include "core/tensor.h"
+#include "core/trace.h"
 
 namespace dpt {
 
@@ -49,6 +50,9 @@ class GradSync {
   // communication error. After it, grads holds the sum over ranks on every rank.
   void finish();
 
+  // Records each bucket's all-reduce into `tracer` (null: off). Not owned.
+  void set_tracer(Tracer* tracer) { tracer_ = tracer; }
+
   int num_buckets() const { return static_cast<int>(buckets_.size()); }
   // Seconds finish() spent waiting in the last step (communication not hidden by backward).
   double last_wait_s() const { return last_wait_s_; }
@@ -59,7 +63,7 @@ class GradSync {
     int64_t pending = 0;  // elements not yet reported ready in this step
     bool started = false;
   };
-  void reduce(const Bucket& bucket);
+  void reduce(std::size_t index, const FlatRange& range);
   void worker();
 
   Communicator& comm_;
@@ -77,6 +81,7 @@ class GradSync {
   std::exception_ptr error_;
   std::thread thread_;
   double last_wait_s_ = 0.0;
+  Tracer* tracer_ = nullptr;
 };
 
 }  // namespace dpt

@@ -25,7 +25,7 @@ struct RaiseMpi {
 
 // Evaluates `call` (an MPI function call) once; when it does not return MPI_SUCCESS (0 in every
 // MPI implementation), throws kComm with the streamed context, the call's name and MPI's text.
-#define MPI_CHECK(call)                                                                     \
-  if (const int dpt_mpi_code = (call); dpt_mpi_code == 0) {                                 \
-  } else                                                                                    \
+#define MPI_CHECK(call)                                     \
+  if (const int dpt_mpi_code = (call); dpt_mpi_code == 0) { \
+  } else                                                    \
     ::dpt::mpi::detail::RaiseMpi{dpt_mpi_code, #call} & ::dpt::detail::Message()

@@ -46,8 +46,8 @@ class MpiRequest : public Request {
     MPI_Request_free(&request_);
   }
   std::string describe() const {
-    return std::string(receive_ ? "receive of " : "send of ") + std::to_string(bytes_) +
-           " bytes " + (receive_ ? "from" : "to") + " rank " + std::to_string(peer_) + " (tag " +
+    return std::string(receive_ ? "receive of " : "send of ") + std::to_string(bytes_) + " bytes " +
+           (receive_ ? "from" : "to") + " rank " + std::to_string(peer_) + " (tag " +
            std::to_string(tag_) + ")";
   }
 
@@ -154,8 +154,7 @@ bool MpiTransport::wait(Request& request, Clock::time_point deadline) {
   return true;
 }
 
-bool MpiTransport::wait_native(MPI_Request& request, Clock::time_point deadline,
-                               const char* what) {
+bool MpiTransport::wait_native(MPI_Request& request, Clock::time_point deadline, const char* what) {
   const Backoff backoff(policy_);
   while (true) {
     int flag = 0;

@@ -103,7 +103,8 @@ void reduce_loop(T* __restrict dst, const T* __restrict src, std::size_t count, 
 template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float), typename Op>
 void reduce_loop_16(uint16_t* __restrict dst, const uint16_t* __restrict src, std::size_t count,
                     Op op) {
-  for (std::size_t i = 0; i < count; ++i) dst[i] = kFromFloat(op(kToFloat(dst[i]), kToFloat(src[i])));
+  for (std::size_t i = 0; i < count; ++i)
+    dst[i] = kFromFloat(op(kToFloat(dst[i]), kToFloat(src[i])));
 }
 
 template <typename T>

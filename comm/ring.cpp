@@ -43,8 +43,8 @@ int mod(int a, int n) { return ((a % n) + n) % n; }
 void wait_or_throw(Transport& transport, Request& request, int peer, Clock::time_point deadline,
                    const char* what) {
   if (!transport.wait(request, deadline)) {
-    throw CommTimeout(peer, std::string(what) + ": timed out waiting for rank " +
-                                std::to_string(peer));
+    throw CommTimeout(peer,
+                      std::string(what) + ": timed out waiting for rank " + std::to_string(peer));
   }
 }
 
@@ -168,8 +168,8 @@ void all_gather_blocks(Transport& transport, char* data, const Blocks& blocks, D
 
 }  // namespace
 
-void ring_all_reduce(Transport& transport, void* data, std::size_t count, DType dtype,
-                     ReduceOp op, Clock::time_point deadline, const RingOptions& options) {
+void ring_all_reduce(Transport& transport, void* data, std::size_t count, DType dtype, ReduceOp op,
+                     Clock::time_point deadline, const RingOptions& options) {
   const int n = transport.size();
   if (count == 0) return;
   if (n == 1) {

@@ -36,8 +36,8 @@ struct RingOptions {
 // In place: data holds count elements on every rank; afterwards op over ranks. kAvg gives the
 // average itself (each rank divides the block it owns before the all-gather): do not call
 // finish_average() again. count may be 0 or smaller than size. World of one: no messages.
-void ring_all_reduce(Transport& transport, void* data, std::size_t count, DType dtype,
-                     ReduceOp op, Clock::time_point deadline, const RingOptions& options = {});
+void ring_all_reduce(Transport& transport, void* data, std::size_t count, DType dtype, ReduceOp op,
+                     Clock::time_point deadline, const RingOptions& options = {});
 // data holds size * count elements; afterwards rank r's block [r*count, (r+1)*count) holds the
 // reduction of that block over ranks (other blocks are scratch); kAvg divides it, as above.
 void ring_reduce_scatter(Transport& transport, void* data, std::size_t count, DType dtype,

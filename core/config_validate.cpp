@@ -32,6 +32,7 @@ struct Range {
 };
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr Range kPositive{0, true, kInf, false, "> 0"};
+constexpr Range kAboveOne{1, true, kInf, false, "> 1"};
 constexpr Range kNonNegative{0, false, kInf, false, ">= 0"};
 constexpr Range kFraction{0, false, 1, false, "in [0, 1]"};
 constexpr Range kDecay{0, false, 1, true, "in [0, 1)"};
@@ -101,6 +102,14 @@ class Validator {
     check_int(child(root, "fault_injection"), "step", config.fault_injection().step(),
               kNonNegative);
     check_checkpoint(child(root, "checkpoint"), config.checkpoint());
+    check_int(child(root, "fault_injection"), "slow_ms", config.fault_injection().slow_ms(),
+              kNonNegative);
+    const Node monitor = child(root, "monitor");
+    check_int(monitor, "straggler_every_steps", config.monitor().straggler_every_steps(),
+              kNonNegative);
+    check_float(monitor, "straggler_threshold",
+                static_cast<float>(config.monitor().straggler_threshold()), kAboveOne);
+    check_int(child(root, "trace"), "max_steps", config.trace().max_steps(), kNonNegative);
   }
 
  private:

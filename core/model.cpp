@@ -112,6 +112,7 @@ const Tensor& Model::forward(const Tensor& input, const Pass& pass) {
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     output_views_[i] =
         workspace(outputs_[i], device_, {batch, layers_[i]->output_size()}, options_.dtype);
+    TraceSpan span(tracer_, "forward", layers_[i]->name());
     layers_[i]->forward(*current, output_views_[i], pass);
     current = &output_views_[i];
   }
@@ -136,7 +137,10 @@ void Model::backward(const Tensor& grad_logits, const GradsReady& on_ready) {
       grad_input = workspace(grad_buffers_[i % 2], device_, {batch, layers_[i]->input_size()},
                              options_.dtype);
     }
-    layers_[i]->backward(grad_output, i > 0 ? &grad_input : nullptr);
+    {
+      TraceSpan span(tracer_, "backward", layers_[i]->name());
+      layers_[i]->backward(grad_output, i > 0 ? &grad_input : nullptr);
+    }
     if (on_ready && layers_[i]->num_params() > 0) {
       on_ready(param_offsets_[i], layers_[i]->num_params());
     }

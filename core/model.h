@@ -13,6 +13,7 @@
 #include "core/config.pb.h"
 #include "core/layer.h"
 #include "core/tensor.h"
+#include "core/trace.h"
 
 namespace dpt {
 
@@ -63,6 +64,9 @@ class Model {
   // Each layer's parameter range in the flat buffers, (offset, count), in layer order.
   std::vector<std::pair<int64_t, int64_t>> param_ranges() const;
 
+  // Records forward and backward of each layer into `tracer` (null: off). Not owned.
+  void set_tracer(Tracer* tracer) { tracer_ = tracer; }
+
   // Writes parameters to an array file ("params/<layer>/<param>") with `attributes` as metadata.
   void save_weights(const std::string& path, std::map<std::string, std::string> attributes) const;
   // Loads parameters from a weights file. Every array is checked against the model (names and
@@ -82,6 +86,7 @@ class Model {
   Tensor input_;
   std::vector<int64_t> param_offsets_;  // per layer
   uint64_t init_seed_;
+  Tracer* tracer_ = nullptr;
 };
 
 }  // namespace dpt

@@ -16,9 +16,24 @@
 #include "launch/console.h"
 #include "launch/device_select.h"
 #include "launch/stop_signal.h"
+#include "launch/trace_writer.h"
 #include "launch/trainer.h"
 
 namespace dpt {
+
+namespace {
+
+// Per-rank step times of a data-parallel run: who computed slowest, who waited most.
+void print_rank_stats(const std::vector<RankStats>& stats) {
+  if (stats.size() < 2) return;
+  fmt::print("per-rank step time (compute without waiting; ms): rank  mean   p99   waiting\n");
+  for (std::size_t r = 0; r < stats.size(); ++r) {
+    fmt::print("{:>57} {:>5.1f} {:>5.1f} {:>9.1f}\n", r, stats[r].mean_ms, stats[r].p99_ms,
+               stats[r].wait_mean_ms);
+  }
+}
+
+}  // namespace
 
 int run_train(const TrainArgs& args, const WorldInfo& world) {
   const proto::Config config = load_config(args.config, args.overrides);
@@ -53,16 +68,22 @@ int run_train(const TrainArgs& args, const WorldInfo& world) {
                summary.last_checkpoint.empty() ? "nothing" : summary.last_checkpoint);
     return 0;
   }
-  fmt::print("trained {} steps in {}, final train loss {:.4f}", summary.steps - summary.first_step,
-             format_duration(summary.seconds), summary.final_loss);
-  if (summary.first_step > 0) fmt::print(" (resumed at step {})", summary.first_step);
-  if (summary.skipped_steps > 0) fmt::print(", {} steps skipped", summary.skipped_steps);
-  fmt::print("\n");
+  if (summary.first_step > 0 && summary.steps == summary.first_step) {
+    fmt::print("nothing to train: the run was already complete at step {}\n", summary.steps);
+  } else {
+    fmt::print("trained {} steps in {}, final train loss {:.4f}",
+               summary.steps - summary.first_step, format_duration(summary.seconds),
+               summary.final_loss);
+    if (summary.first_step > 0) fmt::print(" (resumed at step {})", summary.first_step);
+    if (summary.skipped_steps > 0) fmt::print(", {} steps skipped", summary.skipped_steps);
+    fmt::print("\n");
+  }
   if (summary.last_eval) {
     fmt::print("test_loss {:.4f} test_accuracy {:.4f}\n", summary.last_eval->loss,
                summary.last_eval->accuracy);
   }
   fmt::print("weights: {}/model.h5, metrics: {}/metrics.jsonl\n", args.run_dir, args.run_dir);
+  print_rank_stats(summary.rank_stats);
   return 0;
 }
 
@@ -79,6 +100,13 @@ int run_eval(const EvalArgs& args) {
                                config.model().loss(), config.train().eval_batch_size());
   fmt::print("test_loss {:.4f} test_accuracy {:.4f} ({} samples)\n", result.loss, result.accuracy,
              result.samples);
+  return 0;
+}
+
+int run_trace_merge(const TraceMergeArgs& args) {
+  const std::string out = args.out.empty() ? args.run_dir + "/trace/merged.json" : args.out;
+  const int64_t events = merge_traces(args.run_dir, out);
+  fmt::print("wrote {} events to {} (open in chrome://tracing or ui.perfetto.dev)\n", events, out);
   return 0;
 }
 

@@ -41,6 +41,13 @@ int run_checkpoint_inspect(const CheckpointArgs& args);
 // dpt checkpoint verify FILE|DIR: checks every checkpoint's checksums; exit 4 when any fails.
 int run_checkpoint_verify(const CheckpointArgs& args);
 
+struct TraceMergeArgs {
+  std::string run_dir;
+  std::string out;  // default RUN_DIR/trace/merged.json
+};
+// dpt trace merge RUN_DIR: one Chrome trace of every rank's timeline.
+int run_trace_merge(const TraceMergeArgs& args);
+
 struct BenchStepArgs {
   std::string config;
   std::vector<std::string> overrides;

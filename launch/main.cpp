@@ -38,6 +38,16 @@ void add_checkpoint(CLI::App& app, dpt::CheckpointArgs& args) {
       ->required();
 }
 
+// dpt trace merge RUN_DIR [--out FILE]
+void add_trace(CLI::App& app, dpt::TraceMergeArgs& args) {
+  auto* trace = app.add_subcommand("trace", "Timeline tools");
+  trace->require_subcommand(1);
+  auto* merge = trace->add_subcommand("merge", "Merge every rank's timeline into one Chrome trace");
+  merge->add_option("run_dir", args.run_dir, "Run directory (with trace/rank_<r>.json)")
+      ->required();
+  merge->add_option("--out", args.out, "Output file (default RUN_DIR/trace/merged.json)");
+}
+
 void add_eval(CLI::App& app, dpt::EvalArgs& args) {
   auto* cmd = app.add_subcommand("eval", "Evaluate saved weights on the config's test set");
   cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
@@ -97,6 +107,7 @@ struct Args {
   dpt::EvalArgs eval;
   dpt::ImportIdxArgs import;
   dpt::CheckpointArgs checkpoint;
+  dpt::TraceMergeArgs trace_merge;
   dpt::BenchStepArgs bench_step;
   dpt::BenchCommArgs bench_comm;
 };
@@ -109,6 +120,7 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
     return cmd->got_subcommand("inspect") ? dpt::run_checkpoint_inspect(args.checkpoint)
                                           : dpt::run_checkpoint_verify(args.checkpoint);
   }
+  if (app.got_subcommand("trace")) return dpt::run_trace_merge(args.trace_merge);
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
@@ -141,6 +153,7 @@ int main(int argc, char** argv) {
   add_eval(app, args.eval);
   add_data(app, args.import);
   add_checkpoint(app, args.checkpoint);
+  add_trace(app, args.trace_merge);
   add_bench(app, args.bench_step, args.bench_comm);
   app.add_subcommand("version", "Print the version");
   try {

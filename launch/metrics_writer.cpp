@@ -47,6 +47,17 @@ void MetricsWriter::write_train(const TrainProgress& p) {
                            {"samples_per_s", p.samples_per_s},
                            {"grad_norm", p.grad_norm},
                            {"elapsed_s", p.elapsed_s}};
+  const PhaseMs& t = p.time_ms;
+  record["time_ms"] = {{"data", t.data}, {"forward", t.forward}, {"backward", t.backward},
+                       {"sync", t.sync}, {"norm", t.norm},       {"optimizer", t.optimizer}};
+  write_line(record.dump());
+}
+
+void MetricsWriter::write_ranks(const RankWindow& w) {
+  nlohmann::json record = {
+      {"kind", "ranks"},         {"step", w.last_step},  {"first_step", w.first_step},
+      {"step_ms", w.compute_ms}, {"wait_ms", w.wait_ms}, {"slowest", w.slowest},
+      {"ratio", w.ratio}};
   write_line(record.dump());
 }
 

@@ -17,6 +17,9 @@ class MetricsWriter {
   explicit MetricsWriter(const std::string& path, int64_t keep_up_to_step = -1);
   void write_train(const TrainProgress& progress);
   void write_eval(const EvalResult& result);
+  // {"kind":"ranks","step":N,"first_step":M,"step_ms":[...],"wait_ms":[...],"slowest":r,
+  //  "ratio":x}: per-rank mean compute and wait time per step over steps (M, N].
+  void write_ranks(const RankWindow& window);
 
  private:
   void write_line(const std::string& line);

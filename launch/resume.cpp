@@ -32,6 +32,8 @@ constexpr const char* kMayChange[] = {
     "comm",
     "checkpoint",
     "fault_injection",
+    "monitor",
+    "trace",
 };
 
 std::string field_text(const pb::Message& message, const pb::FieldDescriptor* field, int index) {

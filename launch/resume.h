@@ -18,8 +18,9 @@ namespace dpt {
 // "Resume"): name, train.{epochs, max_steps, log_every_steps, eval_every_epochs,
 // eval_batch_size, micro_batch_size, on_non_finite, max_consecutive_skips}, optimizer.{lr,
 // schedule, clip_grad_norm}, data.test_path, and all of device, comm, checkpoint,
-// fault_injection. Everything else (model, optimizer kind and hyperparameters, global batch,
-// seeds, training data and its normalisation) decides what the run computes and must match.
+// fault_injection, monitor, trace. Everything else (model, optimizer kind and hyperparameters,
+// global batch, seeds, training data and its normalisation) decides what the run computes and
+// must match.
 bool resume_may_change(const std::string& field_path);
 
 // Dotted paths of the fields whose values differ ("optimizer.lr", "model.layer[1].dense.units",

@@ -58,6 +58,12 @@ TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& co
       inputs_(model.device(), {micro_batch_, model.input_size()}, model.dtype()),
       labels_(static_cast<std::size_t>(micro_batch_)) {}
 
+void TrainStep::set_tracer(Tracer* tracer) {
+  tracer_ = tracer;
+  model_.set_tracer(tracer);
+  if (grad_sync_) grad_sync_->set_tracer(tracer);
+}
+
 StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const BatchSource& source,
                                         bool stop) {
   StepResult result;
@@ -73,7 +79,10 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const Batch
   for (int64_t row = shard.begin; row < shard.end; row += micro_batch_) {
     const int64_t n = std::min(micro_batch_, shard.end - row);
     const bool last = row + n == shard.end;
-    source(row, n, inputs_, labels_.data());
+    {
+      TraceSpan span(tracer_, "data", "load batch");
+      source(row, n, inputs_, labels_.data());
+    }
     lap(mark, times.data_s);
     const Tensor& logits = model_.forward(inputs_.rows(n), Pass{true, step, row});
     lap(mark, times.forward_s);
@@ -89,6 +98,7 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const Batch
   // {loss sum, ranks asking to stop}, summed over ranks.
   double totals[2] = {loss_sum, stop ? 1.0 : 0.0};
   if (grad_sync_) {
+    TraceSpan span(tracer_, "sync", "wait for gradients and loss");
     grad_sync_->finish();
     comm_.all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
     lap(mark, times.sync_s);
@@ -103,6 +113,7 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const Batch
 
 void TrainStep::apply(float lr, StepTimes& times) {
   auto mark = Clock::now();
+  TraceSpan span(tracer_, "optimizer", optimizer_.name());
   optimizer_.step(model_.params(), model_.grads(), lr);
   lap(mark, times.optimizer_s);
 }

@@ -53,6 +53,9 @@ class TrainStep {
                                bool stop = false);
   // Applies the optimizer with `lr`; adds its time to `times`.
   void apply(float lr, StepTimes& times);
+  // Records data loading, forward/backward per layer, gradient buckets, the wait for them and
+  // the optimizer into `tracer` (null: off). Not owned.
+  void set_tracer(Tracer* tracer);
 
  private:
   Model& model_;
@@ -65,6 +68,7 @@ class TrainStep {
   Tensor inputs_;
   Tensor grad_logits_buffer_;
   std::vector<int32_t> labels_;
+  Tracer* tracer_ = nullptr;
 };
 
 }  // namespace dpt

@@ -2,6 +2,8 @@
 // evaluation, and the files of the run directory. The step itself is launch/train_step.
 #include "launch/trainer.h"
 
+#include <fmt/core.h>
+
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -19,6 +21,8 @@
 #include "launch/fingerprint.h"
 #include "launch/metrics_writer.h"
 #include "launch/resume.h"
+#include "launch/tensorboard_listener.h"
+#include "launch/trace_writer.h"
 #include "launch/train_step.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
@@ -35,6 +39,12 @@ double seconds_since(Clock::time_point start) {
 
 void write_text_file(const std::string& path, const std::string& text) {
   write_file_atomically(path, text.data(), text.size());
+}
+
+PhaseMs mean_ms(const StepTimes& total, int64_t steps) {
+  const double scale = steps > 0 ? 1e3 / static_cast<double>(steps) : 0.0;
+  return {total.data_s * scale, total.forward_s * scale, total.backward_s * scale,
+          total.sync_s * scale, total.norm_s * scale,    total.optimizer_s * scale};
 }
 
 // Creates the checkpoint directory, proves it writable before step 1 (a probe file), and removes
@@ -122,7 +132,12 @@ namespace {
 
 // Fails on purpose as config.fault_injection says (testing fault handling end to end).
 void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t step) {
-  if (fault.rank() != rank || fault.step() != step) return;
+  if (fault.rank() != rank) return;
+  if (fault.kind() == proto::FAULT_SLOW && step >= fault.step()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(fault.slow_ms()));
+    return;
+  }
+  if (fault.step() != step) return;
   switch (fault.kind()) {
     case proto::FAULT_THROW:
       DPT_THROW(ErrorKind::kInternal) << "fault injection: failing at step " << step;
@@ -132,6 +147,8 @@ void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t st
       while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
     case proto::FAULT_SIGTERM:
       std::raise(SIGTERM);
+      return;
+    default:
       return;
   }
 }
@@ -187,8 +204,21 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   TrainState cursor = resumed.state;  // where the next step starts; zero for a fresh run
   std::optional<MetricsWriter> metrics;
   if (writer) metrics.emplace(run_dir + "/metrics.jsonl", resumed.resumed ? cursor.step : -1);
+  // TensorBoard (`tensorboard --logdir runs/`): rank 0, created before step 1 so an unwritable
+  // directory fails early.
+  std::optional<TensorBoardListener> tensorboard;
+  if (writer && config.monitor().tensorboard()) {
+    tensorboard.emplace(run_dir + "/tensorboard", resumed.resumed ? cursor.step : -1);
+  }
 
   TrainStep train_step(model, *optimizer, config, comm);
+  // The timeline's time zero: all ranks leave this barrier together.
+  comm.barrier();
+  std::unique_ptr<TraceWriter> trace;
+  if (config.trace().enabled()) {
+    trace = std::make_unique<TraceWriter>(run_dir + "/trace", comm.rank(), Clock::now());
+    train_step.set_tracer(trace.get());
+  }
   const Normalization normalization = normalization_from(config.data());
   listener.on_start(model, total_steps, steps_per_epoch);
 
@@ -199,13 +229,22 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   auto window_start = start;
   double window_loss = 0.0;
   int64_t window_steps = 0, window_samples = 0, consecutive_skips = cursor.consecutive_skips;
+  StepTimes window_times;
+  int64_t window_timed = 0;  // steps in window_times (skipped ones included)
+  StragglerMonitor stragglers(comm, comm.size() > 1 ? config.monitor().straggler_every_steps() : 0,
+                              config.monitor().straggler_threshold());
+  auto finish_ranks = [&] {
+    if (comm.size() > 1) summary.rank_stats = stragglers.final_stats();
+  };
   int64_t step = cursor.step, last_saved = resumed.resumed ? cursor.step : -1;
   auto run_eval = [&](int64_t epoch) {
+    TraceSpan span(trace.get(), "eval", "evaluate");
     EvalResult result = evaluate(model, *test_set, normalization, config.model().loss(),
                                  train_config.eval_batch_size(), &comm);
     result.step = step;
     result.epoch = epoch;
     if (metrics) metrics->write_eval(result);
+    if (tensorboard) tensorboard->on_eval(result);
     listener.on_eval(result);
     summary.last_eval = result;
   };
@@ -226,6 +265,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     cursor.version = DPT_VERSION;
     cursor.data_fingerprint = fingerprint;
     const std::string path = checkpoint_dir + "/" + checkpoint_file_name(step);
+    TraceSpan span(trace.get(), "checkpoint", "save step " + std::to_string(step));
     save_checkpoint(path, model, *optimizer, cursor);
     apply_retention(checkpoint_dir, checkpoint_config.keep_last(),
                     checkpoint_config.keep_every_steps());
@@ -239,6 +279,12 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     for (int64_t s = first_s; s < steps_per_epoch && step < total_steps; ++s) {
       const int64_t first = s * batch;
       const int64_t this_batch = std::min(batch, train_set.size - first);
+      const auto step_start = Clock::now();
+      if (trace && config.trace().max_steps() > 0 &&
+          step - summary.first_step >= config.trace().max_steps()) {
+        trace->stop();
+      }
+      TraceSpan step_span(trace.get(), "step", "step " + std::to_string(step));
       maybe_inject_fault(config.fault_injection(), comm.rank(), step);
       const bool stop_here = options.stop_requested && options.stop_requested();
       StepResult result;
@@ -278,7 +324,26 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
         ++window_steps;
       }
       window_samples += this_batch;
+      window_times.add(result.times);
+      ++window_timed;
       ++step;
+      if (std::optional<RankWindow> ranks =
+              stragglers.record(step, seconds_since(step_start), result.times.sync_s)) {
+        if (metrics) metrics->write_ranks(*ranks);
+        if (tensorboard) {
+          tensorboard->scalars(step,
+                               {{"ranks/slowest_compute_ms", ranks->compute_ms[ranks->slowest]},
+                                {"ranks/slowest_over_median", ranks->ratio}});
+        }
+        listener.on_ranks(*ranks);
+        if (ranks->straggler) {
+          listener.on_note(fmt::format(
+              "straggler: rank {} took {:.1f} ms per step to compute, {:.2f}x the median, in "
+              "steps {}-{} (the others waited for it)",
+              ranks->slowest, ranks->compute_ms[ranks->slowest], ranks->ratio,
+              ranks->first_step + 1, ranks->last_step));
+        }
+      }
       const bool epoch_end = s + 1 == steps_per_epoch;
       cursor.epoch = epoch_end ? epoch + 1 : epoch;
       cursor.step_in_epoch = epoch_end ? 0 : s + 1;
@@ -289,16 +354,21 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       listener.on_step(progress);
       if (step % train_config.log_every_steps() == 0 || step == total_steps || result.stop) {
         if (window_steps > 0) progress.loss = window_loss / window_steps;
+        progress.time_ms = mean_ms(window_times, window_timed);
         if (metrics) metrics->write_train(progress);
+        if (tensorboard) tensorboard->on_log(progress);
         listener.on_log(progress);
         window_loss = 0.0;
         window_steps = window_samples = 0;
+        window_times = StepTimes();
+        window_timed = 0;
         window_start = Clock::now();
       }
       if (result.stop) {
         // A signal reached some rank: every rank stops after this same step.
         if (checkpoint_config.on_signal()) save();
         summary.stopped = true;
+        finish_ranks();
         summary.steps = step;
         summary.seconds = seconds_since(start);
         return summary;
@@ -319,6 +389,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     }
   }
   if (checkpoint_config.at_end()) save();
+  finish_ranks();
 
   summary.steps = step;
   summary.seconds = seconds_since(start);

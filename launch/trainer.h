@@ -13,8 +13,14 @@
 #include "core/config.pb.h"
 #include "core/dataset.h"
 #include "core/model.h"
+#include "launch/straggler.h"
 
 namespace dpt {
+
+// Mean milliseconds per step by phase (launch/train_step.h's StepTimes) over a logging window.
+struct PhaseMs {
+  double data = 0, forward = 0, backward = 0, sync = 0, norm = 0, optimizer = 0;
+};
 
 struct TrainProgress {
   int64_t step = 0;  // optimizer steps completed
@@ -25,6 +31,7 @@ struct TrainProgress {
   double grad_norm = 0.0;
   double samples_per_s = 0.0;
   double elapsed_s = 0.0;
+  PhaseMs time_ms;  // in on_log: the window's mean split
 };
 
 struct EvalResult {
@@ -44,6 +51,7 @@ struct TrainSummary {
   double final_loss = 0.0;
   double seconds = 0.0;
   std::optional<EvalResult> last_eval;
+  std::vector<RankStats> rank_stats;  // per rank, with more than one worker
 };
 
 class TrainListener {
@@ -61,6 +69,8 @@ class TrainListener {
   virtual void on_checkpoint(const std::string& path, int64_t step) {}
   // A line worth telling the user: resumed from where, skipped a corrupt checkpoint, ...
   virtual void on_note(const std::string& line) {}
+  // Every monitor.straggler_every_steps steps with more than one worker: per-rank step times.
+  virtual void on_ranks(const RankWindow& window) {}
 };
 
 struct TrainOptions {

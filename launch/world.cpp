@@ -77,8 +77,8 @@ WorldInfo discover_world(const MpiSession& session) {
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world.rank)) << "discovering the world";
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world.size)) << "discovering the world";
   MPI_Comm local = MPI_COMM_NULL;
-  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL,
-                                &local))
+  MPI_CHECK(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL, &local))
       << "finding the processes of this node";
   MPI_Comm_rank(local, &world.local_rank);
   MPI_Comm_size(local, &world.local_size);

@@ -22,5 +22,7 @@ if [[ $(id -u) -eq 0 ]]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 run_dir=runs/fashion_mnist
-mpirun -np 2 --oversubscribe build/dpt train examples/fashion_mnist/mlp.prototxt --run-dir "$run_dir"
+# --resume auto: a quickstart interrupted (Ctrl-C saves a checkpoint) continues where it stopped.
+mpirun -np 2 --oversubscribe build/dpt train examples/fashion_mnist/mlp.prototxt \
+  --run-dir "$run_dir" --resume auto
 build/dpt eval examples/fashion_mnist/mlp.prototxt --weights "$run_dir/model.h5"

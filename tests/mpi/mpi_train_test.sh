@@ -3,7 +3,8 @@
 #   - 2 and 3 ranks train the weights 1 process trains (same global batch), to fp32 rounding;
 #   - a rank that throws, exits, hangs (in code, or stopped with SIGSTOP) or is killed with
 #     SIGKILL ends the whole job non-zero within the collective timeout, naming the rank;
-#   - ranks started with different configs are refused before training, naming rank and field.
+#   - ranks started with different configs are refused before training, naming rank and field;
+#   - a deliberately slowed rank is named by the straggler report.
 # Usage: mpi_train_test.sh path/to/dpt
 set -u
 dpt=$(realpath "$1")
@@ -128,7 +129,39 @@ for signal in KILL STOP; do
   fi
 done
 
-# 3. Ranks that disagree are refused at start-up.
+# 3. A slow rank is named by the straggler report, and the run still finishes.
+if "${mpi[@]}" -np 3 "$dpt" train cfg.prototxt --run-dir slow \
+  --set "fault_injection={rank: 2 step: 5 kind: FAULT_SLOW slow_ms: 40}" \
+  --set monitor.straggler_every_steps=10 --set train.batch_size=48 >out.txt 2>&1 &&
+  grep -Eq "straggler: rank 2 took [0-9.]+ ms per step to compute, [0-9.]+x the median" out.txt &&
+  grep -q '"kind":"ranks"' slow/metrics.jsonl; then
+  echo "ok straggler named"
+  pass
+else
+  fail "straggler report"
+fi
+
+# 4. A timeline per rank, merged: both ranks, forward/backward per layer, bucket all-reduces.
+if "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir traced --set trace.enabled=true \
+  --set trace.max_steps=4 >out.txt 2>&1 && "$dpt" trace merge traced >>out.txt 2>&1 &&
+  python3 - traced/trace/merged.json <<'PY' >>out.txt 2>&1
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+spans = [e for e in events if e["ph"] == "X"]
+assert {e["pid"] for e in spans} == {0, 1}, "both ranks"
+for cat in ("step", "data", "forward", "backward", "all_reduce", "sync", "optimizer"):
+    assert any(e["cat"] == cat for e in spans), cat
+assert all(e["tid"] == 1 for e in spans if e["cat"] == "all_reduce"), "bucket on comm thread"
+assert sum(e["cat"] == "step" for e in spans) == 8, "4 steps per rank"
+PY
+then
+  echo "ok trace merge"
+  pass
+else
+  fail "trace merge"
+fi
+
+# 5. Ranks that disagree are refused at start-up.
 expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 20 -- \
   "${mpi[@]}" -np 1 "$dpt" train cfg.prototxt --run-dir d : \
   -np 1 "$dpt" train cfg.prototxt --run-dir d --set optimizer.lr=0.02

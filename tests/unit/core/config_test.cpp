@@ -484,7 +484,7 @@ TEST(ConfigTest, OverrideErrors) {
        "adam, adamw, schedule, clip_grad_norm)"},
       {"modle.input_size=3",
        "--set modle.input_size=3: no field \"modle\" in dpt.proto.Config (fields: name, model, "
-       "data, optimizer, train, device, comm, fault_injection, checkpoint)"},
+       "data, optimizer, train, device, comm, fault_injection, checkpoint, monitor, trace)"},
       {"train.batch_size=abc",
        "--set train.batch_size=abc: train.batch_size: Expected integer, got: abc (got \"abc\")"},
       {"train.epochs=1 2", "--set train.epochs=1 2: train.epochs: not a valid value (got \"1 2\")"},

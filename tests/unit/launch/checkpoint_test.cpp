@@ -28,7 +28,9 @@ class CheckpointTest : public ::testing::Test {
   proto::Config config(int hidden = 8, const std::string& optimizer = "adam {}") {
     return parse_config("model { input_size: 5 layer { dense { units: " + std::to_string(hidden) +
                             " } } layer { dense { units: 3 } } }\n"
-                            "optimizer { " + optimizer + " }\n"
+                            "optimizer { " +
+                            optimizer +
+                            " }\n"
                             "data { train_path: \"unused.h5\" }\n",
                         "ckpt.prototxt");
   }
@@ -71,7 +73,8 @@ class CheckpointTest : public ::testing::Test {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
   void write(const std::string& path, const std::vector<char>& data) {
-    std::ofstream(path, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(data.data(), static_cast<std::streamsize>(data.size()));
   }
   std::string error_of(const std::string& path) {
     try {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "train_fixture.h"
 
@@ -36,7 +37,8 @@ class DataParallelTest : public ::testing::Test {
       optimizer { lr: 0.1 sgd { momentum: 0.9 } }
       train { batch_size: 24 epochs: 2 log_every_steps: 5 }
       comm { timeout_s: 20 bucket_mb: 0.0005 }
-      data { train_path: ")" + dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
+      data { train_path: ")" +
+                             dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
     )";
     return with(parse_config(text, "dp.prototxt"), extra);
   }
@@ -46,8 +48,16 @@ class DataParallelTest : public ::testing::Test {
     const std::string run_dir = dir_ + "/run" + std::to_string(world);
     WorldRun run = train_threads(world, cfg, run_dir);
     for (int rank = 0; rank < world; ++rank) EXPECT_EQ(run.errors[rank], "") << "rank " << rank;
-    // Only rank 0 writes: config.prototxt, metrics.jsonl, model.h5 and checkpoints/.
-    EXPECT_EQ(std::distance(fs::directory_iterator(run_dir), fs::directory_iterator()), 4);
+    // Only rank 0 writes: config.prototxt, metrics.jsonl, model.h5, checkpoints/, tensorboard/.
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(run_dir)) {
+      names.insert(entry.path().filename().string());
+    }
+    EXPECT_EQ(names, (std::set<std::string>{"checkpoints", "config.prototxt", "metrics.jsonl",
+                                            "model.h5", "tensorboard"}));
+    EXPECT_EQ(
+        std::distance(fs::directory_iterator(run_dir + "/tensorboard"), fs::directory_iterator()),
+        1);
     if (out) *out = run;
     return read_values(run_dir + "/model.h5");
   }
@@ -113,8 +123,7 @@ TEST_F(DataParallelTest, DifferentConfigsAreRefusedNamingRankAndField) {
     });
   }
   for (auto& thread : threads) thread.join();
-  EXPECT_NE(errors[0].find("rank 1 differs from rank 0 in config"), std::string::npos)
-      << errors[0];
+  EXPECT_NE(errors[0].find("rank 1 differs from rank 0 in config"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("optimizer.lr"), std::string::npos) << errors[1];
 }
 

@@ -41,7 +41,8 @@ class ResumeTest : public ::testing::Test {
       train { batch_size: 24 epochs: 3 log_every_steps: 4 drop_last: false }
       comm { timeout_s: 20 bucket_mb: 0.0003 }
       checkpoint { every_steps: 4 keep_last: 100 }
-      data { train_path: ")" + dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
+      data { train_path: ")" +
+                             dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
     )";
     return with(parse_config(text, "resume.prototxt"), extra);
   }
@@ -50,10 +51,11 @@ class ResumeTest : public ::testing::Test {
   // Trains `run` with `world` ranks, stopped by SIGTERM at `stop_step` (after it), then resumes
   // with `resume_world` ranks to the end.
   void interrupted_run(const std::string& run, int world, int64_t stop_step, int resume_world) {
-    const WorldRun first =
-        train_threads(world, config("fault_injection { rank: 0 kind: FAULT_SIGTERM step: " +
-                                    std::to_string(stop_step) + " }"),
-                      dir_ + "/" + run, "", true);
+    const WorldRun first = train_threads(
+        world,
+        config("fault_injection { rank: 0 kind: FAULT_SIGTERM step: " + std::to_string(stop_step) +
+               " }"),
+        dir_ + "/" + run, "", true);
     ASSERT_TRUE(first.ok()) << first.errors[0];
     EXPECT_TRUE(first.summaries[0].stopped);
     EXPECT_EQ(first.summaries[0].steps, stop_step + 1);
@@ -136,8 +138,7 @@ TEST_F(ResumeTest, ResumeRefusesAChangedModelOrBatchButTakesSafeChanges) {
   for (const Case& c : cases) {
     const WorldRun run = train_threads(1, config(c.change), dir_ + "/run", "auto");
     EXPECT_EQ(run.kinds[0], ErrorKind::kCheckpoint) << c.change;
-    EXPECT_NE(run.errors[0].find("cannot resume with a different " + c.expected),
-              std::string::npos)
+    EXPECT_NE(run.errors[0].find("cannot resume with a different " + c.expected), std::string::npos)
         << run.errors[0];
   }
   // A different layer width: both shapes named (the config check names the field first).
@@ -148,9 +149,9 @@ TEST_F(ResumeTest, ResumeRefusesAChangedModelOrBatchButTakesSafeChanges) {
             std::string::npos)
       << wider.errors[0];
   // Safe: more steps, another lr, another log cadence.
-  const WorldRun longer = train_threads(
-      1, config("train { max_steps: 12 log_every_steps: 3 } optimizer { lr: 0.02 }"),
-      dir_ + "/run", "auto");
+  const WorldRun longer =
+      train_threads(1, config("train { max_steps: 12 log_every_steps: 3 } optimizer { lr: 0.02 }"),
+                    dir_ + "/run", "auto");
   ASSERT_TRUE(longer.ok()) << longer.errors[0];
   EXPECT_EQ(longer.summaries[0].first_step, 8);
   EXPECT_EQ(longer.summaries[0].steps, 12);
