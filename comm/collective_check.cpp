@@ -12,9 +12,11 @@
 namespace dpt {
 namespace {
 
-using Words = std::array<uint64_t, 6>;
+using Words = HeaderWords;
 
-Words encode(const CollectiveHeader& header) {
+}  // namespace
+
+HeaderWords encode_header(const CollectiveHeader& header) {
   const bool uses_data = header.kind != CollectiveKind::kBarrier;
   const bool uses_op =
       header.kind == CollectiveKind::kAllReduce || header.kind == CollectiveKind::kReduceScatter;
@@ -26,6 +28,8 @@ Words encode(const CollectiveHeader& header) {
                uses_op ? static_cast<uint64_t>(header.op) : 0,
                uses_root ? static_cast<uint64_t>(static_cast<int64_t>(header.root)) : 0};
 }
+
+namespace {
 
 CollectiveHeader decode(const Words& words) {
   CollectiveHeader header;
@@ -83,7 +87,7 @@ void check_collective(Transport& transport, const CollectiveHeader& header,
   const int n = transport.size(), rank = transport.rank();
   if (n == 1) return;
   const int left = ring_mod(rank - 1, n), right = ring_mod(rank + 1, n);
-  const Words mine = encode(header);
+  const Words mine = encode_header(header);
   Words theirs{};
   std::unique_ptr<Request> receive = transport.irecv(theirs.data(), sizeof(Words), left, tag);
   std::unique_ptr<Request> send = transport.isend(mine.data(), sizeof(Words), right, tag);
@@ -94,12 +98,16 @@ void check_collective(Transport& transport, const CollectiveHeader& header,
     throw CommTimeout(right,
                       "collective check: timed out sending to rank " + std::to_string(right));
   }
-  if (theirs == mine) return;
+  check_header(header, rank, theirs, left);
+}
+
+void check_header(const CollectiveHeader& header, int rank, const HeaderWords& theirs, int peer) {
+  if (theirs == encode_header(header)) return;
   const CollectiveHeader other = decode(theirs);
   std::ostringstream text;
   text << collective_label(header) << ": rank " << rank << " called " << describe_call(header);
   if (other.sequence != header.sequence) text << " as collective #" << header.sequence;
-  text << " but rank " << left << " called " << describe_call(other);
+  text << " but rank " << peer << " called " << describe_call(other);
   if (other.sequence != header.sequence) text << " as collective #" << other.sequence;
   throw Error(ErrorKind::kComm, text.str());
 }

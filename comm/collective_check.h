@@ -5,6 +5,7 @@
 // error can name the ranks that never arrived.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -38,10 +39,19 @@ std::string collective_label(const CollectiveHeader& header);
 // "all_reduce(count=1000, float32, sum)", "broadcast(count=3, int64, root=1)", "barrier()".
 std::string describe_call(const CollectiveHeader& header);
 
+// A header as it travels: six uint64 words; fields the kind does not use are zero.
+using HeaderWords = std::array<uint64_t, 6>;
+HeaderWords encode_header(const CollectiveHeader& header);
+
+// Throws dpt::Error(kComm) naming both calls when `theirs`, received from rank `peer`, differs
+// from this rank's `header` (see check_collective for the message).
+void check_header(const CollectiveHeader& header, int rank, const HeaderWords& theirs, int peer);
+
 // Suggested tags for the messages of the checks, apart from the ring's [tag, tag + 4). A backend
 // may use others, as long as no two kinds of message share one.
 constexpr int kCollectiveCheckTag = 1;
 constexpr int kFindMissingTag = 2;
+constexpr int kLatencyDataTag = 4;  // recursive doubling's data (its headers use tag 1)
 constexpr int kRingTagBase = 8;
 
 // Sends this rank's header to rank+1 and compares it with the one from rank-1; around the ring

@@ -51,7 +51,7 @@ class Communicator {
 };
 
 enum class AllReduceAlgorithm {
-  kAuto,    // the library's own below ring_threshold_bytes, dpt's ring from there up
+  kAuto,    // recursive doubling below ring_threshold_bytes, the ring from there up
   kRing,    // dpt's pipelined ring (comm/ring.h) at every size
   kNative,  // the library's own (MPI_Iallreduce) at every size; the ring where it has none
 };

@@ -1,8 +1,8 @@
-// The "mpi" backend: Open MPI underneath dpt's TransportCommunicator. Small all-reduces go to
-// MPI_Iallreduce (its latency-optimised algorithms win there), large ones to dpt's ring over
+// The "mpi" backend: Open MPI underneath dpt's TransportCommunicator. dpt's algorithms run over
 // MPI point-to-point (Open MPI's large-message all-reduce collapses on these machines: README,
-// "Collective benchmark"). Every MPI call is nonblocking and polled against the collective's
-// deadline, so a hung or dead peer gives an error instead of a hang. abort() is MPI_Abort.
+// "Collective benchmark"); comm.all_reduce: ALL_REDUCE_NATIVE uses MPI_Iallreduce instead. Every
+// MPI call is nonblocking and polled against the collective's deadline, so a hung or dead peer
+// gives an error instead of a hang. abort() is MPI_Abort.
 // MPI must be initialised (launch/world.h's MpiSession) before one is made and finalised after.
 #pragma once
 

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "comm/latency_all_reduce.h"
 #include "comm/ring.h"
 #include "devices/error.h"
 
@@ -22,11 +23,12 @@ RingOptions TransportCommunicator::ring_options() const {
 }
 
 template <typename Body>
-void TransportCommunicator::run(CollectiveHeader header, Body body) {
+void TransportCommunicator::run(CollectiveHeader header, bool check, Body body) {
   header.sequence = ++sequence_;
+  header_of_run_ = header;
   const Clock::time_point deadline = deadline_after(options_.timeout_s);
   try {
-    check_collective(transport_, header, deadline);
+    if (check) check_collective(transport_, header, deadline);
     body(deadline);
   } catch (const CommTimeout& timeout) {
     throw collective_timeout_error(transport_, header, options_.timeout_s, timeout);
@@ -40,14 +42,27 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
   header.count = count;
   header.dtype = dtype;
   header.op = op;
-  run(header, [&](Clock::time_point deadline) {
-    const std::size_t bytes = count * dtype_size(dtype);
+  const std::size_t bytes = count * dtype_size(dtype);
+  if (size() == 1) {
     if (send != recv && bytes > 0) std::memcpy(recv, send, bytes);
-    if (size() == 1 || count == 0) return;
-    const bool native_first =
-        options_.all_reduce == AllReduceAlgorithm::kNative ||
-        (options_.all_reduce == AllReduceAlgorithm::kAuto && bytes < options_.ring_threshold_bytes);
-    if (native_first && native_all_reduce(recv, count, dtype, op, deadline)) return;
+    return;
+  }
+  const AllReduceAlgorithm algorithm = options_.all_reduce;
+  if (algorithm == AllReduceAlgorithm::kAuto && bytes < options_.ring_threshold_bytes) {
+    // Small: recursive doubling carries its own header check (no extra round trip).
+    run(header, false, [&](Clock::time_point deadline) {
+      recursive_doubling_all_reduce(transport_, send, recv, count, dtype, op, header_of_run_,
+                                    deadline, kLatencyDataTag);
+    });
+    return;
+  }
+  run(header, true, [&](Clock::time_point deadline) {
+    if (send != recv && bytes > 0) std::memcpy(recv, send, bytes);
+    if (count == 0) return;
+    if (algorithm == AllReduceAlgorithm::kNative &&
+        native_all_reduce(recv, count, dtype, op, deadline)) {
+      return;
+    }
     ring_all_reduce(transport_, recv, count, dtype, op, deadline, ring_options());
   });
 }
@@ -60,7 +75,7 @@ void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dty
   header.count = count;
   header.dtype = dtype;
   header.root = root;
-  run(header, [&](Clock::time_point deadline) {
+  run(header, true, [&](Clock::time_point deadline) {
     chain_broadcast(transport_, buffer, count, dtype, root, deadline, ring_options());
   });
 }
@@ -71,7 +86,7 @@ void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t
   header.kind = CollectiveKind::kAllGather;
   header.count = count;
   header.dtype = dtype;
-  run(header, [&](Clock::time_point deadline) {
+  run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);
     char* own = static_cast<char*>(recv) + static_cast<std::size_t>(rank()) * bytes;
     if (send != own && bytes > 0) std::memmove(own, send, bytes);
@@ -86,7 +101,7 @@ void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::si
   header.count = count;
   header.dtype = dtype;
   header.op = op;
-  run(header, [&](Clock::time_point deadline) {
+  run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);
     scratch_.resize(bytes * static_cast<std::size_t>(size()));
     if (!scratch_.empty()) std::memcpy(scratch_.data(), send, scratch_.size());
@@ -100,7 +115,7 @@ void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::si
 void TransportCommunicator::barrier() {
   CollectiveHeader header;
   header.kind = CollectiveKind::kBarrier;
-  run(header, [&](Clock::time_point deadline) {
+  run(header, true, [&](Clock::time_point deadline) {
     dissemination_barrier(transport_, deadline, ring_options());
   });
 }

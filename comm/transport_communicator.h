@@ -1,6 +1,8 @@
-// A Communicator over a Transport: every collective first checks that all ranks were asked for
-// the same thing (comm/collective_check.h), then runs dpt's algorithms (comm/ring.h), or for small
-// all-reduces the backend library's own, all against one deadline per collective. A deadline
+// A Communicator over a Transport: every collective checks that all ranks were asked for the same
+// thing (comm/collective_check.h; small all-reduces carry the check in their messages) and runs
+// dpt's algorithms (comm/latency_all_reduce.h below comm.ring_threshold_bytes, comm/ring.h from
+// there up; or the backend library's own with ALL_REDUCE_NATIVE), all against one deadline per
+// collective. A deadline
 // that passes becomes dpt::Error(kComm) naming the collective, its sequence number and the ranks
 // that did not arrive. The thread world and the MPI backend are this class plus a Transport.
 // One thread at a time may call a communicator (the gradient-sync thread, or the main thread).
@@ -44,14 +46,16 @@ class TransportCommunicator : public Communicator {
  private:
   // Checks agreement, then runs `body` with the collective's deadline; turns a timeout into
   // the error naming the ranks that did not arrive.
+  // `check`: exchange headers first (algorithms that carry their own check skip it).
   template <typename Body>
-  void run(CollectiveHeader header, Body body);
+  void run(CollectiveHeader header, bool check, Body body);
   RingOptions ring_options() const;
 
   Transport& transport_;
   CommOptions options_;
   uint64_t sequence_ = 0;
-  std::vector<char> scratch_;  // reduce_scatter's full-size buffer
+  CollectiveHeader header_of_run_;  // the running collective's header, sequence number included
+  std::vector<char> scratch_;       // reduce_scatter's full-size buffer
 };
 
 }  // namespace dpt

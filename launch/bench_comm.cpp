@@ -1,7 +1,7 @@
 // dpt bench comm (launch/bench_comm.h). Every call is: refill the buffer with known small integers,
 // MPI_Barrier so the ranks start together, time one in-place all-reduce, check every element
-// against the exact sum. The algorithms take turns call by call; the table reports the median over
-// calls of the slowest rank's time. MPI_Allreduce is called directly on MPI_COMM_WORLD.
+// against the exact sum. The table reports the median over calls of the slowest rank's time.
+// MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would.
 #include "launch/bench_comm.h"
 
 #include <fmt/core.h>
@@ -14,7 +14,6 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -96,9 +95,13 @@ void require_exact(const Mismatch& mismatch, const char* name, std::size_t bytes
                                       : std::string());
 }
 
-// One size: warmup + iters rounds, each calling every algorithm once in turn (so a busy spell on
-// a shared host slows them alike), each call checked. Returns per algorithm the timed calls'
-// seconds, max over ranks.
+// Passes over the algorithms per size: a busy spell on a shared host then lands on several of
+// them instead of all of one. Within a pass each algorithm runs back to back (warmup, then its
+// share of the calls): interleaving single calls disturbed the measurement here (a call right
+// after an MPI_Iallreduce ran up to 1.5x slower).
+constexpr int64_t kPasses = 3;
+
+// One size: every call checked. Returns per algorithm the timed calls' seconds, max over ranks.
 std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
                                            const std::vector<const AlgorithmInfo*>& chosen,
                                            const std::vector<float>& input,
@@ -107,15 +110,18 @@ std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
                                            const std::vector<float>& expected) {
   std::vector<std::vector<double>> seconds(calls.size());
   std::vector<Mismatch> mismatches(calls.size());
-  for (int64_t round = 0; round < warmup + iters; ++round) {
+  for (int64_t pass = 0; pass < kPasses; ++pass) {
+    const int64_t timed = iters / kPasses + (pass < iters % kPasses ? 1 : 0);
     for (std::size_t k = 0; k < calls.size(); ++k) {
-      std::memcpy(work.data(), input.data(), count * sizeof(float));
-      MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
-      const Clock::time_point start = Clock::now();
-      calls[k](work.data(), count);
-      const double elapsed = seconds_since(start);
-      if (round >= warmup) seconds[k].push_back(elapsed);
-      check_sum(work.data(), count, expected, mismatches[k]);
+      for (int64_t call = 0; call < warmup + timed; ++call) {
+        std::memcpy(work.data(), input.data(), count * sizeof(float));
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
+        const Clock::time_point start = Clock::now();
+        calls[k](work.data(), count);
+        const double elapsed = seconds_since(start);
+        if (call >= warmup) seconds[k].push_back(elapsed);
+        check_sum(work.data(), count, expected, mismatches[k]);
+      }
     }
   }
   for (std::size_t k = 0; k < calls.size(); ++k) {
@@ -328,7 +334,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   for (uint64_t bytes = args.min_bytes;; bytes *= 2) {
     const std::size_t count = bytes / sizeof(float);
     const int64_t iters = args.iters > 0 ? args.iters : default_iters(bytes);
-    const int64_t warmup = args.warmup >= 0 ? args.warmup : std::clamp<int64_t>(iters / 10, 1, 10);
+    const int64_t warmup = args.warmup >= 0 ? args.warmup : std::clamp<int64_t>(iters / 30, 1, 5);
     nlohmann::json row = {{"bytes", bytes}, {"count", count}, {"iters", iters}, {"warmup", warmup}};
     const std::vector<std::vector<double>> seconds =
         time_size(calls, chosen, input, work, count, warmup, iters, expected);

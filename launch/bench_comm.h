@@ -16,7 +16,7 @@ struct BenchCommArgs {
   uint64_t min_bytes = 4 << 10;    // first message size; sizes double up to max_bytes
   uint64_t max_bytes = 128 << 20;  // last message size (and the memcpy buffer)
   int64_t iters = 0;               // timed calls per size and algorithm; 0: scaled by size
-  int64_t warmup = -1;             // untimed calls first; -1: scaled by size
+  int64_t warmup = -1;             // untimed calls before each pass; -1: scaled by size
   uint64_t chunk_bytes = CommOptions{}.chunk_bytes;               // for dpt's algorithms
   uint64_t threshold_bytes = CommOptions{}.ring_threshold_bytes;  // for dpt auto
   std::vector<std::string> algorithms;  // subset of ring, mpi, native, auto; empty: all

@@ -9,6 +9,7 @@
 #include "devices/error.h"
 #include "launch/bench_comm.h"
 #include "launch/commands.h"
+#include "launch/report.h"
 #include "launch/world.h"
 
 namespace {
@@ -48,6 +49,13 @@ void add_trace(CLI::App& app, dpt::TraceMergeArgs& args) {
   merge->add_option("--out", args.out, "Output file (default RUN_DIR/trace/merged.json)");
 }
 
+// dpt report RUN_DIR [--out FILE]
+void add_report(CLI::App& app, dpt::ReportArgs& args) {
+  auto* cmd = app.add_subcommand("report", "Write a self-contained HTML report of a run");
+  cmd->add_option("run_dir", args.run_dir, "Run directory of dpt train")->required();
+  cmd->add_option("--out", args.out, "Output file (default RUN_DIR/report.html)");
+}
+
 void add_eval(CLI::App& app, dpt::EvalArgs& args) {
   auto* cmd = app.add_subcommand("eval", "Evaluate saved weights on the config's test set");
   cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
@@ -85,7 +93,7 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
       ->capture_default_str();
   all_reduce->add_option("--iters", comm.iters, "Timed calls per size (0: scaled by size)")
       ->capture_default_str();
-  all_reduce->add_option("--warmup", comm.warmup, "Untimed calls per size (-1: scaled by size)")
+  all_reduce->add_option("--warmup", comm.warmup, "Untimed calls before each of 3 passes")
       ->capture_default_str();
   all_reduce->add_option("--chunk-bytes", comm.chunk_bytes, "comm.chunk_bytes for dpt's ring")
       ->transform(CLI::AsSizeValue(false))
@@ -108,6 +116,7 @@ struct Args {
   dpt::ImportIdxArgs import;
   dpt::CheckpointArgs checkpoint;
   dpt::TraceMergeArgs trace_merge;
+  dpt::ReportArgs report;
   dpt::BenchStepArgs bench_step;
   dpt::BenchCommArgs bench_comm;
 };
@@ -121,6 +130,7 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
                                           : dpt::run_checkpoint_verify(args.checkpoint);
   }
   if (app.got_subcommand("trace")) return dpt::run_trace_merge(args.trace_merge);
+  if (app.got_subcommand("report")) return dpt::run_report(args.report);
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
@@ -154,6 +164,7 @@ int main(int argc, char** argv) {
   add_data(app, args.import);
   add_checkpoint(app, args.checkpoint);
   add_trace(app, args.trace_merge);
+  add_report(app, args.report);
   add_bench(app, args.bench_step, args.bench_comm);
   app.add_subcommand("version", "Print the version");
   try {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -43,6 +44,31 @@ struct BenchmarkTable {
 
 // Parses `text` (the contents of `file`); false when it is not JSON or has no "benchmark" key.
 bool parse_benchmark(const std::string& file, const std::string& text, BenchmarkTable& table);
+
+// A number as the report shows it: integers exactly, others to 4 significant digits, NaN "null".
+std::string report_number(double value);
+
+// Count, range and last value of one (record kind, key) of a metrics log.
+struct MetricKeyStats {
+  std::string kind, key;
+  int64_t count = 0;                                      // records that have the key
+  double min = std::numeric_limits<double>::infinity();   // over finite values, array elements too;
+  double max = -std::numeric_limits<double>::infinity();  // min > max when there were none
+  std::string last;                                       // the last record's value, as text
+};
+
+// Every (kind, key) of `log`: kinds sorted, keys in the order first seen within a kind.
+std::vector<MetricKeyStats> metric_key_stats(const MetricsLog& log);
+
+// The header's summary of a run's config.prototxt text: its name and (setting, value) rows
+// (model, parameters, optimizer, schedule, batch, data, device). `error` says why there are
+// none: no config, or text that does not parse (the parser's message).
+struct ConfigSummary {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::string error;
+};
+ConfigSummary summarize_config(const std::string& config_text);
 
 struct ReportInput {
   std::string run_dir;

@@ -4,12 +4,10 @@
 // no external resources.
 #include <fmt/core.h>
 
-#include <google/protobuf/descriptor.h>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 
-#include "core/config.h"
 #include "devices/error.h"
 #include "launch/report.h"
 #include "launch/svg_plot.h"
@@ -22,18 +20,11 @@ namespace fs = std::filesystem;
 using Rows = std::vector<std::pair<std::string, std::string>>;
 
 constexpr std::size_t kMaxStepTimeBars = 40;
-constexpr std::size_t kMaxRankLines = 8;
+constexpr std::size_t kMaxRankLines = 4;
 constexpr std::size_t kMaxOtherCharts = 12;
 const char* const kPhases[] = {"data", "forward", "backward", "sync", "norm", "optimizer"};
 
 std::string esc(const std::string& text) { return escape_xml(text); }
-
-// A number for tables and cards: integers exactly, others to 4 significant digits.
-std::string num(double v) {
-  if (!std::isfinite(v)) return std::isnan(v) ? "null" : (v > 0 ? "inf" : "-inf");
-  if (v == std::round(v) && std::abs(v) < 1e15) return fmt::format("{:.0f}", v);
-  return fmt::format("{:.4g}", v);
-}
 
 std::string duration(double seconds) {
   if (!std::isfinite(seconds)) return "—";
@@ -75,97 +66,6 @@ Series series(const std::string& name, const Points& p, bool markers = false) {
   s.y = p.y;
   s.markers = markers;
   return s;
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-// The set member of the oneof "kind" of `message` ("adamw", "cosine", "dense"), and its body.
-std::string oneof_kind(const google::protobuf::Message& message, std::string* body = nullptr) {
-  const google::protobuf::OneofDescriptor* oneof = message.GetDescriptor()->FindOneofByName("kind");
-  const google::protobuf::FieldDescriptor* field =
-      oneof ? message.GetReflection()->GetOneofFieldDescriptor(message, oneof) : nullptr;
-  if (field == nullptr) return "";
-  if (body != nullptr && field->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
-    *body = message.GetReflection()->GetMessage(message, field).ShortDebugString();
-  }
-  return field->name();
-}
-
-struct ConfigSummary {
-  std::string name;
-  Rows rows;
-  std::string error;  // why config.prototxt could not be read, or ""
-};
-
-ConfigSummary summarize_config(const std::string& text) {
-  ConfigSummary summary;
-  if (text.empty()) {
-    summary.error = "no config.prototxt in the run directory";
-    return summary;
-  }
-  proto::Config c;
-  try {
-    c = parse_config(text, "config.prototxt");
-  } catch (const Error& e) {
-    summary.error = e.what();
-    return summary;
-  }
-  summary.name = c.name();
-  std::string model = std::to_string(c.model().input_size());
-  int64_t inputs = c.model().input_size(), params = 0;
-  for (const proto::LayerConfig& layer : c.model().layer()) {
-    model += " → ";
-    if (layer.has_dense()) {
-      model += fmt::format("dense {}", layer.dense().units());
-      params += layer.dense().units() * inputs + (layer.dense().bias() ? layer.dense().units() : 0);
-      inputs = layer.dense().units();
-    } else if (layer.has_activation()) {
-      model += lower(proto::ActivationKind_Name(layer.activation().kind()));
-    } else if (layer.has_dropout()) {
-      model += fmt::format("dropout {:g}", layer.dropout().rate());
-    } else {
-      model += oneof_kind(layer);
-    }
-  }
-  summary.rows.emplace_back("model", model);
-  summary.rows.emplace_back("parameters", num(static_cast<double>(params)));
-  summary.rows.emplace_back("loss", lower(proto::LossKind_Name(c.model().loss())));
-  const proto::OptimizerConfig& o = c.optimizer();
-  std::string body;
-  const std::string optimizer = oneof_kind(o, &body);
-  summary.rows.emplace_back("optimizer", fmt::format("{}, lr {:g}{}{}", optimizer, o.lr(),
-                                                     body.empty() ? "" : "; ", body));
-  body.clear();
-  const std::string schedule = oneof_kind(o.schedule(), &body);
-  summary.rows.emplace_back(
-      "lr schedule",
-      fmt::format(
-          "{}{}{}{}", schedule, body.empty() ? "" : " (" + body + ")",
-          o.schedule().warmup_steps() > 0
-              ? fmt::format(", warmup {} steps", o.schedule().warmup_steps())
-              : "",
-          o.clip_grad_norm() > 0 ? fmt::format("; clip grad norm {:g}", o.clip_grad_norm()) : ""));
-  const proto::TrainConfig& t = c.train();
-  std::string train = fmt::format("batch {}", t.batch_size());
-  if (t.micro_batch_size() > 0 && t.micro_batch_size() != t.batch_size()) {
-    train += fmt::format(" (micro {})", t.micro_batch_size());
-  }
-  train += fmt::format(", {} epochs", t.epochs());
-  if (t.max_steps() > 0) train += fmt::format(", at most {} steps", t.max_steps());
-  train += fmt::format(", log every {} steps", t.log_every_steps());
-  summary.rows.emplace_back("training", train);
-  summary.rows.emplace_back(
-      "data", c.data().train_path() +
-                  (c.data().test_path().empty() ? "" : ", test " + c.data().test_path()));
-  summary.rows.emplace_back(
-      "device", fmt::format("{}; comm {}, buckets {:g} MiB{}",
-                            lower(proto::DeviceChoice_Name(c.device().kind())), c.comm().backend(),
-                            c.comm().bucket_mb(), c.comm().overlap() ? ", overlapped" : ""));
-  return summary;
 }
 
 void table(std::string& html, const std::vector<std::string>& head,
@@ -210,7 +110,7 @@ void key_numbers(std::string& html, const MetricsLog& log) {
   for (std::size_t i = 0; i < accuracy.y.size(); ++i) {
     if (std::isfinite(accuracy.y[i]) && accuracy.y[i] > best_value) {
       best_value = accuracy.y[i];
-      best = fmt::format("best {:.2f}% at step {}", best_value, num(accuracy.x[i]));
+      best = fmt::format("best {:.2f}% at step {}", best_value, report_number(accuracy.x[i]));
     }
   }
   std::vector<double> speed = points(log, "train", "samples_per_s").y;
@@ -222,12 +122,13 @@ void key_numbers(std::string& html, const MetricsLog& log) {
   const double train_loss = last_finite(points(log, "train", "loss").y);
   const double test_loss = last_finite(points(log, "eval", "test_loss").y);
   html += "<div class=\"cards\">\n";
-  card(html, "steps", std::isnan(steps) ? "—" : num(steps),
-       std::isnan(epochs) ? "" : fmt::format("{} epochs", num(epochs)));
+  card(html, "steps", std::isnan(steps) ? "—" : report_number(steps),
+       std::isnan(epochs) ? "" : fmt::format("{} epochs", report_number(epochs)));
   card(html, "test accuracy", std::isnan(acc) ? "—" : fmt::format("{:.2f}%", acc), best);
-  card(html, "test loss", std::isnan(test_loss) ? "—" : num(test_loss), "last evaluation");
-  card(html, "train loss", std::isnan(train_loss) ? "—" : num(train_loss), "last logged");
-  card(html, "throughput", speed.empty() ? "—" : num(std::round(speed[speed.size() / 2])),
+  card(html, "test loss", std::isnan(test_loss) ? "—" : report_number(test_loss),
+       "last evaluation");
+  card(html, "train loss", std::isnan(train_loss) ? "—" : report_number(train_loss), "last logged");
+  card(html, "throughput", speed.empty() ? "—" : report_number(std::round(speed[speed.size() / 2])),
        "samples/s, median");
   card(html, "elapsed", duration(last_finite(points(log, "train", "elapsed_s").y)),
        "at the last train record");
@@ -351,7 +252,8 @@ void step_time_section(std::string& html, const MetricsLog& log) {
   for (std::size_t b = 0; b < bins; ++b) {
     const std::size_t from = b * group, to = std::min(from + group, timed.size());
     const auto step = timed[to - 1]->numbers.find("step");
-    spec.categories.push_back(step == timed[to - 1]->numbers.end() ? "?" : num(step->second));
+    spec.categories.push_back(step == timed[to - 1]->numbers.end() ? "?"
+                                                                   : report_number(step->second));
     for (std::size_t p = 0; p < names.size(); ++p) {
       double sum = 0;
       int64_t n = 0;
@@ -427,26 +329,42 @@ void ranks_section(std::string& html, const MetricsLog& log) {
     bars.categories.push_back(std::to_string(k));
     bars.series[0].values.push_back(s);
     bars.series[1].values.push_back(w);
-    rows.push_back({std::to_string(k), num(s), num(w),
+    rows.push_back({std::to_string(k), fmt::format("{:.2f}", s), fmt::format("{:.2f}", w),
                     std::isfinite(s) && std::isfinite(w) && s + w > 0
                         ? fmt::format("{:.1f}%", 100 * w / (s + w))
                         : ""});
   }
   html += "<div class=\"charts\">\n";
   chart(html, bar_chart_svg(bars));
+  // One line per rank for a few ranks; past that, the spread: fastest, median and slowest.
   LineChartSpec lines = line_spec(log, "Compute time per rank", "ms");
-  const std::size_t shown = std::min(ranks, kMaxRankLines);
-  for (std::size_t k = 0; k < shown; ++k) {
-    Points p;
-    for (const MetricRecord* r : records) {
-      const auto s = r->numbers.find("step");
-      const std::vector<double>& values = r->arrays.at("step_ms");
-      p.x.push_back(s == r->numbers.end() ? NAN : s->second);
-      p.y.push_back(k < values.size() ? values[k] : NAN);
+  const bool spread = ranks > kMaxRankLines;
+  std::vector<Points> per_line(spread ? 3 : ranks);
+  for (const MetricRecord* r : records) {
+    const auto s = r->numbers.find("step");
+    std::vector<double> values = r->arrays.at("step_ms");
+    values.resize(ranks, NAN);
+    if (spread) {
+      values.erase(
+          std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+          values.end());
+      std::sort(values.begin(), values.end());
+      values = values.empty()
+                   ? std::vector<double>(3, NAN)
+                   : std::vector<double>{values.front(), values[values.size() / 2], values.back()};
     }
-    lines.series.push_back(series("rank " + std::to_string(k), p, records.size() < 30));
+    for (std::size_t k = 0; k < per_line.size(); ++k) {
+      per_line[k].x.push_back(s == r->numbers.end() ? NAN : s->second);
+      per_line[k].y.push_back(values[k]);
+    }
   }
-  if (shown < ranks) lines.title += fmt::format(" (first {} of {})", shown, ranks);
+  for (std::size_t k = 0; k < per_line.size(); ++k) {
+    const std::string name =
+        spread ? std::vector<std::string>{"fastest rank", "median", "slowest rank"}[k]
+               : "rank " + std::to_string(k);
+    lines.series.push_back(series(name, per_line[k], records.size() < 30));
+  }
+  if (spread) lines.title += fmt::format(" (spread over {} ranks)", ranks);
   chart(html, line_chart_svg(lines));
   const Points ratio = points(log, "ranks", "ratio");
   if (!ratio.y.empty()) {
@@ -521,65 +439,14 @@ void benchmarks_section(std::string& html, const std::vector<BenchmarkTable>& be
   html += "</section>\n";
 }
 
-struct KeyStats {
-  std::string kind, key;
-  int64_t count = 0;
-  double min = INFINITY, max = -INFINITY;
-  std::string last;
-};
-
-void add_value(KeyStats& s, double v) {
-  if (std::isfinite(v)) s.min = std::min(s.min, v), s.max = std::max(s.max, v);
-}
-
-// Every (kind, key) of the log, kinds and keys in the order first seen.
-std::vector<KeyStats> key_stats(const MetricsLog& log) {
-  std::vector<KeyStats> stats;
-  auto find = [&](const std::string& kind, const std::string& key) -> KeyStats& {
-    for (KeyStats& s : stats) {
-      if (s.kind == kind && s.key == key) return s;
-    }
-    KeyStats fresh;
-    fresh.kind = kind;
-    fresh.key = key;
-    stats.push_back(fresh);
-    return stats.back();
-  };
-  for (const MetricRecord& r : log.records) {
-    for (const auto& [key, v] : r.numbers) {
-      KeyStats& s = find(r.kind, key);
-      ++s.count;
-      add_value(s, v);
-      s.last = num(v);
-    }
-    for (const auto& [key, values] : r.arrays) {
-      KeyStats& s = find(r.kind, key);
-      ++s.count;
-      s.last = "[";
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        add_value(s, values[i]);
-        if (i < 8) s.last += (i ? ", " : "") + num(values[i]);
-      }
-      s.last += values.size() > 8 ? ", ...]" : "]";
-    }
-    for (const auto& [key, text] : r.texts) {
-      KeyStats& s = find(r.kind, key);
-      ++s.count;
-      s.last = text;
-    }
-  }
-  std::stable_sort(stats.begin(), stats.end(),
-                   [](const KeyStats& a, const KeyStats& b) { return a.kind < b.kind; });
-  return stats;
-}
-
 void metrics_table_section(std::string& html, const MetricsLog& log) {
   html += "<section id=\"all-metrics\"><h2>Every metric in metrics.jsonl</h2>\n";
   std::vector<std::vector<std::string>> rows;
-  for (const KeyStats& s : key_stats(log)) {
+  for (const MetricKeyStats& s : metric_key_stats(log)) {
     const bool has_range = s.min <= s.max;
     rows.push_back({s.kind.empty() ? "(none)" : s.kind, s.key, std::to_string(s.count),
-                    has_range ? num(s.min) : "", has_range ? num(s.max) : "", s.last});
+                    has_range ? report_number(s.min) : "", has_range ? report_number(s.max) : "",
+                    s.last});
   }
   if (rows.empty()) {
     empty_note(html, "metrics.jsonl has no records.");

@@ -163,6 +163,9 @@ bool drawable(double x, double y, bool log_y) {
   return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0);
 }
 
+// The power of ten at or below |v| (v != 0).
+double decade(double v) { return std::pow(10.0, std::floor(std::log10(std::abs(v)) + 1e-9)); }
+
 // How many labels of `chars` characters fit along `pixels`.
 int max_labels(double pixels, double chars) {
   return std::max(2, static_cast<int>(pixels / (kCharWidth * chars + 24)));
@@ -246,38 +249,40 @@ std::vector<double> log_ticks(double lo, double hi) {
   return ticks;
 }
 
-std::string format_tick(double value, double step) {
-  step = std::abs(step);
-  if (value == 0 || !std::isfinite(value) || !(step > 0)) {
-    return value == 0 ? "0" : fmt::format("{:g}", value);
+std::vector<std::string> tick_labels(const std::vector<double>& values, double step) {
+  double top = 0, finest = step;
+  for (double v : values) {
+    if (!std::isfinite(v) || v == 0) continue;
+    top = std::max(top, std::abs(v));
+    if (!(step > 0)) finest = finest > 0 ? std::min(finest, decade(v)) : decade(v);
   }
-  const char* suffix = "";
-  if (step >= 1e5) {
-    value /= 1e6;
-    step /= 1e6;
-    suffix = "M";
-  } else if (step >= 1e3) {
-    value /= 1e3;
-    step /= 1e3;
-    suffix = "k";
+  // One scale and suffix for the whole axis, so its labels read alike.
+  double scale = 1;
+  std::string suffix;
+  if (top >= 1e9) {
+    scale = 1e9, suffix = "G";
+  } else if (top >= 1e6) {
+    scale = 1e6, suffix = "M";
+  } else if (top >= 1e4) {
+    scale = 1e3, suffix = "k";
+  } else if (top > 0 && finest > 0 && finest < 1e-5) {
+    const int exponent = static_cast<int>(std::floor(std::log10(top) + 1e-9));
+    scale = std::pow(10.0, exponent);
+    suffix = "e" + std::to_string(exponent);
   }
-  if (step < 1e-5) {
-    // Scientific, with the mantissa digits that `step` distinguishes.
-    const int digits = static_cast<int>(std::floor(std::log10(std::abs(value)) + 1e-9) -
-                                        std::floor(std::log10(step) + 1e-9)) +
-                       1;
-    std::string text = fmt::format("{:.{}e}", value, std::max(0, digits - 1));
-    const std::size_t e = text.find('e');
-    std::string exponent = text.substr(e + 1);
-    const bool negative = exponent[0] == '-';
-    exponent = exponent.substr(1);
-    exponent.erase(0, std::min(exponent.find_first_not_of('0'), exponent.size() - 1));
-    return text.substr(0, e) + "e" + (negative ? "-" : "") + exponent;
+  std::vector<std::string> labels;
+  for (double v : values) {
+    const double s = (step > 0 ? step : (v != 0 ? decade(v) : 1)) / scale;
+    const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(s) + 1e-9)));
+    std::string text = fmt::format("{:.{}f}", v / scale, std::min(decimals, 12));
+    if (text.find_first_not_of("-0.") == std::string::npos) {
+      text = "0";
+    } else {
+      text += suffix;
+    }
+    labels.push_back(text);
   }
-  const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
-  std::string text = fmt::format("{:.{}f}", value, decimals);
-  if (text.find_first_not_of("-0.") == std::string::npos) text = "0";
-  return text + suffix;
+  return labels;
 }
 
 std::string series_color(std::size_t index) {
@@ -323,11 +328,7 @@ std::string line_chart_svg(const LineChartSpec& spec) {
     }
     if (!spec.log_y) y_lo = t.values.front(), y_hi = t.values.back();
   }
-  std::vector<std::string> y_labels;
-  for (double v : y_ticks) {
-    const double decade = std::pow(10.0, std::floor(std::log10(std::abs(v)) + 1e-9));
-    y_labels.push_back(format_tick(v, y_step > 0 ? y_step : decade));
-  }
+  const std::vector<std::string> y_labels = tick_labels(y_ticks, y_step);
 
   std::string out;
   open_svg(out, spec.title, spec.width, spec.height);
@@ -339,16 +340,24 @@ std::string line_chart_svg(const LineChartSpec& spec) {
 
   // x: the data range; ticks inside it, as many as their labels allow.
   if (x_lo == x_hi) x_lo -= 1, x_hi += 1;
-  const double x_chars = std::max(format_tick(x_lo, 1).size(), format_tick(x_hi, 1).size());
+  const Ticks fine = nice_ticks(x_lo, x_hi, 10);
+  std::size_t x_chars = 1;
+  for (const std::string& label : tick_labels(fine.values, fine.step)) {
+    x_chars = std::max(x_chars, label.size());
+  }
   const Ticks xt = nice_ticks(x_lo, x_hi, max_labels(f.right - f.left, x_chars));
-  const Scale x{x_lo, x_hi, f.left, f.right};
+  std::vector<double> x_ticks;
   for (double v : xt.values) {
-    if (v < x_lo - 1e-9 * xt.step || v > x_hi + 1e-9 * xt.step) continue;
+    if (v >= x_lo - 1e-9 * xt.step && v <= x_hi + 1e-9 * xt.step) x_ticks.push_back(v);
+  }
+  const std::vector<std::string> x_labels = tick_labels(x_ticks, xt.step);
+  const Scale x{x_lo, x_hi, f.left, f.right};
+  for (std::size_t i = 0; i < x_ticks.size(); ++i) {
     out += fmt::format(
         "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
         "stroke-dasharray=\"2 3\"/>\n",
-        x(v), f.top, x(v), f.bottom, kGridColor);
-    if (!empty) draw_x_label(out, f, x(v), format_tick(v, xt.step));
+        x(x_ticks[i]), f.top, x(x_ticks[i]), f.bottom, kGridColor);
+    if (!empty) draw_x_label(out, f, x(x_ticks[i]), x_labels[i]);
   }
   draw_axes(out, f);
   if (empty) {
@@ -404,8 +413,7 @@ std::string bar_chart_svg(const BarChartSpec& spec) {
   }
   const bool empty = n == 0 || y_hi <= 0;
   const Ticks yt = nice_ticks(0, empty ? 1 : y_hi, std::max(3, (spec.height - 110) / 32));
-  std::vector<std::string> y_labels;
-  for (double v : yt.values) y_labels.push_back(format_tick(v, yt.step));
+  const std::vector<std::string> y_labels = tick_labels(yt.values, yt.step);
   std::vector<LegendItem> legend;
   for (std::size_t s = 0; s < spec.series.size(); ++s) {
     legend.push_back({spec.series[s].name, series_color(s), false, false});

@@ -27,9 +27,10 @@ Ticks nice_ticks(double lo, double hi, int max_ticks);
 // when the range spans few decades. Values lie inside [lo, hi]; may be fewer than two.
 std::vector<double> log_ticks(double lo, double hi);
 
-// A tick label: as many decimals as `step` needs, k/M suffixes for steps >= 1e3/1e5, scientific
-// notation below 1e-5 steps ("0.25", "0.0004", "2k", "1.5M", "2e-6").
-std::string format_tick(double value, double step);
+// Labels for one axis's ticks: as many decimals as `step` needs (step 0: a log axis, each label
+// with its own decade's digits), and one scale for the whole axis: k, M, G suffixes from 1e4,
+// a shared power of ten below 1e-5 steps. ("0.25", "0.0004", "15k", "1.24M", "0.8e-5").
+std::vector<std::string> tick_labels(const std::vector<double>& values, double step);
 
 // One line of a line chart. Points with a non-finite x or y (or y <= 0 on a log axis) are left
 // out and break the line there.

@@ -347,8 +347,14 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       const bool epoch_end = s + 1 == steps_per_epoch;
       cursor.epoch = epoch_end ? epoch + 1 : epoch;
       cursor.step_in_epoch = epoch_end ? 0 : s + 1;
-      TrainProgress progress{step, total_steps,      epoch, result.loss,
-                             lr,   result.grad_norm, 0.0,   seconds_since(start)};
+      TrainProgress progress;
+      progress.step = step;
+      progress.total_steps = total_steps;
+      progress.epoch = epoch;
+      progress.loss = result.loss;
+      progress.lr = lr;
+      progress.grad_norm = result.grad_norm;
+      progress.elapsed_s = seconds_since(start);
       const double window_s = seconds_since(window_start);
       progress.samples_per_s = window_s > 0 ? window_samples / window_s : 0.0;
       listener.on_step(progress);

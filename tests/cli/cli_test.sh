@@ -75,9 +75,22 @@ expect "import label out of range" 3 "labels.idx.*3" -- \
 [[ ! -e t.h5 ]] || { failed=$((failed + 1)); echo "FAIL: failed import left t.h5 behind"; }
 
 expect "train" 0 "test_accuracy 1\.0000" -- "$dpt" train tiny.prototxt --run-dir run
-for f in run/config.prototxt run/metrics.jsonl run/model.h5; do
+for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done
+ls run/tensorboard/events.out.tfevents.* >/dev/null 2>&1 && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: no TensorBoard event file"; }
+expect "report" 0 "report: run/report.html" -- "$dpt" report run
+grep -q "<svg" run/report.html && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: report has no plots"; }
+expect "report of a missing run" 3 "absent_run: no such run directory" -- "$dpt" report absent_run
+expect "trace merge without traces" 3 "trace \{ enabled: true \}" -- "$dpt" trace merge run
+expect "train again into a run with checkpoints" 2 "pass --resume auto" -- \
+  "$dpt" train tiny.prototxt --run-dir run
+expect "resume a finished run" 0 "nothing to train: the run was already complete at step 150" -- \
+  "$dpt" train tiny.prototxt --run-dir run --resume auto
+expect "resume from a file that is not a checkpoint" 4 "text.h5" -- \
+  "$dpt" train tiny.prototxt --run-dir run --resume text.h5
 expect "metrics records" 0 '"kind":"eval"' -- grep -h '"test_accuracy"' run/metrics.jsonl
 expect "eval" 0 "test_accuracy 1\.0000 \(40 samples\)" -- \
   "$dpt" eval tiny.prototxt --weights run/model.h5

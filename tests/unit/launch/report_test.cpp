@@ -124,17 +124,20 @@ TEST(SvgPlot, LogTicks) {
   EXPECT_TRUE(log_ticks(0, 1).empty());
 }
 
+using Labels = std::vector<std::string>;
+
 TEST(SvgPlot, TickLabels) {
-  EXPECT_EQ(format_tick(0.4, 0.2), "0.4");
-  EXPECT_EQ(format_tick(0.30000000000000004, 0.1), "0.3");
-  EXPECT_EQ(format_tick(0.85, 0.05), "0.85");
-  EXPECT_EQ(format_tick(600, 200), "600");
-  EXPECT_EQ(format_tick(4000, 2000), "4k");
-  EXPECT_EQ(format_tick(1500000, 500000), "1.5M");
-  EXPECT_EQ(format_tick(0.0004, 0.0002), "0.0004");
-  EXPECT_EQ(format_tick(2e-6, 1e-6), "2e-6");
-  EXPECT_EQ(format_tick(-1e-17, 0.5), "0");
-  EXPECT_EQ(format_tick(-2.5, 0.5), "-2.5");
+  EXPECT_EQ(tick_labels({0, 0.2, 0.4, 0.6000000000000001}, 0.2),
+            (Labels{"0", "0.2", "0.4", "0.6"}));
+  EXPECT_EQ(tick_labels({0.8, 0.85, 0.9}, 0.05), (Labels{"0.80", "0.85", "0.90"}));
+  EXPECT_EQ(tick_labels({0, 400, 800, 1200}, 400), (Labels{"0", "400", "800", "1200"}));
+  EXPECT_EQ(tick_labels({0, 5000, 10000, 15000}, 5000), (Labels{"0", "5k", "10k", "15k"}));
+  EXPECT_EQ(tick_labels({1.2e6, 1.22e6, 1.24e6}, 2e4), (Labels{"1.20M", "1.22M", "1.24M"}));
+  EXPECT_EQ(tick_labels({0, 2e-6, 4e-6, 1e-5}, 2e-6), (Labels{"0", "0.2e-5", "0.4e-5", "1.0e-5"}));
+  EXPECT_EQ(tick_labels({0.0002, 0.001}, 0.0002), (Labels{"0.0002", "0.0010"}));
+  EXPECT_EQ(tick_labels({-1e-17, -2.5}, 0.5), (Labels{"0", "-2.5"}));
+  // A log axis: each label keeps its own digits.
+  EXPECT_EQ(tick_labels({0.05, 0.3, 1, 20}, 0), (Labels{"0.05", "0.3", "1", "20"}));
 }
 
 TEST(SvgPlot, ChartsAreWellFormedWithHostileNames) {
@@ -206,6 +209,35 @@ TEST(Report, ParsesRecordsAndCountsBadLines) {
   EXPECT_TRUE(std::isnan(log.records[1].numbers.at("grad_norm")));
   EXPECT_EQ(log.records[3].arrays.at("wait_ms"), (std::vector<double>{1.75, 0.5}));
   EXPECT_EQ(log.records[4].texts.at("note"), "a<b&c");
+}
+
+TEST(Report, KeyStatistics) {
+  const std::vector<MetricKeyStats> stats = metric_key_stats(parse_metrics(kMetrics));
+  auto find = [&](const std::string& kind, const std::string& key) {
+    for (const MetricKeyStats& s : stats) {
+      if (s.kind == kind && s.key == key) return s;
+    }
+    ADD_FAILURE() << kind << "." << key << " missing";
+    return MetricKeyStats{};
+  };
+  EXPECT_EQ(stats.size(), 3u + 5u + 6u + 13u);  // keys of custom, eval, ranks, train
+  EXPECT_EQ(stats.front().kind, "custom");
+  const MetricKeyStats loss = find("train", "loss");
+  EXPECT_EQ(loss.count, 2);
+  EXPECT_EQ(loss.min, 1.25);
+  EXPECT_EQ(loss.max, 2.5);
+  EXPECT_EQ(loss.last, "1.25");
+  const MetricKeyStats norm = find("train", "grad_norm");  // null is counted, not ranged
+  EXPECT_EQ(norm.count, 2);
+  EXPECT_EQ(norm.max, 3.5);
+  EXPECT_EQ(norm.last, "null");
+  const MetricKeyStats wait = find("ranks", "wait_ms");
+  EXPECT_EQ(wait.min, 0.5);
+  EXPECT_EQ(wait.max, 1.75);
+  EXPECT_EQ(wait.last, "[1.75, 0.5]");
+  const MetricKeyStats note = find("custom", "note");
+  EXPECT_EQ(note.last, "a<b&c");
+  EXPECT_GT(note.min, note.max);
 }
 
 TEST(Report, PageHasEveryMetricKeyAndWellFormedSvg) {
