@@ -62,6 +62,15 @@ const char* collective_kind_name(CollectiveKind kind) {
   return "unknown collective";
 }
 
+CollectiveHeader make_header(CollectiveKind kind, uint64_t count, DType dtype, ReduceOp op) {
+  CollectiveHeader header;
+  header.kind = kind;
+  header.count = count;
+  header.dtype = dtype;
+  header.op = op;
+  return header;
+}
+
 std::string collective_label(const CollectiveHeader& header) {
   return std::string(collective_kind_name(header.kind)) + " #" + std::to_string(header.sequence);
 }

@@ -34,6 +34,10 @@ struct CollectiveHeader {
   int root = 0;
 };
 
+// A header without its sequence number (the communicator numbers it).
+CollectiveHeader make_header(CollectiveKind kind, uint64_t count, DType dtype,
+                             ReduceOp op = ReduceOp::kSum);
+
 // "all_reduce #12" — how errors name a collective.
 std::string collective_label(const CollectiveHeader& header);
 // "all_reduce(count=1000, float32, sum)", "broadcast(count=3, int64, root=1)", "barrier()".

@@ -37,11 +37,7 @@ void TransportCommunicator::run(CollectiveHeader header, bool check, Body body) 
 
 void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                                        ReduceOp op) {
-  CollectiveHeader header;
-  header.kind = CollectiveKind::kAllReduce;
-  header.count = count;
-  header.dtype = dtype;
-  header.op = op;
+  const CollectiveHeader header = make_header(CollectiveKind::kAllReduce, count, dtype, op);
   const std::size_t bytes = count * dtype_size(dtype);
   if (size() == 1) {
     if (send != recv && bytes > 0) std::memcpy(recv, send, bytes);
@@ -70,10 +66,7 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
 void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
   DPT_CHECK_AS(ErrorKind::kComm, root >= 0 && root < size())
       << "broadcast: root " << root << " outside a world of " << size();
-  CollectiveHeader header;
-  header.kind = CollectiveKind::kBroadcast;
-  header.count = count;
-  header.dtype = dtype;
+  CollectiveHeader header = make_header(CollectiveKind::kBroadcast, count, dtype);
   header.root = root;
   run(header, true, [&](Clock::time_point deadline) {
     chain_broadcast(transport_, buffer, count, dtype, root, deadline, ring_options());
@@ -82,10 +75,7 @@ void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dty
 
 void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t count,
                                        DType dtype) {
-  CollectiveHeader header;
-  header.kind = CollectiveKind::kAllGather;
-  header.count = count;
-  header.dtype = dtype;
+  const CollectiveHeader header = make_header(CollectiveKind::kAllGather, count, dtype);
   run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);
     char* own = static_cast<char*>(recv) + static_cast<std::size_t>(rank()) * bytes;
@@ -96,11 +86,7 @@ void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t
 
 void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::size_t count,
                                            DType dtype, ReduceOp op) {
-  CollectiveHeader header;
-  header.kind = CollectiveKind::kReduceScatter;
-  header.count = count;
-  header.dtype = dtype;
-  header.op = op;
+  const CollectiveHeader header = make_header(CollectiveKind::kReduceScatter, count, dtype, op);
   run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);
     scratch_.resize(bytes * static_cast<std::size_t>(size()));
@@ -113,8 +99,7 @@ void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::si
 }
 
 void TransportCommunicator::barrier() {
-  CollectiveHeader header;
-  header.kind = CollectiveKind::kBarrier;
+  const CollectiveHeader header = make_header(CollectiveKind::kBarrier, 0, DType::kF32);
   run(header, true, [&](Clock::time_point deadline) {
     dissemination_barrier(transport_, deadline, ring_options());
   });

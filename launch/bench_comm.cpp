@@ -3,6 +3,7 @@
 // against the exact sum. The table reports the median over calls of the slowest rank's time.
 // MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would.
 #include "launch/bench_comm.h"
+#include "launch/metrics_writer.h"
 
 #include <fmt/core.h>
 #include <mpi.h>
@@ -365,12 +366,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
     if (bytes > args.max_bytes / 2) break;  // the next doubling would pass max_bytes (or wrap)
   }
 
-  if (leader && !args.json.empty()) {
-    std::ofstream out(args.json);
-    out << json.dump(2) << "\n";
-    out.close();
-    DPT_CHECK_AS(ErrorKind::kIo, !out.fail()) << args.json << ": write failed";
-  }
+  if (leader && !args.json.empty()) write_json_file(args.json, json);
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "devices/error.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
+#include "launch/metrics_writer.h"
 #include "launch/train_step.h"
 #include "optim/lr_schedule.h"
 
@@ -159,12 +160,7 @@ int run_bench_step(const BenchStepArgs& args) {
     json["sgemm"][cpu_gemm_library_name(library)] = {
         {"gflops", gflops}, {"step_over_sgemm", step_gflops / gflops}, {"in_use", used}};
   }
-  if (!args.json.empty()) {
-    std::ofstream out(args.json);
-    out << json.dump(2) << "\n";
-    out.close();
-    DPT_CHECK_AS(ErrorKind::kIo, !out.fail()) << args.json << ": write failed";
-  }
+  if (!args.json.empty()) write_json_file(args.json, json);
   return 0;
 }
 

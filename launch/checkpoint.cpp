@@ -116,6 +116,20 @@ std::vector<Slot> slots(const Model& model, Optimizer& optimizer) {
 
 }  // namespace
 
+const std::vector<CountField>& train_state_counts() {
+  static const std::vector<CountField> fields = {
+      {"step", &TrainState::step},
+      {"epoch", &TrainState::epoch},
+      {"step_in_epoch", &TrainState::step_in_epoch},
+      {"optimizer_steps", &TrainState::optimizer_steps},
+      {"skipped_steps", &TrainState::skipped_steps},
+      {"consecutive_skips", &TrainState::consecutive_skips},
+      {"world_size", &TrainState::world_size},
+      {"global_batch", &TrainState::global_batch},
+  };
+  return fields;
+}
+
 std::string checkpoint_file_name(int64_t step) { return fmt::format("step_{:06d}.h5", step); }
 
 void save_checkpoint(const std::string& path, const Model& model, Optimizer& optimizer,
@@ -128,14 +142,9 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
   }
   auto& a = file.attributes;
   a["format"] = kCheckpointFormat;
-  a["step"] = std::to_string(state.step);
-  a["epoch"] = std::to_string(state.epoch);
-  a["step_in_epoch"] = std::to_string(state.step_in_epoch);
-  a["optimizer_steps"] = std::to_string(state.optimizer_steps);
-  a["skipped_steps"] = std::to_string(state.skipped_steps);
-  a["consecutive_skips"] = std::to_string(state.consecutive_skips);
-  a["world_size"] = std::to_string(state.world_size);
-  a["global_batch"] = std::to_string(state.global_batch);
+  for (const CountField& count : train_state_counts()) {
+    a[count.name] = std::to_string(state.*count.field);
+  }
   a["optimizer"] = state.optimizer;
   a["config"] = state.config_text;
   a["version"] = state.version;
@@ -159,14 +168,9 @@ Checkpoint read_checkpoint(const std::string& path) {
       << path << ": the training state attributes are corrupt (state_crc32 " << stored_crc
       << ", computed " << state_crc(file.attributes) << ")";
   TrainState& s = checkpoint.state;
-  s.step = int_attribute(file, path, "step");
-  s.epoch = int_attribute(file, path, "epoch");
-  s.step_in_epoch = int_attribute(file, path, "step_in_epoch");
-  s.optimizer_steps = int_attribute(file, path, "optimizer_steps");
-  s.skipped_steps = int_attribute(file, path, "skipped_steps");
-  s.consecutive_skips = int_attribute(file, path, "consecutive_skips");
-  s.world_size = int_attribute(file, path, "world_size");
-  s.global_batch = int_attribute(file, path, "global_batch");
+  for (const CountField& count : train_state_counts()) {
+    s.*count.field = int_attribute(file, path, count.name);
+  }
   s.optimizer = attribute(file, path, "optimizer");
   s.config_text = attribute(file, path, "config");
   s.version = attribute(file, path, "version");

@@ -39,6 +39,14 @@ struct TrainState {
   std::string data_fingerprint;  // of the training data (launch/fingerprint.h)
 };
 
+// The integer fields of TrainState with their attribute names, in a fixed order (shared by
+// saving, reading and resume's broadcast, so a new field is added in one place).
+struct CountField {
+  const char* name;
+  int64_t TrainState::*field;
+};
+const std::vector<CountField>& train_state_counts();
+
 // A checkpoint read back and verified: its state, its arrays and every root attribute.
 struct Checkpoint {
   std::string path;

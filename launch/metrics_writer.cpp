@@ -28,6 +28,11 @@ std::string records_up_to(const std::string& path, int64_t step) {
 
 }  // namespace
 
+void write_json_file(const std::string& path, const nlohmann::json& value) {
+  const std::string text = value.dump(2) + "\n";
+  write_file_atomically(path, text.data(), text.size());
+}
+
 MetricsWriter::MetricsWriter(const std::string& path, int64_t keep_up_to_step) : path_(path) {
   if (keep_up_to_step >= 0) {
     const std::string kept = records_up_to(path, keep_up_to_step);

@@ -3,11 +3,15 @@
 #pragma once
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "launch/trainer.h"
 
 namespace dpt {
+
+// Writes `value` (indented) to `path` atomically; the benchmarks' --json. Throws kIo.
+void write_json_file(const std::string& path, const nlohmann::json& value);
 
 class MetricsWriter {
  public:

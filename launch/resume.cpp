@@ -245,23 +245,15 @@ ResumeResult resume_training(Communicator& comm, const std::string& resume,
   }
   result.resumed = status[1] != 0;
   if (!result.resumed || comm.size() == 1) return result;
-  TrainState& s = result.state;
-  int64_t scalars[8] = {s.step,          s.epoch,
-                        s.step_in_epoch, s.optimizer_steps,
-                        s.skipped_steps, s.consecutive_skips,
-                        s.world_size,    s.global_batch};
-  comm.broadcast(scalars, 8, DType::kI64, 0);
-  s.step = scalars[0];
-  s.epoch = scalars[1];
-  s.step_in_epoch = scalars[2];
-  s.optimizer_steps = scalars[3];
-  s.skipped_steps = scalars[4];
-  s.consecutive_skips = scalars[5];
-  s.world_size = scalars[6];
-  s.global_batch = scalars[7];
+  std::vector<int64_t> counts;
+  for (const CountField& count : train_state_counts()) counts.push_back(result.state.*count.field);
+  comm.broadcast(counts.data(), counts.size(), DType::kI64, 0);
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    result.state.*train_state_counts()[i].field = counts[i];
+  }
   broadcast_floats(comm, model.params());
   for (const NamedTensor& state : optimizer.state()) broadcast_floats(comm, state.tensor);
-  optimizer.set_steps(s.optimizer_steps);
+  optimizer.set_steps(result.state.optimizer_steps);
   return result;
 }
 

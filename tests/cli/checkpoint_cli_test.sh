@@ -9,6 +9,7 @@
 # Usage: checkpoint_cli_test.sh path/to/dpt
 set -u
 dpt=$(realpath "$1")
+source "$(dirname "$0")/../test_lib.sh"
 work=$(mktemp -d)
 mounted=""
 cleanup() {
@@ -34,18 +35,7 @@ check() {  # check NAME CONDITION...: passes when the command succeeds
   fi
 }
 
-python3 - <<'PY'
-import random, struct
-random.seed(3)
-n, d = 2000, 64
-labels = [random.randrange(10) for _ in range(n)]
-pixels = bytearray()
-for y in labels:
-    pixels += bytes(min(255, random.randrange(150) + (90 if j % 10 == y else 0)) for j in range(d))
-open("images.idx", "wb").write(struct.pack(">iiii", 0x803, n, 8, 8) + pixels)
-open("labels.idx", "wb").write(struct.pack(">ii", 0x801, n) + bytes(labels))
-PY
-"$dpt" data import-idx --images images.idx --labels labels.idx --out data.h5 >/dev/null
+synthetic_dataset "$dpt" data.h5 2000 8 10 3
 
 # A model big enough that a save takes a moment (about 12 MB of parameters and Adam moments).
 cat >cfg.prototxt <<'CFG'

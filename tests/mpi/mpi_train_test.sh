@@ -8,7 +8,7 @@
 # Usage: mpi_train_test.sh path/to/dpt
 set -u
 dpt=$(realpath "$1")
-source "$(dirname "$0")/../weights.sh"
+source "$(dirname "$0")/../test_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -24,18 +24,7 @@ fail() {
 }
 
 # Synthetic data: 600 samples of 16 features, 4 classes, written through dpt's IDX import.
-python3 - <<'PY'
-import random, struct
-random.seed(5)
-n, d = 600, 16
-labels = [random.randrange(4) for _ in range(n)]
-pixels = bytearray()
-for y in labels:
-    pixels += bytes(min(255, random.randrange(120) + (100 if j % 4 == y else 0)) for j in range(d))
-open("images.idx", "wb").write(struct.pack(">iiii", 0x803, n, 4, 4) + pixels)
-open("labels.idx", "wb").write(struct.pack(">ii", 0x801, n) + bytes(labels))
-PY
-"$dpt" data import-idx --images images.idx --labels labels.idx --out data.h5 >/dev/null
+synthetic_dataset "$dpt" data.h5 600 4 4 5
 
 cat >cfg.prototxt <<'CFG'
 model {

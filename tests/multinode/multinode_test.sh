@@ -32,7 +32,7 @@ fi
 ip netns delete "$probe"
 
 source "$here/netns.sh"
-source "$here/../weights.sh"
+source "$here/../test_lib.sh"
 work=$(mktemp -d)
 cleanup() {
   netns_down
@@ -181,19 +181,7 @@ le() { [[ $1 =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) 
 dpt="$build/dpt"
 [[ -x $dpt ]] || { echo "multinode: no $dpt" >&2; exit 2; }
 # Synthetic data through dpt's IDX import; absolute paths, as the ranks of node B start elsewhere.
-python3 - "$work" <<'PY'
-import random, struct, sys
-random.seed(7)
-n, d = 480, 16
-labels = [random.randrange(4) for _ in range(n)]
-pixels = bytearray()
-for y in labels:
-    pixels += bytes(min(255, random.randrange(120) + (100 if j % 4 == y else 0)) for j in range(d))
-open(sys.argv[1] + "/images.idx", "wb").write(struct.pack(">iiii", 0x803, n, 4, 4) + pixels)
-open(sys.argv[1] + "/labels.idx", "wb").write(struct.pack(">ii", 0x801, n) + bytes(labels))
-PY
-"$dpt" data import-idx --images "$work/images.idx" --labels "$work/labels.idx" \
-  --out "$work/data.h5" >/dev/null
+synthetic_dataset "$dpt" "$work/data.h5" 480 4 4 7
 cat >"$work/cfg.prototxt" <<CFG
 model {
   input_size: 16

@@ -1,0 +1,42 @@
+# Sourced by the shell tests: synthetic datasets, and comparing two HDF5 weight files (h5dump).
+
+# synthetic_dataset DPT OUT N SIDE CLASSES SEED: N images of SIDE x SIDE pixels whose label
+# brightens every CLASSES-th pixel (something to learn), written as IDX and imported to OUT.
+synthetic_dataset() {
+  local dpt=$1 out=$2 n=$3 side=$4 classes=$5 seed=$6
+  python3 - "$out" "$n" "$side" "$classes" "$seed" <<'PY'
+import random, struct, sys
+out, n, side, classes, seed = sys.argv[1], *map(int, sys.argv[2:])
+random.seed(seed)
+d = side * side
+labels = [random.randrange(classes) for _ in range(n)]
+pixels = bytearray()
+for y in labels:
+    pixels += bytes(min(255, random.randrange(130) + (95 if j % classes == y else 0))
+                    for j in range(d))
+open(out + ".images.idx", "wb").write(struct.pack(">iiii", 0x803, n, side, side) + pixels)
+open(out + ".labels.idx", "wb").write(struct.pack(">ii", 0x801, n) + bytes(labels))
+PY
+  "$dpt" data import-idx --images "$out.images.idx" --labels "$out.labels.idx" --out "$out" \
+    >/dev/null
+}
+
+# dump_weights FILE: every parameter, one value per line, to 9 significant digits.
+dump_weights() {
+  local values="$1.values"
+  h5ls -r "$1" | awk '$2 == "Dataset" {print $1}' | sort | while read -r name; do
+    h5dump -y -w 0 -m '%.9g' -o "$values" -d "$name" "$1" >/dev/null
+    tr ',' '\n' <"$values" | awk 'NF {print $1}'
+  done
+  rm -f "$values"
+}
+
+# weights_match A B: every parameter within 2e-5 * max(1, |a|): N ranks sum fp32 values in
+# another order than 1 process (see README "Data parallelism").
+weights_match() {
+  paste <(dump_weights "$1") <(dump_weights "$2") | awk '
+    { d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1; if (m < 1) m = 1
+      if (d / m > worst) worst = d / m; n++ }
+    END { printf "  %d values, worst relative difference %.3g\n", n, worst
+          exit !(n > 500 && worst < 2e-5) }'
+}
