@@ -60,7 +60,7 @@ enum class AllReduceAlgorithm {
 struct CommOptions {
   double timeout_s = 300.0;  // per collective
   AllReduceAlgorithm all_reduce = AllReduceAlgorithm::kAuto;
-  std::size_t ring_threshold_bytes = 256 << 10;
+  std::size_t ring_threshold_bytes = 32 << 10;
   std::size_t chunk_bytes = 1 << 20;  // pipelining granularity of the ring algorithms
 };
 

@@ -19,15 +19,19 @@ void wait_for(Transport& transport, Request& request, int peer, Clock::time_poin
 }
 
 // One step: send header + `bytes` of `out` to `to` (unless -1), receive header + data from `from`
-// (unless -1) into `in`, checking the header before the data is received.
+// (unless -1) into `in`. Both receives are posted first, so nothing waits for a round trip; the
+// header is checked before the data is looked at (`in` is scratch: a peer that disagrees may have
+// filled it, never overflowed it).
 void exchange(Transport& transport, const CollectiveHeader& header, const char* out,
               std::size_t bytes, int to, int from, char* in, Clock::time_point deadline,
               int data_tag) {
   const HeaderWords mine = encode_header(header);
   HeaderWords theirs{};
-  std::unique_ptr<Request> header_in, header_out, data_out;
-  if (from >= 0)
+  std::unique_ptr<Request> header_in, data_in, header_out, data_out;
+  if (from >= 0) {
     header_in = transport.irecv(theirs.data(), sizeof(theirs), from, kCollectiveCheckTag);
+    data_in = transport.irecv(in, bytes, from, data_tag);
+  }
   if (to >= 0) {
     header_out = transport.isend(mine.data(), sizeof(mine), to, kCollectiveCheckTag);
     data_out = transport.isend(out, bytes, to, data_tag);
@@ -35,7 +39,6 @@ void exchange(Transport& transport, const CollectiveHeader& header, const char* 
   if (from >= 0) {
     wait_for(transport, *header_in, from, deadline);
     check_header(header, transport.rank(), theirs, from);
-    std::unique_ptr<Request> data_in = transport.irecv(in, bytes, from, data_tag);
     wait_for(transport, *data_in, from, deadline);
   }
   if (to >= 0) {

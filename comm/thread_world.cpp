@@ -50,6 +50,7 @@ struct ThreadRequest : Request {
     }
   }
   bool done = false;
+  std::string error;     // receives: the message had another size
   void* data = nullptr;  // receives: where the bytes go
   std::size_t bytes = 0;
   int peer = 0;
@@ -88,10 +89,11 @@ class ThreadTransport : public Transport {
     return request;
   }
 
-  bool test(Request& request) override {
+  bool test(Request& base) override {
+    auto& request = static_cast<ThreadRequest&>(base);
     std::lock_guard<std::mutex> lock(state_.mutex);
     check_aborted();
-    return static_cast<ThreadRequest&>(request).done;
+    return finished(request);
   }
 
   bool wait(Request& base, Clock::time_point deadline) override {
@@ -99,15 +101,21 @@ class ThreadTransport : public Transport {
     std::unique_lock<std::mutex> lock(state_.mutex);
     while (true) {
       check_aborted();
-      if (request.done) return true;
+      if (finished(request)) return true;
       if (state_.changed.wait_until(lock, deadline) == std::cv_status::timeout) {
         check_aborted();
-        return request.done;
+        return finished(request);
       }
     }
   }
 
  private:
+  // Done, or throws the receive's size error. Holds the lock.
+  static bool finished(const ThreadRequest& request) {
+    DPT_CHECK_AS(ErrorKind::kComm, request.error.empty()) << request.error;
+    return request.done;
+  }
+
   // Pairs queued messages with posted receives of one channel, oldest first; called by whichever
   // side, sender or receiver, comes second. Holds the lock.
   void match(const Channel& channel) {
@@ -117,10 +125,17 @@ class ThreadTransport : public Transport {
     while (!queue.empty() && !posted.empty()) {
       ThreadRequest* request = posted.front();
       const std::vector<char>& message = queue.front();
-      DPT_CHECK_AS(ErrorKind::kComm, message.size() == request->bytes)
-          << "rank " << std::get<1>(channel) << " expected " << request->bytes
-          << " bytes from rank " << request->peer << " but got " << message.size();
-      if (!message.empty()) std::memcpy(request->data, message.data(), message.size());
+      // As MPI does, a message of another size fails the receive (when it is waited for), not
+      // the send, and is never copied.
+      if (message.size() != request->bytes) {
+        request->error = "rank " + std::to_string(std::get<1>(channel)) + " expected " +
+                         std::to_string(request->bytes) + " bytes from rank " +
+                         std::to_string(request->peer) + " but got " +
+                         std::to_string(message.size()) +
+                         ": the ranks disagree about this collective's size";
+      } else if (!message.empty()) {
+        std::memcpy(request->data, message.data(), message.size());
+      }
       request->done = true;
       queue.pop_front();
       posted.pop_front();

@@ -238,8 +238,9 @@ void print_header(const nlohmann::json& json, const std::vector<const AlgorithmI
       json["world_size"].get<int>(), json["host_cpu"].get<std::string>(),
       json["host_cpus"].get<unsigned>(), json["load_average_at_start"].get<double>());
   fmt::print(
-      "dpt ring/native/auto: chunk_bytes {}; auto uses MPI_Iallreduce below {} "
-      "(ring_threshold_bytes), the ring from there up\n",
+      "dpt ring/native/auto: chunk_bytes {}; native is MPI_Iallreduce polled against the "
+      "deadline; auto uses recursive doubling below {} (ring_threshold_bytes), the ring from "
+      "there up\n",
       size_text(json["chunk_bytes"].get<uint64_t>()),
       size_text(json["ring_threshold_bytes"].get<uint64_t>()));
   fmt::print(
