@@ -150,7 +150,26 @@ else
   fail "trace merge"
 fi
 
-# 5. Ranks that disagree are refused at start-up.
+# 5. The collective benchmark runs every algorithm, checks every result and writes its JSON.
+if "${mpi[@]}" -np 3 "$dpt" bench comm --min-bytes 4K --max-bytes 128K --iters 3 \
+  --json bench.json >out.txt 2>&1 && python3 - bench.json <<'PY' >>out.txt 2>&1
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b["world_size"] == 3 and b["memcpy"]
+sizes = [row["bytes"] for row in b["sizes"]]
+assert sizes == [4096 << i for i in range(6)], sizes
+for row in b["sizes"]:
+    assert set(row["results"]) >= {"ring", "mpi", "native", "auto"}, row["results"].keys()
+    assert all(r["time_us"] > 0 for r in row["results"].values())
+PY
+then
+  echo "ok bench comm"
+  pass
+else
+  fail "bench comm"
+fi
+
+# 6. Ranks that disagree are refused at start-up.
 expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 20 -- \
   "${mpi[@]}" -np 1 "$dpt" train cfg.prototxt --run-dir d : \
   -np 1 "$dpt" train cfg.prototxt --run-dir d --set optimizer.lr=0.02
