@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/config.pb.h"
 #include "core/tensor.h"
@@ -72,5 +73,8 @@ CommOptions comm_options(const proto::CommConfig& config);
 // initialised by the caller (launch/world.h's MpiSession). Throws kConfig for an unknown or
 // unavailable backend, naming the field and the backends built in.
 std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config);
+
+// The comm.backend names make_communicator() accepts in this build, in registry order.
+std::vector<std::string> communicator_backends();
 
 }  // namespace dpt

@@ -32,6 +32,12 @@ constexpr Backend kBackends[] = {
 
 }  // namespace
 
+std::vector<std::string> communicator_backends() {
+  std::vector<std::string> names;
+  for (const Backend& backend : kBackends) names.push_back(backend.name);
+  return names;
+}
+
 CommOptions comm_options(const proto::CommConfig& config) {
   CommOptions options;
   options.timeout_s = config.timeout_s();

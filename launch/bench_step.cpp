@@ -14,6 +14,7 @@
 #include "core/gemm.h"
 #include "core/random.h"
 #include "devices/cpu_device.h"
+#include "devices/energy.h"
 #include "devices/error.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
@@ -111,7 +112,9 @@ int run_bench_step(const BenchStepArgs& args) {
 
   std::vector<double> step_times;
   StepTimes phase_sum;
+  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
   for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
+    if (step == args.warmup) start_meters(meters);
     const auto start = Clock::now();
     StepResult result = train_step.compute_gradients(step, batch, source);
     const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
@@ -121,6 +124,7 @@ int run_bench_step(const BenchStepArgs& args) {
     step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     phase_sum.add(result.times);
   }
+  const std::vector<EnergyResult> energy = stop_meters(meters);
 
   const std::vector<GemmShape> shapes = step_gemms(model, batch, micro);
   const double flops = gemm_flops(shapes);
@@ -145,6 +149,22 @@ int run_bench_step(const BenchStepArgs& args) {
              fmt::format("{:.2f} / {:.2f}", p50 * 1e3, p99 * 1e3));
   fmt::print("{:<34}{:>12.0f}\n", "samples/s", batch / p50);
   fmt::print("{:<34}{:>12.1f}\n", "step GFLOP/s (GEMM flops / p50)", step_gflops);
+  for (const EnergyResult& e : energy) {
+    if (!e.measured) {
+      fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample", "n/a", e.meter);
+      json["energy"][e.meter] = {{"na", e.reason}};
+      continue;
+    }
+    const double per_step = e.reading.joules / n;
+    fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample",
+               fmt::format("{:.3g} / {:.3g}", per_step, per_step / batch), e.meter);
+    json["energy"][e.meter] = {{"joules", e.reading.joules},
+                               {"seconds", e.reading.seconds},
+                               {"watts", e.reading.watts()},
+                               {"joules_per_step", per_step},
+                               {"joules_per_sample", per_step / batch}};
+  }
+  fmt::print("{}\n", energy_summary(energy));
   fmt::print(
       "split (ms/step): data {:.2f}  forward {:.2f}  backward+loss {:.2f}  grad sync {:.2f}  "
       "norm {:.2f}  optimizer {:.2f}\n",

@@ -9,6 +9,7 @@
 #include "devices/error.h"
 #include "launch/bench_comm.h"
 #include "launch/commands.h"
+#include "launch/devices_command.h"
 #include "launch/report.h"
 #include "launch/world.h"
 
@@ -54,6 +55,12 @@ void add_report(CLI::App& app, dpt::ReportArgs& args) {
   auto* cmd = app.add_subcommand("report", "Write a self-contained HTML report of a run");
   cmd->add_option("run_dir", args.run_dir, "Run directory of dpt train")->required();
   cmd->add_option("--out", args.out, "Output file (default RUN_DIR/report.html)");
+}
+
+// dpt devices [--json]
+void add_devices(CLI::App& app, dpt::DevicesArgs& args) {
+  auto* cmd = app.add_subcommand("devices", "Show CPUs, memory, GPUs, backends and a worker plan");
+  cmd->add_flag("--json", args.json, "Print JSON instead of a table");
 }
 
 void add_eval(CLI::App& app, dpt::EvalArgs& args) {
@@ -117,6 +124,7 @@ struct Args {
   dpt::CheckpointArgs checkpoint;
   dpt::TraceMergeArgs trace_merge;
   dpt::ReportArgs report;
+  dpt::DevicesArgs devices;
   dpt::BenchStepArgs bench_step;
   dpt::BenchCommArgs bench_comm;
 };
@@ -131,6 +139,7 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
   }
   if (app.got_subcommand("trace")) return dpt::run_trace_merge(args.trace_merge);
   if (app.got_subcommand("report")) return dpt::run_report(args.report);
+  if (app.got_subcommand("devices")) return dpt::run_devices(args.devices);
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
@@ -165,6 +174,7 @@ int main(int argc, char** argv) {
   add_checkpoint(app, args.checkpoint);
   add_trace(app, args.trace_merge);
   add_report(app, args.report);
+  add_devices(app, args.devices);
   add_bench(app, args.bench_step, args.bench_comm);
   app.add_subcommand("version", "Print the version");
   try {

@@ -63,6 +63,10 @@ printf 'model { input_size: 4 layer { dense { units: 4 } } }\noptimizer { lr: -1
 expect "no subcommand" 2 "required|Usage" -- "$dpt"
 expect "unknown option" 2 "extra|not expected|Usage|following argument" -- "$dpt" train tiny.prototxt --run-dir r --bogus
 expect "version" 0 "^dpt [0-9]" -- "$dpt" version
+expect "devices" 0 "threads/worker" -- "$dpt" devices
+expect "devices --json" 0 '"recommendation"' -- "$dpt" devices --json
+python3 -c 'import json, sys; json.load(open("out.txt"))' && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: dpt devices --json is not JSON"; }
 
 expect "import" 0 "wrote 40 samples to tiny.h5" -- \
   "$dpt" data import-idx --images images.idx --labels labels.idx --out tiny.h5
