@@ -1,6 +1,7 @@
 // Recursive doubling with piggybacked headers (comm/latency_all_reduce.h).
 #include "comm/latency_all_reduce.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -11,6 +12,10 @@
 
 namespace dpt {
 namespace {
+
+// Data travels in pieces small enough for MPI's eager protocol (Open MPI's shared-memory limit is
+// 4 KiB with its header), so no piece waits for a rendezvous round trip.
+constexpr std::size_t kPieceBytes = 2048;
 
 void wait_for(Transport& transport, Request& request, int peer, Clock::time_point deadline) {
   if (!transport.wait(request, deadline)) {
@@ -27,23 +32,30 @@ void exchange(Transport& transport, const CollectiveHeader& header, const char* 
               int data_tag) {
   const HeaderWords mine = encode_header(header);
   HeaderWords theirs{};
-  std::unique_ptr<Request> header_in, data_in, header_out, data_out;
+  const std::size_t pieces = std::max<std::size_t>(1, (bytes + kPieceBytes - 1) / kPieceBytes);
+  auto piece = [&](std::size_t i) { return std::min(kPieceBytes, bytes - i * kPieceBytes); };
+  std::unique_ptr<Request> header_in, header_out;
+  std::vector<std::unique_ptr<Request>> data_in, data_out;
   if (from >= 0) {
     header_in = transport.irecv(theirs.data(), sizeof(theirs), from, kCollectiveCheckTag);
-    data_in = transport.irecv(in, bytes, from, data_tag);
+    for (std::size_t i = 0; i < pieces; ++i) {
+      data_in.push_back(transport.irecv(in + i * kPieceBytes, piece(i), from, data_tag));
+    }
   }
   if (to >= 0) {
     header_out = transport.isend(mine.data(), sizeof(mine), to, kCollectiveCheckTag);
-    data_out = transport.isend(out, bytes, to, data_tag);
+    for (std::size_t i = 0; i < pieces; ++i) {
+      data_out.push_back(transport.isend(out + i * kPieceBytes, piece(i), to, data_tag));
+    }
   }
   if (from >= 0) {
     wait_for(transport, *header_in, from, deadline);
     check_header(header, transport.rank(), theirs, from);
-    wait_for(transport, *data_in, from, deadline);
+    for (auto& request : data_in) wait_for(transport, *request, from, deadline);
   }
   if (to >= 0) {
     wait_for(transport, *header_out, to, deadline);
-    wait_for(transport, *data_out, to, deadline);
+    for (auto& request : data_out) wait_for(transport, *request, to, deadline);
   }
 }
 
