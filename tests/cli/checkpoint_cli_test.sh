@@ -90,7 +90,10 @@ check "retention keeps 2" test "$count" -eq 2
   --set train.epochs=1000 --set checkpoint.every_epochs=0 --set checkpoint.every_steps=0 \
   >out.txt 2>&1 &
 job=$!
-sleep 2
+for _ in $(seq 600); do  # until the ranks are in the training loop
+  grep -q "^epoch 1 step" out.txt 2>/dev/null && break
+  sleep 0.05
+done
 kill -TERM $job
 start=$SECONDS
 wait $job
