@@ -31,6 +31,25 @@ dump_weights() {
   rm -f "$values"
 }
 
+# small_mlp_config DATA BATCH TIMEOUT_S: a 16-32-4 MLP with dropout on DATA (16 features, 4
+# classes), Adam, 3 epochs, tiny gradient buckets (several all-reduces per step), 1 thread.
+small_mlp_config() {
+  cat <<CFG
+model {
+  input_size: 16
+  layer { dense { units: 32 } }
+  layer { activation { kind: TANH } }
+  layer { dropout { rate: 0.1 } }
+  layer { dense { units: 4 } }
+}
+data { train_path: "$1" test_path: "$1" input_scale: 0.004 }
+optimizer { lr: 0.01 adam {} }
+train { batch_size: $2 epochs: 3 log_every_steps: 10 }
+comm { timeout_s: $3 bucket_mb: 0.001 }
+device { threads: 1 }
+CFG
+}
+
 # weights_match A B: every parameter within 2e-5 * max(1, |a|): N ranks sum fp32 values in
 # another order than 1 process (see README "Data parallelism").
 weights_match() {

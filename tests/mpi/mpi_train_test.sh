@@ -26,20 +26,7 @@ fail() {
 # Synthetic data: 600 samples of 16 features, 4 classes, written through dpt's IDX import.
 synthetic_dataset "$dpt" data.h5 600 4 4 5
 
-cat >cfg.prototxt <<'CFG'
-model {
-  input_size: 16
-  layer { dense { units: 32 } }
-  layer { activation { kind: TANH } }
-  layer { dropout { rate: 0.1 } }
-  layer { dense { units: 4 } }
-}
-data { train_path: "data.h5" test_path: "data.h5" input_scale: 0.004 }
-optimizer { lr: 0.01 adam {} }
-train { batch_size: 60 epochs: 3 log_every_steps: 10 }
-comm { timeout_s: 4 bucket_mb: 0.001 }
-device { threads: 1 }
-CFG
+small_mlp_config data.h5 60 4 >cfg.prototxt
 
 # rank_pid RANK PATTERN: the pid of this test's MPI rank RANK whose command line matches PATTERN.
 rank_pid() {

@@ -182,20 +182,7 @@ dpt="$build/dpt"
 [[ -x $dpt ]] || { echo "multinode: no $dpt" >&2; exit 2; }
 # Synthetic data through dpt's IDX import; absolute paths, as the ranks of node B start elsewhere.
 synthetic_dataset "$dpt" "$work/data.h5" 480 4 4 7
-cat >"$work/cfg.prototxt" <<CFG
-model {
-  input_size: 16
-  layer { dense { units: 32 } }
-  layer { activation { kind: TANH } }
-  layer { dropout { rate: 0.1 } }
-  layer { dense { units: 4 } }
-}
-data { train_path: "$work/data.h5" test_path: "$work/data.h5" input_scale: 0.004 }
-optimizer { lr: 0.01 adam {} }
-train { batch_size: 48 epochs: 3 log_every_steps: 10 }
-comm { timeout_s: 5 bucket_mb: 0.001 }
-device { threads: 1 }
-CFG
+small_mlp_config "$work/data.h5" 48 5 >"$work/cfg.prototxt"
 
 # 1. The model trained across two nodes (1 and 2 ranks per node) is the single-process model.
 "$dpt" train "$work/cfg.prototxt" --run-dir "$work/one" >"$work/one.log" 2>&1
