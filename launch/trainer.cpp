@@ -130,6 +130,18 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
 
 namespace {
 
+// Runs `body`; a communication error gets `where` in front ("step 41: all_reduce #87 timed out"),
+// so the user learns what the job was doing when a peer went missing.
+template <typename Body>
+auto in_context(const std::string& where, Body body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kComm) throw;
+    throw Error(e.kind(), where + ": " + e.what());
+  }
+}
+
 // Fails on purpose as config.fault_injection says (testing fault handling end to end).
 void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t step) {
   if (fault.rank() != rank) return;
@@ -239,8 +251,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   int64_t step = cursor.step, last_saved = resumed.resumed ? cursor.step : -1;
   auto run_eval = [&](int64_t epoch) {
     TraceSpan span(trace.get(), "eval", "evaluate");
-    EvalResult result = evaluate(model, *test_set, normalization, config.model().loss(),
-                                 train_config.eval_batch_size(), &comm);
+    EvalResult result = in_context("evaluation after step " + std::to_string(step), [&] {
+      return evaluate(model, *test_set, normalization, config.model().loss(),
+                      train_config.eval_batch_size(), &comm);
+    });
     result.step = step;
     result.epoch = epoch;
     if (metrics) metrics->write_eval(result);
@@ -287,18 +301,14 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       TraceSpan step_span(trace.get(), "step", "step " + std::to_string(step));
       maybe_inject_fault(config.fault_injection(), comm.rank(), step);
       const bool stop_here = options.stop_requested && options.stop_requested();
-      StepResult result;
-      try {
-        result = train_step.compute_gradients(
+      StepResult result = in_context("step " + std::to_string(step), [&] {
+        return train_step.compute_gradients(
             step, this_batch,
             [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
               gather_batch(train_set, order.data() + first + row, n, normalization, inputs, labels);
             },
             stop_here);
-      } catch (const Error& e) {
-        if (e.kind() != ErrorKind::kComm) throw;
-        throw Error(e.kind(), "step " + std::to_string(step) + ": " + e.what());
-      }
+      });
       const double lr =
           lr_at(config.optimizer().schedule(), config.optimizer().lr(), step, schedule_steps);
       if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
@@ -327,8 +337,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       window_times.add(result.times);
       ++window_timed;
       ++step;
+      const double step_s = seconds_since(step_start);
       if (std::optional<RankWindow> ranks =
-              stragglers.record(step, seconds_since(step_start), result.times.sync_s)) {
+              in_context("straggler report after step " + std::to_string(step),
+                         [&] { return stragglers.record(step, step_s, result.times.sync_s); })) {
         if (metrics) metrics->write_ranks(*ranks);
         if (tensorboard) {
           tensorboard->scalars(step,

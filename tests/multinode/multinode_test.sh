@@ -207,7 +207,7 @@ check "partition: exit 6 and nothing left" test "$rc" -eq 6 -a -z "$MN_LEFT_OVER
 check "partition: every rank gone within 2 x timeout" le "$MN_JOB_GONE_S" 10
 check "partition: mpirun gone within 30 s" le "$MN_CUT_TO_EXIT_S" 30
 check "partition: the timeout names the collective and the missing rank" \
-  grep -Eq "rank [01]: dpt train: communication error: step [0-9]+: all_reduce #[0-9]+ timed out after 5 s; ranks that did not arrive: [01]" "$MN_LOG"
+  grep -Eq "rank [01]: dpt train: communication error: (step|evaluation after step|straggler report after step) [0-9]+: [a-z_]+ #[0-9]+ timed out after 5 s; ranks that did not arrive: [01]" "$MN_LOG"
 
 echo "multinode: $passed passed, $failed failed (build dir $build)"
 [[ $failed -eq 0 ]]
