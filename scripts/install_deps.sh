@@ -12,6 +12,7 @@ packages=(
   libcli11-dev libfmt-dev nlohmann-json3-dev
   clang-format
   dataset-fashion-mnist
+  python3 procps iproute2  # the shell tests: synthetic data and JSON checks, pgrep, ip netns
 )
 
 missing=()
