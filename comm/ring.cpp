@@ -136,7 +136,8 @@ void reduce_scatter_blocks(Transport& transport, char* data, const Blocks& block
                            ReduceOp op, Clock::time_point deadline, const RingOptions& options) {
   const int n = transport.size(), rank = transport.rank();
   const std::size_t element = dtype_size(dtype), chunk = chunk_size(options, dtype);
-  std::vector<char> scratch;
+  std::vector<char> local;
+  std::vector<char>& scratch = options.scratch != nullptr ? *options.scratch : local;
   for (int step = 0; step + 1 < n; ++step) {
     const int send_block = mod(rank - step - 1, n), recv_block = mod(rank - step - 2, n);
     Incoming in{data + blocks.offset(recv_block) * element, blocks.size(recv_block) * element,

@@ -15,10 +15,11 @@ TransportCommunicator::TransportCommunicator(Transport& transport, const CommOpt
   DPT_CHECK(options.chunk_bytes > 0) << "comm: chunk_bytes must be > 0";
 }
 
-RingOptions TransportCommunicator::ring_options() const {
+RingOptions TransportCommunicator::ring_options() {
   RingOptions ring;
   ring.chunk_bytes = options_.chunk_bytes;
   ring.tag = kRingTagBase;
+  ring.scratch = &ring_scratch_;
   return ring;
 }
 

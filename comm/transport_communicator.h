@@ -49,13 +49,14 @@ class TransportCommunicator : public Communicator {
   // `check`: exchange headers first (algorithms that carry their own check skip it).
   template <typename Body>
   void run(CollectiveHeader header, bool check, Body body);
-  RingOptions ring_options() const;
+  RingOptions ring_options();
 
   Transport& transport_;
   CommOptions options_;
   uint64_t sequence_ = 0;
   CollectiveHeader header_of_run_;  // the running collective's header, sequence number included
   std::vector<char> scratch_;       // reduce_scatter's full-size buffer
+  std::vector<char> ring_scratch_;  // the ring's reduction chunks, reused between calls
 };
 
 }  // namespace dpt

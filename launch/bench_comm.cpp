@@ -3,7 +3,6 @@
 // against the exact sum. The table reports the median over calls of the slowest rank's time.
 // MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would.
 #include "launch/bench_comm.h"
-#include "launch/metrics_writer.h"
 
 #include <fmt/core.h>
 #include <mpi.h>
@@ -22,6 +21,7 @@
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
 #include "devices/error.h"
+#include "launch/metrics_writer.h"
 
 namespace dpt {
 namespace {
@@ -99,7 +99,7 @@ void require_exact(const Mismatch& mismatch, const char* name, std::size_t bytes
 // Passes over the algorithms per size: a busy spell on a shared host then lands on several of
 // them instead of all of one. Within a pass each algorithm runs back to back (warmup, then its
 // share of the calls): interleaving single calls disturbed the measurement here (a call right
-// after an MPI_Iallreduce ran up to 1.5x slower).
+// after an MPI_Iallreduce ran up to 1.7x slower).
 constexpr int64_t kPasses = 3;
 
 // One size: every call checked. Returns per algorithm the timed calls' seconds, max over ranks.
