@@ -130,15 +130,16 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
 
 namespace {
 
-// Runs `body`; a communication error gets `where` in front ("step 41: all_reduce #87 timed out"),
-// so the user learns what the job was doing when a peer went missing.
+// Runs `body`; a communication error gets "<what> <step>: " in front ("step 41: all_reduce #87
+// timed out"), so the user learns what the job was doing when a peer went missing. The label is
+// built only on that path: this wraps every step.
 template <typename Body>
-auto in_context(const std::string& where, Body body) -> decltype(body()) {
+auto in_context(const char* what, int64_t step, Body body) -> decltype(body()) {
   try {
     return body();
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kComm) throw;
-    throw Error(e.kind(), where + ": " + e.what());
+    throw Error(e.kind(), std::string(what) + " " + std::to_string(step) + ": " + e.what());
   }
 }
 
@@ -251,7 +252,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   int64_t step = cursor.step, last_saved = resumed.resumed ? cursor.step : -1;
   auto run_eval = [&](int64_t epoch) {
     TraceSpan span(trace.get(), "eval", "evaluate");
-    EvalResult result = in_context("evaluation after step " + std::to_string(step), [&] {
+    EvalResult result = in_context("evaluation after step", step, [&] {
       return evaluate(model, *test_set, normalization, config.model().loss(),
                       train_config.eval_batch_size(), &comm);
     });
@@ -298,10 +299,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
           step - summary.first_step >= config.trace().max_steps()) {
         trace->stop();
       }
-      TraceSpan step_span(trace.get(), "step", "step " + std::to_string(step));
+      TraceSpan step_span(trace.get(), "step", trace ? "step " + std::to_string(step) : "");
       maybe_inject_fault(config.fault_injection(), comm.rank(), step);
       const bool stop_here = options.stop_requested && options.stop_requested();
-      StepResult result = in_context("step " + std::to_string(step), [&] {
+      StepResult result = in_context("step", step, [&] {
         return train_step.compute_gradients(
             step, this_batch,
             [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
@@ -338,9 +339,9 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       ++window_timed;
       ++step;
       const double step_s = seconds_since(step_start);
-      if (std::optional<RankWindow> ranks =
-              in_context("straggler report after step " + std::to_string(step),
-                         [&] { return stragglers.record(step, step_s, result.times.sync_s); })) {
+      if (std::optional<RankWindow> ranks = in_context("straggler report after step", step, [&] {
+            return stragglers.record(step, step_s, result.times.sync_s);
+          })) {
         if (metrics) metrics->write_ranks(*ranks);
         if (tensorboard) {
           tensorboard->scalars(step,
