@@ -104,6 +104,8 @@ class Validator {
     check_checkpoint(child(root, "checkpoint"), config.checkpoint());
     check_int(child(root, "fault_injection"), "slow_ms", config.fault_injection().slow_ms(),
               kNonNegative);
+    check_int(child(root, "fault_injection"), "slow_us_per_sample",
+              config.fault_injection().slow_us_per_sample(), kNonNegative);
     const Node monitor = child(root, "monitor");
     check_int(monitor, "straggler_every_steps", config.monitor().straggler_every_steps(),
               kNonNegative);
@@ -238,6 +240,9 @@ class Validator {
     check_float(node, "bucket_mb", static_cast<float>(comm.bucket_mb()), kPositive);
     check_int(node, "ring_threshold_bytes", comm.ring_threshold_bytes(), kNonNegative);
     check_int(node, "chunk_bytes", comm.chunk_bytes(), kChunkBytes);
+    check_int(node, "balance_warmup_steps", comm.balance_warmup_steps(), kNonNegative);
+    check_int(node, "balance_steps", comm.balance_steps(), kPositive);
+    check_int(node, "rebalance_every_steps", comm.rebalance_every_steps(), kNonNegative);
   }
 
   void check_checkpoint(const Node& node, const proto::CheckpointConfig& checkpoint) const {

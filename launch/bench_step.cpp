@@ -1,12 +1,15 @@
 // dpt bench step: times the real training step (launch/train_step) on synthetic data of the
 // config's shapes, and, in the same run, a plain sgemm sequence of exactly the step's GEMM shapes
 // with each CPU library, so the step's GFLOP/s is reported as a ratio to the GEMM it is built on.
-// Prints a table; --json writes the same numbers. Asserts nothing about time.
+// Prints a table; --json writes the same numbers. Asserts nothing about time. Under mpirun with
+// comm.balance: BALANCE_THROUGHPUT it also times the step with throughput-balanced shares and
+// compares them with equal shares measured in the same run.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "comm/communicator.h"
@@ -16,6 +19,7 @@
 #include "devices/cpu_device.h"
 #include "devices/energy.h"
 #include "devices/error.h"
+#include "launch/balance.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
 #include "launch/metrics_writer.h"
@@ -81,6 +85,81 @@ double time_gemms(const std::vector<GemmShape>& shapes, const CpuDevice& base,
   return percentile(times, 0.5);
 }
 
+// Each step's time on the slowest rank (steps end together, but each rank's clock sees its own).
+std::vector<double> slowest_per_step(Communicator& comm, std::vector<double> times) {
+  comm.all_reduce(times.data(), times.data(), times.size(), DType::kF64, ReduceOp::kMax);
+  return times;
+}
+
+std::string joined(const std::vector<int64_t>& values) {
+  std::string text;
+  for (int64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
+  return text;
+}
+
+// Runs one step computing `shard`; returns its seconds and adds its phases to `phases`.
+using OneStep = std::function<double(Shard shard, StepTimes& phases)>;
+
+// Shares in proportion to the samples/s each rank showed in `steps` timed steps with equal
+// shares (`equal_phases`), then `warmup` steps with them, then `steps` pairs of one step with
+// equal shares and one with balanced shares, so both see the same machine load.
+nlohmann::json compare_balance(Communicator& comm, const proto::Config& config, int64_t batch,
+                               int64_t warmup, int64_t steps, const StepTimes& equal_phases,
+                               const OneStep& one_step) {
+  const std::vector<int64_t> equal = equal_shares(batch, comm.size());
+  const double mine[2] = {static_cast<double>(equal[static_cast<std::size_t>(comm.rank())]) *
+                              static_cast<double>(steps),
+                          per_sample_seconds(equal_phases)};
+  std::vector<double> measured(2 * static_cast<std::size_t>(comm.size()));
+  comm.all_gather(mine, measured.data(), 2, DType::kF64);
+  std::vector<double> rates;
+  for (int r = 0; r < comm.size(); ++r) rates.push_back(measured[2 * r] / measured[2 * r + 1]);
+  const std::vector<int64_t> shares = apportion(batch, rates);
+  const Shard equal_shard = shard_in(equal, comm.rank()), balanced = shard_in(shares, comm.rank());
+  StepTimes unused;
+  for (int64_t i = 0; i < warmup; ++i) one_step(balanced, unused);
+  std::vector<double> equal_times, balanced_times;
+  for (int64_t i = 0; i < steps; ++i) {
+    equal_times.push_back(one_step(equal_shard, unused));
+    balanced_times.push_back(one_step(balanced, unused));
+  }
+  const std::vector<double> a = slowest_per_step(comm, equal_times);
+  const std::vector<double> b = slowest_per_step(comm, balanced_times);
+  const double a50 = percentile(a, 0.5), b50 = percentile(b, 0.5);
+  const proto::FaultInjection& fault = config.fault_injection();
+  const bool simulated = fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() >= 0;
+  nlohmann::json json = {{"samples_per_s", rates},
+                         {"equal",
+                          {{"shares", equal},
+                           {"step_time_p50_ms", a50 * 1e3},
+                           {"step_time_p99_ms", percentile(a, 0.99) * 1e3}}},
+                         {"throughput",
+                          {{"shares", shares},
+                           {"step_time_p50_ms", b50 * 1e3},
+                           {"step_time_p99_ms", percentile(b, 0.99) * 1e3}}},
+                         {"equal_over_throughput", a50 / b50},
+                         {"simulated_slow_rank", nullptr}};
+  if (simulated) {
+    json["simulated_slow_rank"] = {{"rank", fault.rank()},
+                                   {"us_per_sample", fault.slow_us_per_sample()}};
+  }
+  if (comm.rank() != 0) return json;
+  fmt::print("balance over {} ranks{} (step time: the slowest rank's, p50, steps alternating)\n",
+             comm.size(),
+             simulated ? fmt::format(", simulated: rank {} sleeps {} us per sample", fault.rank(),
+                                     fault.slow_us_per_sample())
+                       : "");
+  std::string rate_text;
+  for (double rate : rates) {
+    rate_text += (rate_text.empty() ? "" : ", ") + fmt::format("{:.0f}", rate);
+  }
+  fmt::print("  samples/s per rank (with equal shares)   {}\n", rate_text);
+  fmt::print("  equal shares      {:<22} {:>10.2f} ms\n", joined(equal), a50 * 1e3);
+  fmt::print("  throughput shares {:<22} {:>10.2f} ms   equal / throughput {:.2f}\n",
+             joined(shares), b50 * 1e3, a50 / b50);
+  return json;
+}
+
 }  // namespace
 
 int run_bench_step(const BenchStepArgs& args) {
@@ -110,20 +189,24 @@ int run_bench_step(const BenchStepArgs& args) {
     for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % model.output_size());
   };
 
-  std::vector<double> step_times;
-  StepTimes phase_sum;
-  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
-  for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
-    if (step == args.warmup) start_meters(meters);
+  int64_t step = 0;
+  const OneStep one_step = [&](Shard shard, StepTimes& phases) {
     const auto start = Clock::now();
-    StepResult result = train_step.compute_gradients(step, batch, source);
+    StepResult result = train_step.compute_gradients(step, batch, shard, source);
     const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
                             args.warmup + args.steps);
     train_step.apply(static_cast<float>(lr), result.times);
-    if (step < args.warmup) continue;
-    step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    phase_sum.add(result.times);
-  }
+    ++step;
+    phases.add(result.times);
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  const Shard shard = shard_of(batch, comm->rank(), comm->size());
+  StepTimes warmup_phases, phase_sum;
+  for (int64_t i = 0; i < args.warmup; ++i) one_step(shard, warmup_phases);
+  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
+  start_meters(meters);
+  std::vector<double> step_times;
+  for (int64_t i = 0; i < args.steps; ++i) step_times.push_back(one_step(shard, phase_sum));
   const std::vector<EnergyResult> energy = stop_meters(meters);
 
   const std::vector<GemmShape> shapes = step_gemms(model, batch, micro);
@@ -180,7 +263,12 @@ int run_bench_step(const BenchStepArgs& args) {
     json["sgemm"][cpu_gemm_library_name(library)] = {
         {"gflops", gflops}, {"step_over_sgemm", step_gflops / gflops}, {"in_use", used}};
   }
-  if (!args.json.empty()) write_json_file(args.json, json);
+  if (comm->size() > 1 && config.comm().balance() == proto::BALANCE_THROUGHPUT) {
+    json["balance"] =
+        compare_balance(*comm, config, batch, args.warmup, args.steps, phase_sum, one_step);
+  }
+  // Under mpirun every rank has its own numbers; rank 0's are written.
+  if (!args.json.empty() && comm->rank() == 0) write_json_file(args.json, json);
   return 0;
 }
 

@@ -6,7 +6,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "devices/error.h"
@@ -30,7 +32,15 @@ constexpr const char* kStateKeys[] = {"format",
                                       "config",
                                       "version",
                                       "data_fingerprint",
-                                      "rng"};
+                                      "rng",
+                                      "balance_shares"};
+// Keys the checksum covers only when present, so files written before they existed verify.
+constexpr const char* kOptionalKeys[] = {"balance_shares"};
+
+bool optional_key(const char* key) {
+  return std::any_of(std::begin(kOptionalKeys), std::end(kOptionalKeys),
+                     [&](const char* optional) { return std::strcmp(key, optional) == 0; });
+}
 
 // How the run's random numbers are reproduced: there is no hidden generator state to save.
 constexpr const char* kRngDescription =
@@ -42,6 +52,7 @@ int64_t state_crc(const std::map<std::string, std::string>& attributes) {
   uLong crc = crc32_z(0, nullptr, 0);
   for (const char* key : kStateKeys) {
     const auto it = attributes.find(key);
+    if (it == attributes.end() && optional_key(key)) continue;
     const std::string field = std::string(key) + "=" + (it == attributes.end() ? "" : it->second);
     // The length first, so "a=bc" + "d" differs from "a=b" + "cd".
     const std::string sized = std::to_string(field.size()) + ":" + field;
@@ -65,6 +76,34 @@ int64_t int_attribute(const ArrayFile& file, const std::string& path, const char
   DPT_CHECK_AS(kBad, !text.empty() && *end == '\0' && errno == 0 && value >= 0)
       << path << ": attribute \"" << key << "\" is \"" << text << "\", not a count";
   return value;
+}
+
+// "45,15" -> {45, 15}: positive counts that sum to the global batch.
+std::vector<int64_t> shares_attribute(const ArrayFile& file, const std::string& path,
+                                      int64_t global_batch) {
+  const auto it = file.attributes.find("balance_shares");
+  if (it == file.attributes.end()) return {};
+  const std::string& text = it->second;
+  std::vector<int64_t> shares;
+  int64_t sum = 0;
+  for (std::size_t start = 0; start <= text.size();) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    errno = 0;
+    const long long value = std::strtoll(item.c_str(), &end, 10);
+    DPT_CHECK_AS(kBad, !item.empty() && *end == '\0' && errno == 0 && value > 0 &&
+                           value <= global_batch - sum)
+        << path << ": attribute \"balance_shares\" is \"" << text
+        << "\", not a list of positive row counts summing to the global batch " << global_batch;
+    shares.push_back(value);
+    sum += value;
+    start = comma + 1;
+  }
+  DPT_CHECK_AS(kBad, sum == global_batch) << path << ": attribute \"balance_shares\" sums to "
+                                          << sum << ", not the global batch " << global_batch;
+  return shares;
 }
 
 std::string param_path(const NamedParam& param) { return "params/" + param.name; }
@@ -150,6 +189,13 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
   a["version"] = state.version;
   a["data_fingerprint"] = state.data_fingerprint;
   a["rng"] = kRngDescription;
+  if (!state.balance_shares.empty()) {
+    std::string shares;
+    for (int64_t rows : state.balance_shares) {
+      shares += (shares.empty() ? "" : ",") + std::to_string(rows);
+    }
+    a["balance_shares"] = shares;
+  }
   a["state_crc32"] = std::to_string(state_crc(a));
   write_array_file(path, file);
 }
@@ -175,6 +221,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   s.config_text = attribute(file, path, "config");
   s.version = attribute(file, path, "version");
   s.data_fingerprint = attribute(file, path, "data_fingerprint");
+  s.balance_shares = shares_attribute(file, path, s.global_batch);
   return checkpoint;
 }
 

@@ -5,7 +5,8 @@
 //   /optimizer/<state>/<layer>/<param>      float32, e.g. optimizer/adam.m/dense0/weight
 //   root attributes                         format, step, epoch, position, optimizer steps,
 //                                           config text, world size, global batch, version,
-//                                           RNG description, data fingerprint, state_crc32
+//                                           RNG description, data fingerprint, state_crc32,
+//                                           balance_shares (only when balanced)
 // Saving and loading never touch the communicator: the trainer decides who writes (rank 0) and
 // distributes what rank 0 read (launch/resume.h).
 #pragma once
@@ -37,6 +38,8 @@ struct TrainState {
   std::string config_text;       // the resolved config of the run that saved it
   std::string version;           // dpt version that saved it
   std::string data_fingerprint;  // of the training data (launch/fingerprint.h)
+  // Rows of the global batch per rank set by comm.balance (launch/balance.h); empty: equal split.
+  std::vector<int64_t> balance_shares;
 };
 
 // The integer fields of TrainState with their attribute names, in a fixed order (shared by

@@ -23,6 +23,12 @@ void print_contents(const Checkpoint& checkpoint) {
   fmt::print("  saved by {} workers, global batch {}, {} steps skipped\n", s.world_size,
              s.global_batch, s.skipped_steps);
   fmt::print("  training data {}\n", s.data_fingerprint);
+  if (!s.balance_shares.empty()) {
+    std::string shares;
+    for (int64_t rows : s.balance_shares)
+      shares += (shares.empty() ? "" : ", ") + std::to_string(rows);
+    fmt::print("  rows per worker (comm.balance) {}\n", shares);
+  }
   int64_t values = 0;
   for (const Array& array : checkpoint.file.arrays) values += shape_numel(array.shape);
   fmt::print("  {} arrays, {} float32 values:\n", checkpoint.file.arrays.size(), values);

@@ -1,4 +1,5 @@
-// check_same_run: hashes of (program, config, model, training data, test data), all-gathered.
+// check_same_run: hashes of (program, config without `device`, model, training data, test data),
+// all-gathered.
 #include "launch/fingerprint.h"
 
 #include <fmt/core.h>
@@ -71,9 +72,12 @@ uint64_t fnv1a(const void* data, std::size_t bytes, uint64_t seed) {
   return hash;
 }
 
-void check_same_run(Communicator& comm, const proto::Config& config, const Model& model,
+void check_same_run(Communicator& comm, const proto::Config& full_config, const Model& model,
                     const Dataset& train, const Dataset* test) {
   if (comm.size() == 1) return;
+  // `device` says how a worker runs, not what it computes: it may differ (heterogeneous nodes).
+  proto::Config config = full_config;
+  config.clear_device();
   const std::string config_text = config_to_text(config);
   std::vector<int64_t> mine = {
       static_cast<int64_t>(hash_text(DPT_VERSION)), static_cast<int64_t>(hash_text(config_text)),

@@ -14,7 +14,8 @@
 namespace dpt {
 
 // Throws dpt::Error(kConfig) on every rank when any rank differs from rank 0. A collective: every
-// rank must call it. `test` may be null (no test set).
+// rank must call it. `test` may be null (no test set). The config's `device` is not compared: it
+// says how each worker runs (threads, GEMM library) and may differ between heterogeneous nodes.
 void check_same_run(Communicator& comm, const proto::Config& config, const Model& model,
                     const Dataset& train, const Dataset* test);
 

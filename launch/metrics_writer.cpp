@@ -66,6 +66,13 @@ void MetricsWriter::write_ranks(const RankWindow& w) {
   write_line(record.dump());
 }
 
+void MetricsWriter::write_balance(const BalanceDecision& d) {
+  nlohmann::json record = {{"kind", "balance"},          {"step", d.last_step},
+                           {"first_step", d.first_step}, {"samples_per_s", d.samples_per_s},
+                           {"shares", d.shares},         {"previous", d.previous}};
+  write_line(record.dump());
+}
+
 void MetricsWriter::write_eval(const EvalResult& r) {
   nlohmann::json record = {{"kind", "eval"},
                            {"step", r.step},

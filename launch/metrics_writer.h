@@ -1,11 +1,13 @@
 // metrics.jsonl: one JSON object per line, appended and flushed as the run goes, so a crashed run
-// keeps every record up to the crash. Records: {"kind":"train",...} and {"kind":"eval",...}.
+// keeps every record up to the crash. Records: {"kind":"train",...}, {"kind":"eval",...},
+// {"kind":"ranks",...} and {"kind":"balance",...}.
 #pragma once
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "launch/balance.h"
 #include "launch/trainer.h"
 
 namespace dpt {
@@ -24,6 +26,9 @@ class MetricsWriter {
   // {"kind":"ranks","step":N,"first_step":M,"step_ms":[...],"wait_ms":[...],"slowest":r,
   //  "ratio":x}: per-rank mean compute and wait time per step over steps (M, N].
   void write_ranks(const RankWindow& window);
+  // {"kind":"balance","step":N,"first_step":M,"samples_per_s":[...],"shares":[...],
+  //  "previous":[...]}: comm.balance measured steps (M, N] and set the rows per rank.
+  void write_balance(const BalanceDecision& decision);
 
  private:
   void write_line(const std::string& line);

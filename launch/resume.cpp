@@ -251,6 +251,11 @@ ResumeResult resume_training(Communicator& comm, const std::string& resume,
   for (std::size_t i = 0; i < counts.size(); ++i) {
     result.state.*train_state_counts()[i].field = counts[i];
   }
+  std::vector<int64_t>& shares = result.state.balance_shares;
+  int64_t num_shares = static_cast<int64_t>(shares.size());
+  comm.broadcast(&num_shares, 1, DType::kI64, 0);
+  shares.resize(static_cast<std::size_t>(num_shares));
+  if (num_shares > 0) comm.broadcast(shares.data(), shares.size(), DType::kI64, 0);
   broadcast_floats(comm, model.params());
   for (const NamedTensor& state : optimizer.state()) broadcast_floats(comm, state.tensor);
   optimizer.set_steps(result.state.optimizer_steps);

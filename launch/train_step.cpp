@@ -4,6 +4,7 @@
 #include "launch/train_step.h"
 
 #include <chrono>
+#include <thread>
 
 #include "core/loss.h"
 
@@ -56,7 +57,13 @@ TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& co
       clip_norm_(config.optimizer().clip_grad_norm()),
       grad_sync_(make_grad_sync(model, config.comm(), comm)),
       inputs_(model.device(), {micro_batch_, model.input_size()}, model.dtype()),
-      labels_(static_cast<std::size_t>(micro_batch_)) {}
+      labels_(static_cast<std::size_t>(micro_batch_)) {
+  const proto::FaultInjection& fault = config.fault_injection();
+  if (fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() == comm.rank()) {
+    slow_us_per_sample_ = fault.slow_us_per_sample();
+    slow_from_ = fault.step();
+  }
+}
 
 void TrainStep::set_tracer(Tracer* tracer) {
   tracer_ = tracer;
@@ -64,11 +71,10 @@ void TrainStep::set_tracer(Tracer* tracer) {
   if (grad_sync_) grad_sync_->set_tracer(tracer);
 }
 
-StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const BatchSource& source,
-                                        bool stop) {
+StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard,
+                                        const BatchSource& source, bool stop) {
   StepResult result;
   StepTimes& times = result.times;
-  const Shard shard = shard_of(batch, comm_.rank(), comm_.size());
   auto mark = Clock::now();
   model_.zero_grads();
   if (grad_sync_) grad_sync_->begin();
@@ -82,6 +88,9 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, const Batch
     {
       TraceSpan span(tracer_, "data", "load batch");
       source(row, n, inputs_, labels_.data());
+      if (slow_us_per_sample_ > 0 && step >= slow_from_) {
+        std::this_thread::sleep_for(std::chrono::microseconds(slow_us_per_sample_ * n));
+      }
     }
     lap(mark, times.data_s);
     const Tensor& logits = model_.forward(inputs_.rows(n), Pass{true, step, row});

@@ -45,11 +45,13 @@ struct StepResult {
 class TrainStep {
  public:
   TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config, Communicator& comm);
-  // Zeroes the gradients and computes this rank's shard of a global batch of `batch` samples; on
-  // return every rank holds the gradient of the mean loss over the global batch, clipped when
-  // configured. `step` keys dropout. `stop`: this rank asks every rank to stop after this step
-  // (travels in the loss all-reduce, so it costs no extra message).
-  StepResult compute_gradients(int64_t step, int64_t batch, const BatchSource& source,
+  // Zeroes the gradients and computes rows [shard.begin, shard.end) of a global batch of `batch`
+  // samples (the ranks' shards must cover it exactly once, in any sizes, empty ones included),
+  // in micro-batches of at most train.micro_batch_size rows; on return every rank holds the
+  // gradient of the mean loss over the global batch, clipped when configured. `step` keys
+  // dropout. `stop`: this rank asks every rank to stop after this step (travels in the loss
+  // all-reduce, so it costs no extra message).
+  StepResult compute_gradients(int64_t step, int64_t batch, Shard shard, const BatchSource& source,
                                bool stop = false);
   // Applies the optimizer with `lr`; adds its time to `times`.
   void apply(float lr, StepTimes& times);
@@ -69,6 +71,9 @@ class TrainStep {
   Tensor grad_logits_buffer_;
   std::vector<int32_t> labels_;
   Tracer* tracer_ = nullptr;
+  // fault_injection FAULT_SLOW_SAMPLES on this rank: sleep per sample loaded from slow_from_ on.
+  int64_t slow_us_per_sample_ = 0;
+  int64_t slow_from_ = 0;
 };
 
 }  // namespace dpt

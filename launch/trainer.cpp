@@ -16,6 +16,7 @@
 #include "core/loss.h"
 #include "core/random.h"
 #include "devices/error.h"
+#include "launch/balance.h"
 #include "launch/checkpoint.h"
 #include "launch/checkpoint_dir.h"
 #include "launch/fingerprint.h"
@@ -99,10 +100,16 @@ void check_dataset_fits(const proto::Config& config, const Model& model, const D
 }
 
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
-                    proto::LossKind loss, int64_t batch_size, Communicator* comm) {
+                    proto::LossKind loss, int64_t batch_size, Communicator* comm,
+                    const std::vector<int64_t>& shares) {
   Device& device = model.device();
-  const Shard shard =
-      comm ? shard_of(dataset.size, comm->rank(), comm->size()) : Shard{0, dataset.size};
+  Shard shard{0, dataset.size};
+  if (comm && !shares.empty()) {
+    shard = shard_in(apportion(dataset.size, std::vector<double>(shares.begin(), shares.end())),
+                     comm->rank());
+  } else if (comm) {
+    shard = shard_of(dataset.size, comm->rank(), comm->size());
+  }
   batch_size = std::min(batch_size, std::max<int64_t>(shard.end - shard.begin, 1));
   Tensor inputs(device, {batch_size, model.input_size()}, model.dtype());
   std::vector<int32_t> labels(static_cast<std::size_t>(batch_size));
@@ -197,9 +204,13 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   DPT_CHECK_AS(ErrorKind::kConfig, batch <= train_set.size)
       << "train.batch_size: " << batch << " is larger than the " << train_set.size << " samples in "
       << train_set.path;
-  DPT_CHECK_AS(ErrorKind::kConfig, batch % comm.size() == 0)
+  const bool balance = config.comm().balance() == proto::BALANCE_THROUGHPUT;
+  DPT_CHECK_AS(ErrorKind::kConfig, balance || batch % comm.size() == 0)
       << "train.batch_size: " << batch << " is not divisible by the " << comm.size()
       << " workers (the global batch is split evenly; use a multiple of " << comm.size() << ")";
+  DPT_CHECK_AS(ErrorKind::kConfig, batch >= comm.size())
+      << "train.batch_size: " << batch << " is smaller than the " << comm.size()
+      << " workers (comm.balance gives every worker at least one row)";
   const int64_t steps_per_epoch =
       train_config.drop_last() ? train_set.size / batch : (train_set.size + batch - 1) / batch;
   int64_t total_steps = train_config.epochs() * steps_per_epoch;
@@ -215,6 +226,8 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       resume_training(comm, options.resume, checkpoint_dir, config, fingerprint, model, *optimizer);
   for (const std::string& note : resumed.notes) listener.on_note(note);
   TrainState cursor = resumed.state;  // where the next step starts; zero for a fresh run
+  Balancer balancer(config.comm(), comm.size(), batch, cursor.step, cursor.balance_shares);
+  for (const std::string& note : balancer.notes()) listener.on_note(note);
   std::optional<MetricsWriter> metrics;
   if (writer) metrics.emplace(run_dir + "/metrics.jsonl", resumed.resumed ? cursor.step : -1);
   // TensorBoard (`tensorboard --logdir runs/`): rank 0, created before step 1 so an unwritable
@@ -248,13 +261,15 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
                               config.monitor().straggler_threshold());
   auto finish_ranks = [&] {
     if (comm.size() > 1) summary.rank_stats = stragglers.final_stats();
+    if (balancer.balanced()) summary.balance_shares = balancer.shares();
   };
   int64_t step = cursor.step, last_saved = resumed.resumed ? cursor.step : -1;
   auto run_eval = [&](int64_t epoch) {
     TraceSpan span(trace.get(), "eval", "evaluate");
     EvalResult result = in_context("evaluation after step", step, [&] {
       return evaluate(model, *test_set, normalization, config.model().loss(),
-                      train_config.eval_batch_size(), &comm);
+                      train_config.eval_batch_size(), &comm,
+                      balancer.balanced() ? balancer.shares() : std::vector<int64_t>{});
     });
     result.step = step;
     result.epoch = epoch;
@@ -279,6 +294,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     cursor.config_text = config_to_text(config);
     cursor.version = DPT_VERSION;
     cursor.data_fingerprint = fingerprint;
+    cursor.balance_shares = balancer.balanced() ? balancer.shares() : std::vector<int64_t>{};
     const std::string path = checkpoint_dir + "/" + checkpoint_file_name(step);
     TraceSpan span(trace.get(), "checkpoint", "save step " + std::to_string(step));
     save_checkpoint(path, model, *optimizer, cursor);
@@ -302,9 +318,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       TraceSpan step_span(trace.get(), "step", trace ? "step " + std::to_string(step) : "");
       maybe_inject_fault(config.fault_injection(), comm.rank(), step);
       const bool stop_here = options.stop_requested && options.stop_requested();
+      const Shard shard = balancer.shard(this_batch, comm.rank());
       StepResult result = in_context("step", step, [&] {
         return train_step.compute_gradients(
-            step, this_batch,
+            step, this_batch, shard,
             [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
               gather_batch(train_set, order.data() + first + row, n, normalization, inputs, labels);
             },
@@ -339,6 +356,13 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       ++window_timed;
       ++step;
       const double step_s = seconds_since(step_start);
+      if (std::optional<BalanceDecision> decision = in_context("balance after step", step, [&] {
+            return balancer.record(comm, step, per_sample_seconds(result.times),
+                                   shard.end - shard.begin);
+          })) {
+        if (metrics) metrics->write_balance(*decision);
+        listener.on_note(describe(*decision));
+      }
       if (std::optional<RankWindow> ranks = in_context("straggler report after step", step, [&] {
             return stragglers.record(step, step_s, result.times.sync_s);
           })) {
@@ -352,9 +376,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
         if (ranks->straggler) {
           listener.on_note(fmt::format(
               "straggler: rank {} took {:.1f} ms per step to compute, {:.2f}x the median, in "
-              "steps {}-{} (the others waited for it)",
+              "steps {}-{} (the others waited for it){}",
               ranks->slowest, ranks->compute_ms[ranks->slowest], ranks->ratio,
-              ranks->first_step + 1, ranks->last_step));
+              ranks->first_step + 1, ranks->last_step,
+              balance ? "" : "; comm.balance: BALANCE_THROUGHPUT gives slower ranks fewer rows"));
         }
       }
       const bool epoch_end = s + 1 == steps_per_epoch;

@@ -52,6 +52,8 @@ struct TrainSummary {
   double seconds = 0.0;
   std::optional<EvalResult> last_eval;
   std::vector<RankStats> rank_stats;  // per rank, with more than one worker
+  // Rows of a full batch per rank as comm.balance last set them (empty: the equal split).
+  std::vector<int64_t> balance_shares;
 };
 
 class TrainListener {
@@ -93,8 +95,11 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
 
 // Loss and accuracy of `model` over all of `dataset`, in batches of `batch_size`. With a
 // communicator, each rank evaluates its shard and the sums are all-reduced (same result on all).
+// `shares` (one per rank; empty: equal shards): the dataset is split in their proportions, so
+// ranks balanced for training (comm.balance) are balanced for evaluation too.
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
-                    proto::LossKind loss, int64_t batch_size, Communicator* comm = nullptr);
+                    proto::LossKind loss, int64_t batch_size, Communicator* comm = nullptr,
+                    const std::vector<int64_t>& shares = {});
 
 // Checks that a dataset fits the model: feature count vs model.input_size and class count vs
 // the last layer's width. Throws kConfig naming the field, the file and both numbers.

@@ -353,6 +353,16 @@ TEST(ConfigTest, EveryValidationRuleNamesFieldAndLocation) {
        "cfg.prototxt:19:10: device.threads: must be >= 0 (got -1)"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"nccl\" }\n",
        "cfg.prototxt:19:8: comm.backend: must be \"auto\", \"local\" or \"mpi\" (got \"nccl\")"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance: BALANCE_THROUGHPUT balance_steps: 0 }\n",
+       "cfg.prototxt:19:36: comm.balance_steps: must be > 0 (got 0)"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance_warmup_steps: -1 }\n",
+       "cfg.prototxt:19:8: comm.balance_warmup_steps: must be >= 0 (got -1)"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { rebalance_every_steps: -2 }\n",
+       "cfg.prototxt:19:8: comm.rebalance_every_steps: must be >= 0 (got -2)"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance: FASTEST }\n",
+       "cfg.prototxt:19:25: Unknown enumeration value of \"FASTEST\" for field \"balance\"."},
+      {"epochs: 3 }\n", "epochs: 3 }\nfault_injection { slow_us_per_sample: -5 }\n",
+       "cfg.prototxt:19:19: fault_injection.slow_us_per_sample: must be >= 0 (got -5)"},
   };
   EXPECT_EQ(std::string(kFull).find(schedule_line + cosine), std::string(kFull).find("  schedule"));
   for (const Case& c : cases) {

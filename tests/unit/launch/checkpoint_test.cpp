@@ -68,6 +68,12 @@ class CheckpointTest : public ::testing::Test {
     return s;
   }
 
+  Checkpoint read_checkpoint_after_save(Trained& source, const TrainState& s) {
+    const std::string path = dir_ + "/" + checkpoint_file_name(s.step);
+    save_checkpoint(path, *source.model, *source.optimizer, s);
+    return read_checkpoint(path);
+  }
+
   std::vector<char> bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -170,6 +176,44 @@ TEST_F(CheckpointTest, DamageOfEveryKindIsRefusedNamingTheFile) {
   // The weights file of a run is not a checkpoint.
   source.model->save_weights(dir_ + "/model.h5", {});
   EXPECT_NE(error_of(dir_ + "/model.h5").find("not a dpt checkpoint"), std::string::npos);
+}
+
+TEST_F(CheckpointTest, BalanceSharesRoundTripAndBadListsAreRefused) {
+  const proto::Config cfg = config();
+  Trained source = trained(cfg);
+  TrainState s = state(cfg);
+  EXPECT_TRUE(read_checkpoint_after_save(source, s).state.balance_shares.empty());
+  s.balance_shares = {40, 1, 23};
+  const Checkpoint checkpoint = read_checkpoint_after_save(source, s);
+  EXPECT_EQ(checkpoint.state.balance_shares, (std::vector<int64_t>{40, 1, 23}));
+  EXPECT_EQ(checkpoint.file.attributes.at("balance_shares"), "40,1,23");
+  // Written with a valid state checksum, so only the list's own checks can refuse them.
+  const std::string path = dir_ + "/shares.h5";
+  s.balance_shares = {40, 0, 24};
+  save_checkpoint(path, *source.model, *source.optimizer, s);
+  EXPECT_NE(
+      error_of(path).find("shares.h5: attribute \"balance_shares\" is \"40,0,24\", not a list "
+                          "of positive row counts"),
+      std::string::npos)
+      << error_of(path);
+  s.balance_shares = {40, 30};
+  save_checkpoint(path, *source.model, *source.optimizer, s);
+  EXPECT_NE(error_of(path).find("\"40,30\", not a list of positive row counts summing to the "
+                                "global batch 64"),
+            std::string::npos)
+      << error_of(path);
+  s.balance_shares = {40, 20};
+  save_checkpoint(path, *source.model, *source.optimizer, s);
+  EXPECT_NE(
+      error_of(path).find("shares.h5: attribute \"balance_shares\" sums to 60, not the global "
+                          "batch 64"),
+      std::string::npos)
+      << error_of(path);
+  // Edited after saving: the state checksum covers the list when present.
+  ArrayFile edited = read_array_file(dir_ + "/" + checkpoint_file_name(2));
+  edited.attributes["balance_shares"] = "41,1,22";
+  write_array_file(path, edited);
+  EXPECT_NE(error_of(path).find("the training state attributes are corrupt"), std::string::npos);
 }
 
 TEST_F(CheckpointTest, AMismatchNamesTheTensorAndBothShapesAndChangesNothing) {
