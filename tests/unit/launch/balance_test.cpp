@@ -76,7 +76,9 @@ TEST(Apportion, SumsToTheTotalForRandomRates) {
     const double sum = std::accumulate(rates.begin(), rates.end(), 0.0);
     const double smallest = *std::min_element(rates.begin(), rates.end());
     for (int r = 0; r < n; ++r) {
-      if (total >= n) ASSERT_GE(counts[r], 1);
+      if (total >= n) {
+        ASSERT_GE(counts[r], 1);
+      }
       // When no rank's quota is below one row, each count is within one row of its quota.
       const double quota = static_cast<double>(total) * rates[r] / sum;
       if (static_cast<double>(total) * smallest / sum >= 1) {
