@@ -299,8 +299,12 @@ TEST(StepProbeTest, MemoryIsExactlyAffineAndReturnsToWhereItWas) {
   EXPECT_EQ(p48 - p32, p32 - p16);
   // Per sample at least the input row and every layer's output row, float32.
   EXPECT_GE((p32 - p16) / 16, 4 * (8 + 16 + 16 + 4));
-  // Fixed at least parameters, gradients and Adam's two moments: 4 x (8x16+16 + 16x4+4) floats.
-  EXPECT_GE(p16 - 16 * (p32 - p16) / 16, 4 * 4 * (8 * 16 + 16 + 16 * 4 + 4));
+  // Fixed: parameters, gradients and Adam's two moments, 4 x (8x16+16 + 16x4+4) floats, plus
+  // a 64-byte header and rounding for each of the few fixed allocations.
+  const int64_t fixed = p16 - 16 * (p32 - p16) / 16;
+  const int64_t moments = 4 * 4 * (8 * 16 + 16 + 16 * 4 + 4);
+  EXPECT_GE(fixed, moments);
+  EXPECT_LT(fixed, moments + 16 * 128);
   EXPECT_EQ(probe.time_steps(32).peak_bytes, p32);  // the same step, timed
   EXPECT_GT(probe.peak_bytes(16, 100), p16);        // evaluation adds its batch
   EXPECT_EQ(device.memory_counters().current_bytes, before);
