@@ -39,6 +39,8 @@ constexpr Range kDecay{0, false, 1, true, "in [0, 1)"};
 constexpr Range kFactor{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAnyFinite{-kInf, true, kInf, true, "finite"};
 constexpr Range kChunkBytes{4096, false, kInf, false, ">= 4096"};
+constexpr Range kPositiveFraction{0, true, 1, false, "in (0, 1]"};
+constexpr Range kAtLeastTen{10, false, kInf, false, ">= 10"};
 
 // One message under validation: its path ("model.layer[2]"), its locations subtree (null when it
 // was not written in the file) and where the message itself was written.
@@ -112,6 +114,7 @@ class Validator {
     check_float(monitor, "straggler_threshold",
                 static_cast<float>(config.monitor().straggler_threshold()), kAboveOne);
     check_int(child(root, "trace"), "max_steps", config.trace().max_steps(), kNonNegative);
+    check_tune(child(root, "tune"), config.tune());
   }
 
  private:
@@ -352,6 +355,33 @@ class Validator {
     check_int(node, "eval_every_epochs", train.eval_every_epochs(), kNonNegative);
     check_int(node, "eval_batch_size", train.eval_batch_size(), kPositive);
     check_int(node, "max_consecutive_skips", train.max_consecutive_skips(), kPositive);
+  }
+
+  void check_tune(const Node& node, const proto::TuneConfig& tune) const {
+    check_float(node, "memory_budget_mb", static_cast<float>(tune.memory_budget_mb()),
+                kNonNegative);
+    check_float(node, "memory_fraction", static_cast<float>(tune.memory_fraction()),
+                kPositiveFraction);
+    check_int(node, "min_batch", tune.min_batch(), kPositive);
+    if (tune.max_batch() < tune.min_batch()) {
+      fail(node, "max_batch",
+           "must be >= tune.min_batch = " + std::to_string(tune.min_batch()) + " (got " +
+               std::to_string(tune.max_batch()) + ")");
+    }
+    check_int(node, "global_batch", tune.global_batch(), kNonNegative);
+    check_float(node, "throughput_tolerance", static_cast<float>(tune.throughput_tolerance()),
+                kDecay);
+    check_int(node, "timing_steps", tune.timing_steps(), kPositive);
+    check_int(node, "reference_batch", tune.reference_batch(), kNonNegative);
+    check_float(node, "warmup_epochs", static_cast<float>(tune.warmup_epochs()), kNonNegative);
+    check_float(node, "lr_min", tune.lr_min(), kPositive);
+    check_float(node, "lr_max", tune.lr_max(), kPositive);
+    if (!(tune.lr_max() > tune.lr_min())) {
+      fail(node, "lr_max",
+           "must be > tune.lr_min = " + float_text(tune.lr_min()) + " (got " +
+               float_text(tune.lr_max()) + ")");
+    }
+    check_int(node, "lr_range_steps", tune.lr_range_steps(), kAtLeastTen);
   }
 
   const Provenance& provenance_;

@@ -59,15 +59,33 @@ std::string CpuDevice::name() const {
          cpu_gemm_library_name(gemm_) + " sgemm)";
 }
 
+// Each block starts with one 64-byte header holding its size, so deallocate() can count it off.
+constexpr std::size_t kAlign = 64;
+
 void* CpuDevice::allocate(std::size_t bytes) {
-  constexpr std::size_t kAlign = 64;
-  std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
-  void* ptr = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
-  DPT_CHECK(ptr != nullptr) << "cpu: out of memory allocating " << bytes << " bytes";
-  return ptr;
+  const std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign + kAlign;
+  void* base = std::aligned_alloc(kAlign, rounded);
+  DPT_CHECK(base != nullptr) << "cpu: out of memory allocating " << bytes << " bytes";
+  *static_cast<std::size_t*>(base) = rounded;
+  const int64_t now = current_bytes_ += static_cast<int64_t>(rounded);
+  int64_t peak = peak_bytes_.load();
+  while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now)) {
+  }
+  return static_cast<char*>(base) + kAlign;
 }
 
-void CpuDevice::deallocate(void* ptr) noexcept { std::free(ptr); }
+void CpuDevice::deallocate(void* ptr) noexcept {
+  if (ptr == nullptr) return;
+  void* base = static_cast<char*>(ptr) - kAlign;
+  current_bytes_ -= static_cast<int64_t>(*static_cast<std::size_t*>(base));
+  std::free(base);
+}
+
+MemoryCounters CpuDevice::memory_counters() const {
+  return {current_bytes_.load(), peak_bytes_.load()};
+}
+
+void CpuDevice::reset_peak() { peak_bytes_ = current_bytes_.load(); }
 
 void CpuDevice::copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);

@@ -1,8 +1,10 @@
-// The CPU as a Device: 64-byte aligned host memory, a fixed number of worker threads shared by
-// OpenMP loops and the BLAS library, and the choice of sgemm library (OpenBLAS or oneDNN).
+// The CPU as a Device: 64-byte aligned host memory (counted: current and peak bytes), a fixed
+// number of worker threads shared by OpenMP loops and the BLAS library, and the choice of sgemm
+// library (OpenBLAS or oneDNN).
 // Thread counts are set here, from the config, never from environment variables.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "devices/device.h"
@@ -31,6 +33,8 @@ class CpuDevice : public Device {
   std::string name() const override;
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr) noexcept override;
+  MemoryCounters memory_counters() const override;
+  void reset_peak() override;
   void copy(void* dst, const void* src, std::size_t bytes) override;
   void zero(void* ptr, std::size_t bytes) override;
   void synchronize() override {}
@@ -41,6 +45,8 @@ class CpuDevice : public Device {
  private:
   int threads_;
   CpuGemmLibrary gemm_;
+  std::atomic<int64_t> current_bytes_{0};
+  std::atomic<int64_t> peak_bytes_{0};
 };
 
 }  // namespace dpt

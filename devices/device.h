@@ -5,11 +5,18 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace dpt {
 
 enum class DeviceKind { kCpu, kCuda };
+
+// Device memory allocated through allocate() and not yet freed, alignment padding included.
+struct MemoryCounters {
+  int64_t current_bytes = 0;
+  int64_t peak_bytes = 0;  // the most current_bytes reached since the last reset_peak()
+};
 
 class Device {
  public:
@@ -22,6 +29,11 @@ class Device {
   // Returns `bytes` of device memory aligned to 64 bytes; throws dpt::Error when out of memory.
   virtual void* allocate(std::size_t bytes) = 0;
   virtual void deallocate(void* ptr) noexcept = 0;
+  // What allocate() holds now and at its peak (`dpt tune` measures a step with these).
+  // Thread-safe.
+  virtual MemoryCounters memory_counters() const = 0;
+  // Starts a new peak: peak_bytes = current_bytes.
+  virtual void reset_peak() = 0;
   // Copies `bytes` between two buffers of this device (the CPU device: plain memory).
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
   // Sets `bytes` of device memory to zero.

@@ -57,4 +57,14 @@ struct BenchStepArgs {
 };
 int run_bench_step(const BenchStepArgs& args);
 
+struct TuneArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string out;   // default: CONFIG's directory, <stem>_tuned.prototxt; never CONFIG itself
+  std::string json;  // write the measurements and choices here too when not empty
+};
+// dpt tune CONFIG: measures memory, throughput and (optionally) loss vs lr, writes a tuned config
+// that explains each choice (README "Tuning"). Every rank measures; rank 0 writes.
+int run_tune(const TuneArgs& args, const WorldInfo& world);
+
 }  // namespace dpt

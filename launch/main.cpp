@@ -116,6 +116,16 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
   all_reduce->add_option("--json", comm.json, "Also write the results as JSON to this file");
 }
 
+// dpt tune CONFIG [--out FILE] [--json FILE] [--set ...]
+void add_tune(CLI::App& app, dpt::TuneArgs& args) {
+  auto* cmd = app.add_subcommand(
+      "tune", "Measure the largest and fastest batch, scale the lr, write a tuned config");
+  cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
+  cmd->add_option("--set", args.overrides, "Override a config field: a.b=value (repeatable)");
+  cmd->add_option("--out", args.out, "Tuned config (default: CONFIG_tuned.prototxt beside CONFIG)");
+  cmd->add_option("--json", args.json, "Also write the measurements and choices as JSON");
+}
+
 // Every subcommand's arguments, filled by CLI11.
 struct Args {
   dpt::TrainArgs train;
@@ -127,6 +137,7 @@ struct Args {
   dpt::DevicesArgs devices;
   dpt::BenchStepArgs bench_step;
   dpt::BenchCommArgs bench_comm;
+  dpt::TuneArgs tune;
 };
 
 int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
@@ -140,6 +151,7 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
   if (app.got_subcommand("trace")) return dpt::run_trace_merge(args.trace_merge);
   if (app.got_subcommand("report")) return dpt::run_report(args.report);
   if (app.got_subcommand("devices")) return dpt::run_devices(args.devices);
+  if (app.got_subcommand("tune")) return dpt::run_tune(args.tune, world);
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
@@ -176,6 +188,7 @@ int main(int argc, char** argv) {
   add_report(app, args.report);
   add_devices(app, args.devices);
   add_bench(app, args.bench_step, args.bench_comm);
+  add_tune(app, args.tune);
   app.add_subcommand("version", "Print the version");
   try {
     app.parse(argc, argv);

@@ -70,6 +70,8 @@ void prepare_run_dir(const std::string& run_dir) {
       << run_dir << ": cannot create the run directory: " << error.message();
 }
 
+}  // namespace
+
 // Stream ids of the shuffling RandomStream: one per epoch, apart from initialisation's.
 constexpr uint64_t kShuffleStream = uint64_t{1} << 32;
 
@@ -81,8 +83,6 @@ std::vector<int64_t> epoch_order(const proto::Config& config, int64_t n, int64_t
   }
   return random_permutation(n, config.train().seed(), kShuffleStream + epoch);
 }
-
-}  // namespace
 
 Normalization normalization_from(const proto::DataConfig& data) {
   return {data.input_scale(), data.mean(), data.std()};

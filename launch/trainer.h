@@ -107,4 +107,8 @@ void check_dataset_fits(const proto::Config& config, const Model& model, const D
 
 Normalization normalization_from(const proto::DataConfig& data);
 
+// The order in which epoch `epoch` visits the `n` training samples: a permutation seeded by
+// train.seed and the epoch when data.shuffle is set, else 0..n-1.
+std::vector<int64_t> epoch_order(const proto::Config& config, int64_t n, int64_t epoch);
+
 }  // namespace dpt

@@ -1,0 +1,158 @@
+// StepProbe: each measurement builds the model, optimizer and step from scratch, exactly as a
+// training run would, so the counted bytes are what a run at that batch allocates.
+#include "launch/tune_probe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "core/random.h"
+#include "devices/error.h"
+#include "launch/trainer.h"
+
+namespace dpt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Rows in the synthetic block; rows beyond it repeat it.
+constexpr int64_t kBlockRows = 64;
+// Untimed steps before timing: the first step grows every buffer.
+constexpr int64_t kUntimedSteps = 2;
+
+int64_t num_classes(const proto::Config& config) {
+  const proto::ModelConfig& model = config.model();
+  return model.layer(model.layer_size() - 1).dense().units();
+}
+
+}  // namespace
+
+StepProbe::StepProbe(const proto::Config& config, Device& device, Communicator& comm,
+                     const Dataset& train_set)
+    : config_(config), device_(device), comm_(comm), train_set_(train_set) {
+  block_.resize(static_cast<std::size_t>(kBlockRows * config.model().input_size()));
+  RandomStream random(3, 0);
+  for (float& x : block_) x = static_cast<float>(random.uniform());
+}
+
+proto::Config StepProbe::config_at(int64_t global_batch, int64_t micro) const {
+  proto::Config config = config_;
+  config.mutable_train()->set_batch_size(global_batch);
+  config.mutable_train()->set_micro_batch_size(micro);
+  return config;
+}
+
+void StepProbe::synthetic(int64_t row, int64_t n, Tensor& inputs, int32_t* labels) const {
+  const int64_t width = config_.model().input_size();
+  const int64_t classes = num_classes(config_);
+  float* out = inputs.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* source = block_.data() + ((row + i) % kBlockRows) * width;
+    std::copy(source, source + width, out + i * width);
+    labels[i] = static_cast<int32_t>((row + i) % classes);
+  }
+}
+
+double StepProbe::worst(double value) {
+  if (comm_.size() > 1) comm_.all_reduce(&value, &value, 1, DType::kF64, ReduceOp::kMax);
+  return value;
+}
+
+int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
+  const int64_t global = batch * comm_.size();
+  const proto::Config config = config_at(global, 0);
+  device_.reset_peak();
+  const int64_t base = device_.memory_counters().current_bytes;
+  {
+    Model model(device_, config);
+    std::unique_ptr<Optimizer> optimizer =
+        make_optimizer(device_, config.optimizer(), model.num_params());
+    TrainStep step(model, *optimizer, config, comm_);
+    const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      synthetic(row, n, inputs, labels);
+    };
+    StepResult result = step.compute_gradients(0, global, source);
+    step.apply(config.optimizer().lr(), result.times);
+    if (eval_batch > 0) {
+      // What evaluate() adds after training steps: its input batch and a forward pass.
+      Tensor inputs(device_, {eval_batch, model.input_size()}, model.dtype());
+      std::vector<int32_t> labels(static_cast<std::size_t>(eval_batch));
+      synthetic(0, eval_batch, inputs, labels.data());
+      model.forward(inputs, Pass{});
+    }
+  }
+  const int64_t peak = device_.memory_counters().peak_bytes - base;
+  return static_cast<int64_t>(worst(static_cast<double>(peak)));
+}
+
+Timing StepProbe::time_steps(int64_t batch) {
+  const int64_t global = batch * comm_.size();
+  const proto::Config config = config_at(global, 0);
+  device_.reset_peak();
+  const int64_t base = device_.memory_counters().current_bytes;
+  std::vector<double> seconds;
+  {
+    Model model(device_, config);
+    std::unique_ptr<Optimizer> optimizer =
+        make_optimizer(device_, config.optimizer(), model.num_params());
+    TrainStep step(model, *optimizer, config, comm_);
+    const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      synthetic(row, n, inputs, labels);
+    };
+    const int64_t steps = kUntimedSteps + config.tune().timing_steps();
+    for (int64_t s = 0; s < steps; ++s) {
+      const auto start = Clock::now();
+      StepResult result = step.compute_gradients(s, global, source);
+      step.apply(config.optimizer().lr(), result.times);
+      if (s >= kUntimedSteps) {
+        seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      }
+    }
+  }
+  std::sort(seconds.begin(), seconds.end());
+  Timing timing;
+  timing.batch = batch;
+  timing.step_s = worst(seconds[seconds.size() / 2]);
+  timing.samples_per_s = static_cast<double>(global) / timing.step_s;
+  timing.peak_bytes =
+      static_cast<int64_t>(worst(static_cast<double>(device_.memory_counters().peak_bytes - base)));
+  return timing;
+}
+
+void StepProbe::start_lr_test(int64_t global_batch, int64_t micro) {
+  DPT_CHECK(global_batch >= 1 && global_batch <= train_set_.size)
+      << "start_lr_test: global batch " << global_batch << " outside [1, " << train_set_.size
+      << "]";
+  step_.reset();
+  optimizer_.reset();
+  model_.reset();
+  const bool accumulate = micro * comm_.size() < global_batch;
+  lr_config_ = config_at(global_batch, accumulate ? micro : 0);
+  model_ = std::make_unique<Model>(device_, lr_config_);
+  optimizer_ = make_optimizer(device_, lr_config_.optimizer(), model_->num_params());
+  step_ = std::make_unique<TrainStep>(*model_, *optimizer_, lr_config_, comm_);
+  lr_step_ = 0;
+}
+
+double StepProbe::lr_test_step(double lr) {
+  DPT_CHECK(step_ != nullptr) << "lr_test_step: start_lr_test was not called";
+  const int64_t batch = lr_config_.train().batch_size();
+  const int64_t per_epoch = train_set_.size / batch;
+  const int64_t epoch = lr_step_ / per_epoch;
+  if (lr_step_ % per_epoch == 0) order_ = epoch_order(lr_config_, train_set_.size, epoch);
+  const int64_t first = (lr_step_ % per_epoch) * batch;
+  const Normalization normalization = normalization_from(lr_config_.data());
+  StepResult result = step_->compute_gradients(
+      lr_step_, batch, [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+        gather_batch(train_set_, order_.data() + first + row, n, normalization, inputs, labels);
+      });
+  ++lr_step_;
+  if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+    return std::numeric_limits<double>::infinity();
+  }
+  step_->apply(static_cast<float>(lr), result.times);
+  return result.loss;
+}
+
+}  // namespace dpt
