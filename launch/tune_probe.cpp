@@ -72,7 +72,8 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
     const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
       synthetic(row, n, inputs, labels);
     };
-    StepResult result = step.compute_gradients(0, global, source);
+    StepResult result =
+        step.compute_gradients(0, global, shard_of(global, comm_.rank(), comm_.size()), source);
     step.apply(config.optimizer().lr(), result.times);
     if (eval_batch > 0) {
       // What evaluate() adds after training steps: its input batch and a forward pass.
@@ -103,7 +104,8 @@ Timing StepProbe::time_steps(int64_t batch) {
     const int64_t steps = kUntimedSteps + config.tune().timing_steps();
     for (int64_t s = 0; s < steps; ++s) {
       const auto start = Clock::now();
-      StepResult result = step.compute_gradients(s, global, source);
+      StepResult result =
+          step.compute_gradients(s, global, shard_of(global, comm_.rank(), comm_.size()), source);
       step.apply(config.optimizer().lr(), result.times);
       if (s >= kUntimedSteps) {
         seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
@@ -144,7 +146,8 @@ double StepProbe::lr_test_step(double lr) {
   const int64_t first = (lr_step_ % per_epoch) * batch;
   const Normalization normalization = normalization_from(lr_config_.data());
   StepResult result = step_->compute_gradients(
-      lr_step_, batch, [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      lr_step_, batch, shard_of(batch, comm_.rank(), comm_.size()),
+      [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
         gather_batch(train_set_, order_.data() + first + row, n, normalization, inputs, labels);
       });
   ++lr_step_;
