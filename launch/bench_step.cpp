@@ -1,21 +1,22 @@
 // dpt bench step: times the real training step (launch/train_step) on synthetic data of the
-// config's shapes, and, in the same run, a plain sgemm sequence of exactly the step's GEMM shapes
-// with each CPU library, so the step's GFLOP/s is reported as a ratio to the GEMM it is built on.
-// Prints a table; --json writes the same numbers. Asserts nothing about time.
+// config's shapes, once with float32 matmuls and once with bf16 matmuls (when the CPU has them),
+// and, in the same run, plain GEMM sequences of exactly the step's shapes (launch/bench_gemm.h),
+// so the step's GFLOP/s is reported as a ratio to the GEMM it is built on and bf16 as a ratio to
+// float32. Prints a table; --json writes the same numbers. Asserts nothing about time.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "comm/communicator.h"
 #include "core/config.h"
-#include "core/gemm.h"
 #include "core/random.h"
-#include "devices/cpu_device.h"
+#include "devices/cpu_info.h"
 #include "devices/energy.h"
 #include "devices/error.h"
+#include "launch/bench_gemm.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
 #include "launch/metrics_writer.h"
@@ -26,6 +27,7 @@ namespace dpt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
 double percentile(std::vector<double> values, double q) {
   std::sort(values.begin(), values.end());
@@ -33,52 +35,87 @@ double percentile(std::vector<double> values, double q) {
   return values[std::min(index, values.size() - 1)];
 }
 
-// The GEMMs of one training step: per micro-batch, per Dense layer, forward and grad-weight, and
-// grad-input for every layer but the first.
-std::vector<GemmShape> step_gemms(const Model& model, int64_t batch, int64_t micro) {
-  std::vector<GemmShape> shapes;
-  for (int64_t offset = 0; offset < batch; offset += micro) {
-    const int64_t rows = std::min(micro, batch - offset);
-    for (std::size_t i = 0; i < model.layers().size(); ++i) {
-      const Layer& layer = *model.layers()[i];
-      if (layer.num_params() == 0) continue;
-      const int64_t in = layer.input_size(), out = layer.output_size();
-      shapes.push_back(dense_gemm_shape(false, true, rows, out, in));
-      shapes.push_back(dense_gemm_shape(true, false, out, in, rows));
-      if (i > 0) shapes.push_back(dense_gemm_shape(false, false, rows, in, out));
-    }
-  }
-  return shapes;
-}
+struct StepRun {
+  std::string model_summary, optimizer;
+  int64_t num_params = 0;
+  std::vector<GemmShape> shapes;  // the step's GEMMs
+  double p50 = 0, p99 = 0;
+  StepTimes phase_sum;  // over the measured steps
+  std::vector<EnergyResult> energy;
+};
 
-double gemm_flops(const std::vector<GemmShape>& shapes) {
-  double flops = 0;
-  for (const GemmShape& s : shapes) flops += 2.0 * s.m * s.n * s.k;
-  return flops;
-}
-
-// Median seconds of running the whole GEMM sequence once, on `library`.
-double time_gemms(const std::vector<GemmShape>& shapes, const CpuDevice& base,
-                  CpuGemmLibrary library, int64_t warmup, int64_t reps) {
-  CpuDevice device(CpuDeviceOptions{base.threads(), library});
-  std::vector<std::vector<float>> a, b, c;
-  RandomStream random(7, 0);
-  for (const GemmShape& s : shapes) {
-    a.emplace_back(static_cast<std::size_t>(s.m * s.k));
-    b.emplace_back(static_cast<std::size_t>(s.k * s.n));
-    c.emplace_back(static_cast<std::size_t>(s.m * s.n));
-    for (float& x : a.back()) x = static_cast<float>(random.uniform() - 0.5);
-    for (float& x : b.back()) x = static_cast<float>(random.uniform() - 0.5);
-  }
-  std::vector<double> times;
-  for (int64_t r = 0; r < warmup + reps; ++r) {
+// Times args.steps training steps (after args.warmup) of a fresh model on `device`.
+StepRun time_steps(const proto::Config& config, Device& device, Communicator& comm,
+                   const BenchStepArgs& args) {
+  Model model(device, config);
+  auto optimizer = make_optimizer(device, config.optimizer(), model.num_params());
+  TrainStep train_step(model, *optimizer, config, comm);
+  const int64_t batch = config.train().batch_size();
+  const int64_t micro =
+      config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
+  // Synthetic samples, fixed before timing so data generation is not measured as compute.
+  std::vector<float> samples(static_cast<std::size_t>(micro * model.input_size()));
+  RandomStream random(3, 0);
+  for (float& x : samples) x = static_cast<float>(random.uniform());
+  const BatchSource source = [&](int64_t, int64_t n, Tensor& inputs, int32_t* labels) {
+    std::copy(samples.begin(), samples.begin() + n * model.input_size(), inputs.data<float>());
+    for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % model.output_size());
+  };
+  StepRun run;
+  run.model_summary = model.summary();
+  run.optimizer = optimizer->name();
+  run.num_params = model.num_params();
+  run.shapes = step_gemms(model, batch, micro);
+  std::vector<double> step_times;
+  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
+  for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
+    if (step == args.warmup) start_meters(meters);
     const auto start = Clock::now();
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      gemm(device, shapes[i], 1.0f, a[i].data(), b[i].data(), 0.0f, c[i].data());
-    }
-    if (r >= warmup) times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    StepResult result = train_step.compute_gradients(step, batch, source);
+    const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
+                            args.warmup + args.steps);
+    train_step.apply(static_cast<float>(lr), result.times);
+    if (step < args.warmup) continue;
+    step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    run.phase_sum.add(result.times);
   }
-  return percentile(times, 0.5);
+  run.energy = stop_meters(meters);
+  run.p50 = percentile(step_times, 0.5);
+  run.p99 = percentile(step_times, 0.99);
+  return run;
+}
+
+json phase_json(const StepTimes& sum, double n) {
+  return {{"data", sum.data_s / n * 1e3},         {"forward", sum.forward_s / n * 1e3},
+          {"backward", sum.backward_s / n * 1e3}, {"grad_sync", sum.sync_s / n * 1e3},
+          {"grad_norm", sum.norm_s / n * 1e3},    {"optimizer", sum.optimizer_s / n * 1e3}};
+}
+
+std::string energy_cell(const EnergyResult& e, double steps, int64_t batch) {
+  if (!e.measured) return "n/a";
+  const double per_step = e.reading.joules / steps;
+  return fmt::format("{:.3g} / {:.3g}", per_step, per_step / static_cast<double>(batch));
+}
+
+json energy_json(const std::vector<EnergyResult>& energy, double steps, int64_t batch) {
+  json out = json::object();
+  for (const EnergyResult& e : energy) {
+    if (!e.measured) {
+      out[e.meter] = {{"na", e.reason}};
+      continue;
+    }
+    const double per_step = e.reading.joules / steps;
+    out[e.meter] = {{"joules", e.reading.joules},
+                    {"seconds", e.reading.seconds},
+                    {"watts", e.reading.watts()},
+                    {"joules_per_step", per_step},
+                    {"joules_per_sample", per_step / static_cast<double>(batch)}};
+  }
+  return out;
+}
+
+void print_row(const std::string& label, const std::string& fp32, const std::string& bf16) {
+  fmt::print("{:<44}{:>16}{:>16}\n", label, fp32, bf16);
 }
 
 }  // namespace
@@ -91,96 +128,115 @@ int run_bench_step(const BenchStepArgs& args) {
   DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
       << "dpt bench step: only the CPU device is supported by this build";
   const auto& cpu = static_cast<const CpuDevice&>(*choice.device);
-  fmt::print("{}\n", choice.reason);
+  fmt::print("{}\n{}\n", choice.reason, choice.precision_reason);
 
-  Model model(*choice.device, config);
-  auto optimizer = make_optimizer(*choice.device, config.optimizer(), model.num_params());
+  const std::vector<std::string> bf16_cpu = bf16_features(detect_cpu());
+  const std::string bf16_na =
+      bf16_cpu.empty() ? "n/a: the CPU lists neither avx512_bf16 nor amx_bf16" : "";
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
-  TrainStep train_step(model, *optimizer, config, *comm);
+  // Same threads and sgemm library as configured; only the matmul precision differs.
+  CpuDevice fp32_device(CpuDeviceOptions{cpu.threads(), cpu.gemm_library()});
+  const StepRun fp32 = time_steps(config, fp32_device, *comm, args);
+  std::optional<StepRun> bf16;
+  if (bf16_na.empty()) {
+    CpuDevice bf16_device(
+        CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16});
+    bf16 = time_steps(config, bf16_device, *comm, args);
+  }
+
   const int64_t batch = config.train().batch_size();
   const int64_t micro =
       config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
-
-  // Synthetic samples, fixed before timing so data generation is not measured as compute.
-  std::vector<float> samples(static_cast<std::size_t>(micro * model.input_size()));
-  RandomStream random(3, 0);
-  for (float& x : samples) x = static_cast<float>(random.uniform());
-  const BatchSource source = [&](int64_t, int64_t n, Tensor& inputs, int32_t* labels) {
-    std::copy(samples.begin(), samples.begin() + n * model.input_size(), inputs.data<float>());
-    for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % model.output_size());
-  };
-
-  std::vector<double> step_times;
-  StepTimes phase_sum;
-  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
-  for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
-    if (step == args.warmup) start_meters(meters);
-    const auto start = Clock::now();
-    StepResult result = train_step.compute_gradients(step, batch, source);
-    const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
-                            args.warmup + args.steps);
-    train_step.apply(static_cast<float>(lr), result.times);
-    if (step < args.warmup) continue;
-    step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    phase_sum.add(result.times);
-  }
-  const std::vector<EnergyResult> energy = stop_meters(meters);
-
-  const std::vector<GemmShape> shapes = step_gemms(model, batch, micro);
+  const std::vector<GemmShape>& shapes = fp32.shapes;
   const double flops = gemm_flops(shapes);
-  const double p50 = percentile(step_times, 0.5), p99 = percentile(step_times, 0.99);
-  const double step_gflops = flops / p50 / 1e9;
-  nlohmann::json json = {{"config", args.config},         {"device", choice.device->name()},
-                         {"model", model.summary()},      {"num_params", model.num_params()},
-                         {"batch_size", batch},           {"micro_batch_size", micro},
-                         {"steps", args.steps},           {"step_gemm_gflop", flops / 1e9},
-                         {"step_time_p50_ms", p50 * 1e3}, {"step_time_p99_ms", p99 * 1e3},
-                         {"samples_per_s", batch / p50},  {"step_gflops", step_gflops}};
   const double n = static_cast<double>(args.steps);
-  json["phase_ms"] = {
-      {"data", phase_sum.data_s / n * 1e3},         {"forward", phase_sum.forward_s / n * 1e3},
-      {"backward", phase_sum.backward_s / n * 1e3}, {"grad_sync", phase_sum.sync_s / n * 1e3},
-      {"grad_norm", phase_sum.norm_s / n * 1e3},    {"optimizer", phase_sum.optimizer_s / n * 1e3}};
-
+  const std::string in_use = matmul_precision_name(cpu.matmul_precision());
   fmt::print("model {} ({} params), batch {} (micro {}), {} optimizer, {} steps after {} warmup\n",
-             model.summary(), model.num_params(), batch, micro, optimizer->name(), args.steps,
+             fp32.model_summary, fp32.num_params, batch, micro, fp32.optimizer, args.steps,
              args.warmup);
-  fmt::print("{:<34}{:>12}\n", "training step p50 / p99 (ms)",
-             fmt::format("{:.2f} / {:.2f}", p50 * 1e3, p99 * 1e3));
-  fmt::print("{:<34}{:>12.0f}\n", "samples/s", batch / p50);
-  fmt::print("{:<34}{:>12.1f}\n", "step GFLOP/s (GEMM flops / p50)", step_gflops);
-  for (const EnergyResult& e : energy) {
-    if (!e.measured) {
-      fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample", "n/a", e.meter);
-      json["energy"][e.meter] = {{"na", e.reason}};
-      continue;
-    }
-    const double per_step = e.reading.joules / n;
-    fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample",
-               fmt::format("{:.3g} / {:.3g}", per_step, per_step / batch), e.meter);
-    json["energy"][e.meter] = {{"joules", e.reading.joules},
-                               {"seconds", e.reading.seconds},
-                               {"watts", e.reading.watts()},
-                               {"joules_per_step", per_step},
-                               {"joules_per_sample", per_step / batch}};
+
+  json json_out = {{"config", args.config},       {"device", choice.device->name()},
+                   {"model", fp32.model_summary}, {"num_params", fp32.num_params},
+                   {"batch_size", batch},         {"micro_batch_size", micro},
+                   {"steps", args.steps},         {"step_gemm_gflop", flops / 1e9},
+                   {"precision_in_use", in_use}};
+  auto run_json = [&](const StepRun& run) {
+    return json{
+        {"step_time_p50_ms", run.p50 * 1e3},        {"step_time_p99_ms", run.p99 * 1e3},
+        {"samples_per_s", batch / run.p50},         {"step_gflops", flops / run.p50 / 1e9},
+        {"phase_ms", phase_json(run.phase_sum, n)}, {"energy", energy_json(run.energy, n, batch)}};
+  };
+  json_out["fp32"] = run_json(fp32);
+  json_out["bf16"] = bf16 ? run_json(*bf16) : json{{"na", bf16_na.substr(5)}};
+
+  // One column per precision; the bf16 column says n/a and why where the CPU lacks it.
+  auto cell = [&](auto value) { return bf16 ? value(*bf16) : std::string("n/a"); };
+  print_row("", in_use == "fp32" ? "fp32 (in use)" : "fp32",
+            in_use == "bf16" ? "bf16 (in use)" : "bf16");
+  auto times = [](const StepRun& r) {
+    return fmt::format("{:.2f} / {:.2f}", r.p50 * 1e3, r.p99 * 1e3);
+  };
+  auto samples = [&](const StepRun& r) { return fmt::format("{:.0f}", batch / r.p50); };
+  auto gflops = [&](const StepRun& r) { return fmt::format("{:.1f}", flops / r.p50 / 1e9); };
+  print_row("training step p50 / p99 (ms)", times(fp32), cell(times));
+  print_row("samples/s", samples(fp32), cell(samples));
+  print_row("step GFLOP/s (GEMM flops / p50)", gflops(fp32), cell(gflops));
+  const char* phases[] = {"data",      "forward",   "backward + loss",
+                          "grad sync", "grad norm", "optimizer"};
+  for (int phase = 0; phase < 6; ++phase) {
+    auto ms = [&](const StepRun& r) {
+      const StepTimes& t = r.phase_sum;
+      const double values[] = {t.data_s, t.forward_s, t.backward_s,
+                               t.sync_s, t.norm_s,    t.optimizer_s};
+      return fmt::format("{:.2f}", values[phase] / n * 1e3);
+    };
+    print_row(fmt::format("  {} (ms/step)", phases[phase]), ms(fp32), cell(ms));
   }
-  fmt::print("{}\n", energy_summary(energy));
-  fmt::print(
-      "split (ms/step): data {:.2f}  forward {:.2f}  backward+loss {:.2f}  grad sync {:.2f}  "
-      "norm {:.2f}  optimizer {:.2f}\n",
-      phase_sum.data_s / n * 1e3, phase_sum.forward_s / n * 1e3, phase_sum.backward_s / n * 1e3,
-      phase_sum.sync_s / n * 1e3, phase_sum.norm_s / n * 1e3, phase_sum.optimizer_s / n * 1e3);
+  bool measured = false;
+  for (std::size_t i = 0; i < fp32.energy.size(); ++i) {
+    const EnergyResult& e = fp32.energy[i];
+    measured = measured || e.measured;
+    print_row("energy J/step / J/sample, " + e.meter, energy_cell(e, n, batch),
+              bf16 ? energy_cell(bf16->energy[i], n, batch) : "n/a");
+  }
+  fmt::print("{}{}\n", measured ? "fp32 " : "", energy_summary(fp32.energy));
+  if (bf16 && measured) fmt::print("bf16 {}\n", energy_summary(bf16->energy));
+  if (bf16) {
+    json_out["bf16_step_speedup"] = fp32.p50 / bf16->p50;
+    fmt::print("bf16 step speedup (fp32 p50 / bf16 p50): {:.2f}x\n", fp32.p50 / bf16->p50);
+  } else {
+    fmt::print("bf16 rows: {}\n", bf16_na);
+  }
+
+  double in_use_sgemm = 0;
   for (CpuGemmLibrary library : {CpuGemmLibrary::kOneDnn, CpuGemmLibrary::kOpenBlas}) {
-    const double seconds = time_gemms(shapes, cpu, library, args.warmup, args.steps);
-    const double gflops = flops / seconds / 1e9;
+    const double seconds = time_sgemms(shapes, cpu.threads(), library, args.warmup, args.steps);
+    const double gemm_gflops = flops / seconds / 1e9;
     const bool used = library == cpu.gemm_library();
-    fmt::print("{:<34}{:>12.1f}   step/sgemm {:.1f}%{}\n",
-               fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)), gflops,
-               100.0 * step_gflops / gflops, used ? "  <- library in use" : "");
-    json["sgemm"][cpu_gemm_library_name(library)] = {
-        {"gflops", gflops}, {"step_over_sgemm", step_gflops / gflops}, {"in_use", used}};
+    if (used) in_use_sgemm = gemm_gflops;
+    const double ratio = flops / fp32.p50 / 1e9 / gemm_gflops;
+    fmt::print("{:<44}{:>10.1f}   fp32 step/sgemm {:.1f}%{}\n",
+               fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)),
+               gemm_gflops, 100.0 * ratio, used ? "  <- sgemm library in use" : "");
+    json_out["sgemm"][cpu_gemm_library_name(library)] = {
+        {"gflops", gemm_gflops}, {"step_over_sgemm", ratio}, {"in_use", used}};
   }
-  if (!args.json.empty()) write_json_file(args.json, json);
+  if (bf16) {
+    const Bf16Timing timing = time_bf16_gemms(shapes, cpu.threads(), args.warmup, args.steps);
+    const double gemm_gflops = flops / timing.seconds / 1e9;
+    const double ratio = flops / bf16->p50 / 1e9 / gemm_gflops;
+    fmt::print("{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x sgemm ({})\n",
+               "plain bf16 matmul, same shapes", gemm_gflops, 100.0 * ratio,
+               gemm_gflops / in_use_sgemm, timing.implementation);
+    json_out["bf16_matmul"] = {{"gflops", gemm_gflops},
+                               {"step_over_matmul", ratio},
+                               {"over_sgemm", gemm_gflops / in_use_sgemm},
+                               {"implementation", timing.implementation}};
+  } else {
+    fmt::print("{:<44}{:>10}   {}\n", "plain bf16 matmul, same shapes", "n/a", bf16_na.substr(5));
+    json_out["bf16_matmul"] = {{"na", bf16_na.substr(5)}};
+  }
+  if (!args.json.empty()) write_json_file(args.json, json_out);
   return 0;
 }
 
