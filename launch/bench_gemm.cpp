@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include "core/bf16.h"
 #include "core/gemm_bf16.h"
@@ -36,16 +37,21 @@ Operands make_operands(const std::vector<GemmShape>& shapes) {
   return ops;
 }
 
-// Median seconds of `run_all` over `reps` runs after `warmup`.
-template <typename Run>
-double time_runs(int64_t warmup, int64_t reps, Run run_all) {
-  std::vector<double> times;
+// Median seconds of each of `runs`, taking turns: warmup untimed rounds, then reps timed ones.
+std::vector<double> time_in_turns(int64_t warmup, int64_t reps,
+                                  const std::vector<std::function<void()>>& runs) {
+  std::vector<std::vector<double>> times(runs.size());
   for (int64_t r = 0; r < warmup + reps; ++r) {
-    const auto start = Clock::now();
-    run_all();
-    if (r >= warmup) times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      const auto start = Clock::now();
+      runs[i]();
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      if (r >= warmup) times[i].push_back(seconds);
+    }
   }
-  return median(times);
+  std::vector<double> medians;
+  for (auto& t : times) medians.push_back(median(t));
+  return medians;
 }
 
 std::vector<uint16_t> bf16_copy(const std::vector<float>& values) {
@@ -82,16 +88,18 @@ double time_sgemms(const std::vector<GemmShape>& shapes, int threads, CpuGemmLib
                    int64_t warmup, int64_t reps) {
   CpuDevice device(CpuDeviceOptions{threads, library});
   Operands ops = make_operands(shapes);
-  return time_runs(warmup, reps, [&] {
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      gemm(device, shapes[i], 1.0f, ops.a[i].data(), ops.b[i].data(), 0.0f, ops.c[i].data());
-    }
-  });
+  return time_in_turns(warmup, reps, {[&] {
+                         for (std::size_t i = 0; i < shapes.size(); ++i) {
+                           gemm(device, shapes[i], 1.0f, ops.a[i].data(), ops.b[i].data(), 0.0f,
+                                ops.c[i].data());
+                         }
+                       }})
+      .front();
 }
 
-Bf16Timing time_bf16_gemms(const std::vector<GemmShape>& shapes, int threads, int64_t warmup,
-                           int64_t reps) {
-  CpuDevice device(CpuDeviceOptions{threads, CpuGemmLibrary::kOneDnn, MatmulPrecision::kBf16});
+SgemmVsBf16 time_sgemm_vs_bf16(const std::vector<GemmShape>& shapes, int threads, int64_t warmup,
+                               int64_t reps) {
+  CpuDevice device(CpuDeviceOptions{threads, CpuGemmLibrary::kOneDnn});
   Operands ops = make_operands(shapes);
   std::vector<std::vector<uint16_t>> a, b;
   for (std::size_t i = 0; i < shapes.size(); ++i) {
@@ -99,14 +107,23 @@ Bf16Timing time_bf16_gemms(const std::vector<GemmShape>& shapes, int threads, in
     b.push_back(bf16_copy(ops.b[i]));
   }
   Bf16Gemm bf16;
-  Bf16Timing timing;
-  if (!shapes.empty()) timing.implementation = bf16.implementation(shapes.front());
-  timing.seconds = time_runs(warmup, reps, [&] {
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      bf16.run(shapes[i], a[i].data(), b[i].data(), 0.0f, ops.c[i].data());
-    }
-  });
-  return timing;
+  SgemmVsBf16 result;
+  if (!shapes.empty()) result.implementation = bf16.implementation(shapes.front());
+  const std::vector<double> medians = time_in_turns(
+      warmup, reps,
+      {[&] {
+         for (std::size_t i = 0; i < shapes.size(); ++i) {
+           gemm(device, shapes[i], 1.0f, ops.a[i].data(), ops.b[i].data(), 0.0f, ops.c[i].data());
+         }
+       },
+       [&] {
+         for (std::size_t i = 0; i < shapes.size(); ++i) {
+           bf16.run(shapes[i], a[i].data(), b[i].data(), 0.0f, ops.c[i].data());
+         }
+       }});
+  result.sgemm_s = medians[0];
+  result.bf16_s = medians[1];
+  return result;
 }
 
 }  // namespace dpt

@@ -26,12 +26,15 @@ double gemm_flops(const std::vector<GemmShape>& shapes);
 double time_sgemms(const std::vector<GemmShape>& shapes, int threads, CpuGemmLibrary library,
                    int64_t warmup, int64_t reps);
 
-struct Bf16Timing {
-  double seconds = 0;          // median over reps
-  std::string implementation;  // oneDNN's kernel for the first shape
+struct SgemmVsBf16 {
+  double sgemm_s = 0;          // oneDNN sgemm, median
+  double bf16_s = 0;           // oneDNN bf16 matmul (bf16 inputs, float32 output), median
+  std::string implementation;  // oneDNN's bf16 kernel for the first shape
 };
-// The same for oneDNN's bf16 matmul (bf16 inputs, float32 output and accumulation).
-Bf16Timing time_bf16_gemms(const std::vector<GemmShape>& shapes, int threads, int64_t warmup,
-                           int64_t reps);
+// oneDNN's sgemm and its bf16 matmul on the same operands, taking turns run by run so both see
+// the same background load (OpenBLAS is left out: its threads keep spinning after a call and
+// would slow whatever runs next).
+SgemmVsBf16 time_sgemm_vs_bf16(const std::vector<GemmShape>& shapes, int threads, int64_t warmup,
+                               int64_t reps);
 
 }  // namespace dpt

@@ -1,89 +1,29 @@
 // dpt bench step: times the real training step (launch/train_step) on synthetic data of the
-// config's shapes, once with float32 matmuls and once with bf16 matmuls (when the CPU has them),
-// and, in the same run, plain GEMM sequences of exactly the step's shapes (launch/bench_gemm.h),
-// so the step's GFLOP/s is reported as a ratio to the GEMM it is built on and bf16 as a ratio to
-// float32. Prints a table; --json writes the same numbers. Asserts nothing about time.
+// config's shapes with float32 matmuls and with bf16 matmuls (when the CPU has them), taking turns
+// in blocks of steps, and, in the same run, plain GEMM sequences of exactly the step's shapes
+// (launch/bench_gemm.h), so the step's GFLOP/s is reported as a ratio to the GEMM it is built on
+// and bf16 as a ratio to float32. Prints a table; --json writes the same numbers. Asserts nothing
+// about time.
 #include <fmt/core.h>
 
-#include <algorithm>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "comm/communicator.h"
 #include "core/config.h"
-#include "core/random.h"
 #include "devices/cpu_info.h"
 #include "devices/energy.h"
 #include "devices/error.h"
 #include "launch/bench_gemm.h"
+#include "launch/bench_step_timer.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
 #include "launch/metrics_writer.h"
-#include "launch/train_step.h"
-#include "optim/lr_schedule.h"
 
 namespace dpt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double percentile(std::vector<double> values, double q) {
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-struct StepRun {
-  std::string model_summary, optimizer;
-  int64_t num_params = 0;
-  std::vector<GemmShape> shapes;  // the step's GEMMs
-  double p50 = 0, p99 = 0;
-  StepTimes phase_sum;  // over the measured steps
-  std::vector<EnergyResult> energy;
-};
-
-// Times args.steps training steps (after args.warmup) of a fresh model on `device`.
-StepRun time_steps(const proto::Config& config, Device& device, Communicator& comm,
-                   const BenchStepArgs& args) {
-  Model model(device, config);
-  auto optimizer = make_optimizer(device, config.optimizer(), model.num_params());
-  TrainStep train_step(model, *optimizer, config, comm);
-  const int64_t batch = config.train().batch_size();
-  const int64_t micro =
-      config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
-  // Synthetic samples, fixed before timing so data generation is not measured as compute.
-  std::vector<float> samples(static_cast<std::size_t>(micro * model.input_size()));
-  RandomStream random(3, 0);
-  for (float& x : samples) x = static_cast<float>(random.uniform());
-  const BatchSource source = [&](int64_t, int64_t n, Tensor& inputs, int32_t* labels) {
-    std::copy(samples.begin(), samples.begin() + n * model.input_size(), inputs.data<float>());
-    for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % model.output_size());
-  };
-  StepRun run;
-  run.model_summary = model.summary();
-  run.optimizer = optimizer->name();
-  run.num_params = model.num_params();
-  run.shapes = step_gemms(model, batch, micro);
-  std::vector<double> step_times;
-  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
-  for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
-    if (step == args.warmup) start_meters(meters);
-    const auto start = Clock::now();
-    StepResult result = train_step.compute_gradients(step, batch, source);
-    const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
-                            args.warmup + args.steps);
-    train_step.apply(static_cast<float>(lr), result.times);
-    if (step < args.warmup) continue;
-    step_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    run.phase_sum.add(result.times);
-  }
-  run.energy = stop_meters(meters);
-  run.p50 = percentile(step_times, 0.5);
-  run.p99 = percentile(step_times, 0.99);
-  return run;
-}
 
 json phase_json(const StepTimes& sum, double n) {
   return {{"data", sum.data_s / n * 1e3},         {"forward", sum.forward_s / n * 1e3},
@@ -134,15 +74,27 @@ int run_bench_step(const BenchStepArgs& args) {
   const std::string bf16_na =
       bf16_cpu.empty() ? "n/a: the CPU lists neither avx512_bf16 nor amx_bf16" : "";
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
-  // Same threads and sgemm library as configured; only the matmul precision differs.
-  CpuDevice fp32_device(CpuDeviceOptions{cpu.threads(), cpu.gemm_library()});
-  const StepRun fp32 = time_steps(config, fp32_device, *comm, args);
-  std::optional<StepRun> bf16;
+  // Same threads and sgemm library as configured; only the matmul precision differs. The two
+  // take turns in kBlocks blocks of steps after their warm-up.
+  const int64_t total = args.warmup + args.steps;
+  StepTimer fp32_timer(config, CpuDeviceOptions{cpu.threads(), cpu.gemm_library()}, *comm, total);
+  std::optional<StepTimer> bf16_timer;
   if (bf16_na.empty()) {
-    CpuDevice bf16_device(
-        CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16});
-    bf16 = time_steps(config, bf16_device, *comm, args);
+    bf16_timer.emplace(config,
+                       CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16},
+                       *comm, total);
   }
+  constexpr int64_t kBlocks = 5;
+  fp32_timer.run(args.warmup, false);
+  if (bf16_timer) bf16_timer->run(args.warmup, false);
+  for (int64_t block = 0; block < kBlocks; ++block) {
+    const int64_t count = (block + 1) * args.steps / kBlocks - block * args.steps / kBlocks;
+    fp32_timer.run(count, true);
+    if (bf16_timer) bf16_timer->run(count, true);
+  }
+  const StepRun fp32 = fp32_timer.result();
+  std::optional<StepRun> bf16;
+  if (bf16_timer) bf16 = bf16_timer->result();
 
   const int64_t batch = config.train().batch_size();
   const int64_t micro =
@@ -208,12 +160,20 @@ int run_bench_step(const BenchStepArgs& args) {
     fmt::print("bf16 rows: {}\n", bf16_na);
   }
 
-  double in_use_sgemm = 0;
+  // oneDNN's sgemm and bf16 matmul take turns (their ratio is the point); OpenBLAS runs after.
+  SgemmVsBf16 turns;
+  if (bf16) {
+    turns = time_sgemm_vs_bf16(shapes, cpu.threads(), args.warmup, args.steps);
+  } else {
+    turns.sgemm_s =
+        time_sgemms(shapes, cpu.threads(), CpuGemmLibrary::kOneDnn, args.warmup, args.steps);
+  }
+  const double openblas_s =
+      time_sgemms(shapes, cpu.threads(), CpuGemmLibrary::kOpenBlas, args.warmup, args.steps);
   for (CpuGemmLibrary library : {CpuGemmLibrary::kOneDnn, CpuGemmLibrary::kOpenBlas}) {
-    const double seconds = time_sgemms(shapes, cpu.threads(), library, args.warmup, args.steps);
+    const double seconds = library == CpuGemmLibrary::kOneDnn ? turns.sgemm_s : openblas_s;
     const double gemm_gflops = flops / seconds / 1e9;
     const bool used = library == cpu.gemm_library();
-    if (used) in_use_sgemm = gemm_gflops;
     const double ratio = flops / fp32.p50 / 1e9 / gemm_gflops;
     fmt::print("{:<44}{:>10.1f}   fp32 step/sgemm {:.1f}%{}\n",
                fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)),
@@ -222,16 +182,15 @@ int run_bench_step(const BenchStepArgs& args) {
         {"gflops", gemm_gflops}, {"step_over_sgemm", ratio}, {"in_use", used}};
   }
   if (bf16) {
-    const Bf16Timing timing = time_bf16_gemms(shapes, cpu.threads(), args.warmup, args.steps);
-    const double gemm_gflops = flops / timing.seconds / 1e9;
+    const double gemm_gflops = flops / turns.bf16_s / 1e9;
     const double ratio = flops / bf16->p50 / 1e9 / gemm_gflops;
-    fmt::print("{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x sgemm ({})\n",
+    fmt::print("{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x oneDNN sgemm ({})\n",
                "plain bf16 matmul, same shapes", gemm_gflops, 100.0 * ratio,
-               gemm_gflops / in_use_sgemm, timing.implementation);
+               turns.sgemm_s / turns.bf16_s, turns.implementation);
     json_out["bf16_matmul"] = {{"gflops", gemm_gflops},
                                {"step_over_matmul", ratio},
-                               {"over_sgemm", gemm_gflops / in_use_sgemm},
-                               {"implementation", timing.implementation}};
+                               {"over_onednn_sgemm", turns.sgemm_s / turns.bf16_s},
+                               {"implementation", turns.implementation}};
   } else {
     fmt::print("{:<44}{:>10}   {}\n", "plain bf16 matmul, same shapes", "n/a", bf16_na.substr(5));
     json_out["bf16_matmul"] = {{"na", bf16_na.substr(5)}};
