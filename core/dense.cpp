@@ -1,9 +1,11 @@
-// Dense layer: GEMMs through core/gemm, bias and activation fused into one pass after the GEMM,
-// and the CPU reference loops for the bias (kept simple: they are a few percent of the GEMMs).
+// Dense layer: GEMMs through core/gemm (or core/gemm_bf16), bias and activation fused into one
+// pass after the GEMM, and the CPU reference loops for the bias (kept simple: they are a few
+// percent of the GEMMs).
 #include "core/dense.h"
 
 #include <cmath>
 
+#include "core/bf16.h"
 #include "core/gemm.h"
 #include "core/random.h"
 #include "devices/error.h"
@@ -42,25 +44,38 @@ void sum_rows_into(const T* grad, T* grad_bias, int64_t rows, int64_t cols) {
   }
 }
 
+// z = x W^T.
 template <typename T>
-void forward_impl(Device& device, const Tensor& weight, const Tensor& bias,
-                  const std::optional<ActivationSpec>& activation, const Tensor& input,
-                  const Tensor& gemm_out, Tensor& output) {
-  const int64_t rows = input.dim(0), in = input.dim(1), out = output.dim(1);
-  T* z = gemm_out.data<T>();
+void forward_gemm(Device& device, const Tensor& weight, const Tensor& input, const Tensor& z) {
+  const int64_t rows = input.dim(0), in = input.dim(1), out = z.dim(1);
   gemm(device, dense_gemm_shape(false, true, rows, out, in), T(1), input.data<T>(),
-       weight.data<T>(), T(0), z);
+       weight.data<T>(), T(0), z.data<T>());
+}
+
+// z += b, then y = act(z) (in place when z is y).
+template <typename T>
+void bias_and_activation(const Tensor& bias, const std::optional<ActivationSpec>& activation,
+                         const Tensor& gemm_out, Tensor& output) {
+  const int64_t rows = output.dim(0), out = output.dim(1);
+  T* z = gemm_out.data<T>();
   if (bias.defined()) add_bias_rows(bias.data<T>(), z, rows, out);
   if (activation) activation_forward(*activation, z, output.data<T>(), rows * out);
 }
 
+// grad_bias += column sums of dz (float32 also on the bf16 path).
 template <typename T>
-void backward_impl(Device& device, const Tensor& weight, const Tensor& grad_weight,
-                   const Tensor& grad_bias, const Tensor& input, const Tensor& grad_pre,
-                   Tensor* grad_input) {
+void bias_grad(const Tensor& grad_pre, const Tensor& grad_bias) {
+  if (grad_bias.defined()) {
+    sum_rows_into(grad_pre.data<T>(), grad_bias.data<T>(), grad_pre.dim(0), grad_pre.dim(1));
+  }
+}
+
+// dW += dz^T x; dx = dz W (skipped when grad_input is null).
+template <typename T>
+void backward_gemms(Device& device, const Tensor& weight, const Tensor& grad_weight,
+                    const Tensor& input, const Tensor& grad_pre, Tensor* grad_input) {
   const int64_t rows = input.dim(0), in = input.dim(1), out = grad_pre.dim(1);
   const T* dz = grad_pre.data<T>();
-  if (grad_bias.defined()) sum_rows_into(dz, grad_bias.data<T>(), rows, out);
   // dW[out, in] += dz^T [out, rows] * x [rows, in]
   gemm(device, dense_gemm_shape(true, false, out, in, rows), T(1), dz, input.data<T>(), T(1),
        grad_weight.data<T>());
@@ -71,6 +86,15 @@ void backward_impl(Device& device, const Tensor& weight, const Tensor& grad_weig
   }
 }
 
+uint16_t* bf16_data(const Tensor& tensor) { return static_cast<uint16_t*>(tensor.raw()); }
+
+// A bf16 copy of `src` in `buffer` (grown as needed).
+Tensor to_bf16_tensor(Tensor& buffer, Device& device, const Tensor& src) {
+  Tensor copy = workspace(buffer, device, src.shape(), DType::kBF16);
+  to_bf16(src.data<float>(), bf16_data(copy), src.numel());
+  return copy;
+}
+
 }  // namespace
 
 Dense::Dense(Device& device, std::string name, int index, int64_t input_size,
@@ -78,7 +102,8 @@ Dense::Dense(Device& device, std::string name, int index, int64_t input_size,
     : Layer(std::move(name), index, input_size, config.units()),
       device_(device),
       config_(config),
-      activation_(activation) {}
+      activation_(activation),
+      bf16_(bf16_matmul(device) ? std::make_unique<Bf16Gemm>() : nullptr) {}
 
 std::string Dense::kind() const {
   return activation_ ? std::string("dense+") + activation_name(activation_->kind) : "dense";
@@ -143,9 +168,38 @@ void Dense::forward(const Tensor& input, Tensor& output, const Pass& pass) {
                         ? workspace(pre_buffer_, device_, output.shape(), output.dtype())
                         : output;
   if (input.dtype() == DType::kF32) {
-    forward_impl<float>(device_, weight_, bias_, activation_, input, pre_activation_, output);
+    if (bf16_) {
+      forward_gemm_bf16(input, pre_activation_, pass);
+    } else {
+      forward_gemm<float>(device_, weight_, input, pre_activation_);
+    }
+    bias_and_activation<float>(bias_, activation_, pre_activation_, output);
   } else {
-    forward_impl<double>(device_, weight_, bias_, activation_, input, pre_activation_, output);
+    forward_gemm<double>(device_, weight_, input, pre_activation_);
+    bias_and_activation<double>(bias_, activation_, pre_activation_, output);
+  }
+}
+
+void Dense::forward_gemm_bf16(const Tensor& input, const Tensor& z, const Pass& pass) {
+  if (!pass.params_unchanged || !weight_bf16_.defined()) {
+    to_bf16_tensor(weight_bf16_, device_, weight_);
+  }
+  input_bf16_ = to_bf16_tensor(input_bf16_buffer_, device_, input);
+  const int64_t rows = input.dim(0);
+  bf16_->run(dense_gemm_shape(false, true, rows, output_size(), input_size()),
+             bf16_data(input_bf16_), bf16_data(weight_bf16_), 0.0f, z.data<float>());
+}
+
+void Dense::backward_gemms_bf16(const Tensor& grad_pre, Tensor* grad_input) {
+  const int64_t rows = grad_pre.dim(0), in = input_size(), out = output_size();
+  const Tensor dz = to_bf16_tensor(grad_pre_bf16_buffer_, device_, grad_pre);
+  // dW[out, in] += dz^T [out, rows] * x [rows, in], accumulated in float32.
+  bf16_->run(dense_gemm_shape(true, false, out, in, rows), bf16_data(dz), bf16_data(input_bf16_),
+             1.0f, grad_weight_.data<float>());
+  if (grad_input != nullptr) {
+    // dx[rows, in] = dz [rows, out] * W [out, in]
+    bf16_->run(dense_gemm_shape(false, false, rows, in, out), bf16_data(dz),
+               bf16_data(weight_bf16_), 0.0f, grad_input->data<float>());
   }
 }
 
@@ -163,9 +217,15 @@ void Dense::backward(const Tensor& grad_output, Tensor* grad_input) {
     }
   }
   if (grad_output.dtype() == DType::kF32) {
-    backward_impl<float>(device_, weight_, grad_weight_, grad_bias_, input_, grad_pre, grad_input);
+    bias_grad<float>(grad_pre, grad_bias_);
+    if (bf16_) {
+      backward_gemms_bf16(grad_pre, grad_input);
+    } else {
+      backward_gemms<float>(device_, weight_, grad_weight_, input_, grad_pre, grad_input);
+    }
   } else {
-    backward_impl<double>(device_, weight_, grad_weight_, grad_bias_, input_, grad_pre, grad_input);
+    bias_grad<double>(grad_pre, grad_bias_);
+    backward_gemms<double>(device_, weight_, grad_weight_, input_, grad_pre, grad_input);
   }
 }
 

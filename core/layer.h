@@ -19,6 +19,9 @@ struct Pass {
   bool training = false;
   int64_t step = 0;           // optimizer step, keys the dropout mask
   int64_t sample_offset = 0;  // global index of row 0 of this batch within the step's batch
+  // The parameters have not changed since the previous forward (a later micro-batch of the same
+  // step): layers may reuse what they derived from them (the bf16 copy of the weights).
+  bool params_unchanged = false;
 };
 
 // A parameter of a layer: "weight" or "bias", a view into the model's flat buffers.

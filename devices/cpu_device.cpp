@@ -39,6 +39,16 @@ const char* cpu_gemm_library_name(CpuGemmLibrary library) {
   return "?";
 }
 
+const char* matmul_precision_name(MatmulPrecision precision) {
+  switch (precision) {
+    case MatmulPrecision::kFp32:
+      return "fp32";
+    case MatmulPrecision::kBf16:
+      return "bf16";
+  }
+  return "?";
+}
+
 int cpus_available() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -48,7 +58,9 @@ int cpus_available() {
 }
 
 CpuDevice::CpuDevice(const CpuDeviceOptions& options)
-    : threads_(options.threads > 0 ? options.threads : cpus_available()), gemm_(options.gemm) {
+    : threads_(options.threads > 0 ? options.threads : cpus_available()),
+      gemm_(options.gemm),
+      matmul_(options.matmul) {
   // One budget for both thread pools: they never run at the same time.
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
@@ -56,7 +68,8 @@ CpuDevice::CpuDevice(const CpuDeviceOptions& options)
 
 std::string CpuDevice::name() const {
   return "cpu (" + cpu_model_name() + ", " + std::to_string(threads_) + " threads, " +
-         cpu_gemm_library_name(gemm_) + " sgemm)";
+         cpu_gemm_library_name(gemm_) + " sgemm" +
+         (matmul_ == MatmulPrecision::kBf16 ? ", oneDNN bf16 matmul)" : ")");
 }
 
 // Each block starts with one 64-byte header holding its size, so deallocate() can count it off.

@@ -1,6 +1,7 @@
 // The CPU as a Device: 64-byte aligned host memory (counted: current and peak bytes), a fixed
-// number of worker threads shared by OpenMP loops and the BLAS library, and the choice of sgemm
-// library (OpenBLAS or oneDNN).
+// number of worker threads shared by OpenMP loops and the BLAS library, the choice of sgemm
+// library (OpenBLAS or oneDNN) and the number format of the layers' matmuls (float32, or bf16
+// through oneDNN).
 // Thread counts are set here, from the config, never from environment variables.
 #pragma once
 
@@ -17,9 +18,17 @@ enum class CpuGemmLibrary { kOpenBlas, kOneDnn };
 
 const char* cpu_gemm_library_name(CpuGemmLibrary library);
 
+// Number format of the float32 layers' matmuls: kBf16 rounds both operands to bf16 and
+// accumulates in float32 (core/gemm_bf16.h); weights, gradients and optimizer state stay float32.
+// Chosen by launch/device_select from device.precision; float64 models ignore it.
+enum class MatmulPrecision { kFp32, kBf16 };
+
+const char* matmul_precision_name(MatmulPrecision precision);  // "fp32", "bf16"
+
 struct CpuDeviceOptions {
   int threads = 0;  // 0: every CPU in this process's affinity mask
   CpuGemmLibrary gemm = CpuGemmLibrary::kOneDnn;
+  MatmulPrecision matmul = MatmulPrecision::kFp32;
 };
 
 // Number of CPUs this process may run on (sched_getaffinity), at least 1.
@@ -41,10 +50,12 @@ class CpuDevice : public Device {
 
   int threads() const { return threads_; }
   CpuGemmLibrary gemm_library() const { return gemm_; }
+  MatmulPrecision matmul_precision() const { return matmul_; }
 
  private:
   int threads_;
   CpuGemmLibrary gemm_;
+  MatmulPrecision matmul_;
   std::atomic<int64_t> current_bytes_{0};
   std::atomic<int64_t> peak_bytes_{0};
 };

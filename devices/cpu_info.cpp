@@ -280,9 +280,19 @@ int physical_cores_of(const Topology& topology, const std::vector<int>& cpus) {
   return static_cast<int>(cores.size());
 }
 
+std::vector<std::string> bf16_features(const CpuInfo& cpu) {
+  std::vector<std::string> features;
+  for (const char* feature : {"avx512_bf16", "amx_bf16"}) {
+    if (cpu.has(feature)) features.push_back(feature);
+  }
+  return features;
+}
+
+CpuInfo detect_cpu() { return parse_cpuinfo(read_file("/proc/cpuinfo")); }
+
 MachineInfo detect_machine() {
   MachineInfo machine;
-  machine.cpu = parse_cpuinfo(read_file("/proc/cpuinfo"));
+  machine.cpu = detect_cpu();
   machine.memory = parse_meminfo(read_file("/proc/meminfo"));
   machine.topology = read_topology("/sys");
   cpu_set_t set;
@@ -360,13 +370,10 @@ Recommendation recommend(const MachineInfo& machine) {
                           "busy";
   }
 
-  std::vector<std::string> bf16_features;
-  for (const char* feature : {"avx512_bf16", "amx_bf16"}) {
-    if (machine.cpu.has(feature)) bf16_features.push_back(feature);
-  }
-  advice.bf16 = !bf16_features.empty();
+  const std::vector<std::string> features = bf16_features(machine.cpu);
+  advice.bf16 = !features.empty();
   advice.bf16_note = advice.bf16
-                         ? "bf16 matmuls available via oneDNN (" + join(bf16_features, ", ") + ")"
+                         ? "bf16 matmuls available via oneDNN (" + join(features, ", ") + ")"
                          : "n/a: the CPU lists neither avx512_bf16 nor amx_bf16";
   return advice;
 }

@@ -26,6 +26,12 @@ struct CpuInfo {
 
 // Parses the text of /proc/cpuinfo (x86 "flags" or Arm "Features" lines).
 CpuInfo parse_cpuinfo(const std::string& text);
+// parse_cpuinfo of this machine's /proc/cpuinfo (cheap: no sysfs walk).
+CpuInfo detect_cpu();
+
+// The bf16 matmul features `cpu` lists, of avx512_bf16 and amx_bf16, in that order; empty when
+// oneDNN would have to emulate bf16.
+std::vector<std::string> bf16_features(const CpuInfo& cpu);
 
 struct MemoryInfo {
   int64_t total_bytes = 0;      // MemTotal

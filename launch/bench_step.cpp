@@ -1,163 +1,63 @@
 // dpt bench step: times the real training step (launch/train_step) on synthetic data of the
-// config's shapes, and, in the same run, a plain sgemm sequence of exactly the step's GEMM shapes
-// with each CPU library, so the step's GFLOP/s is reported as a ratio to the GEMM it is built on.
-// Prints a table; --json writes the same numbers. Asserts nothing about time. Under mpirun with
-// comm.balance: BALANCE_THROUGHPUT it also times the step with throughput-balanced shares and
-// compares them with equal shares measured in the same run.
+// config's shapes with float32 matmuls and with bf16 matmuls (when the CPU has them), taking turns
+// in blocks of steps, and, in the same run, plain GEMM sequences of exactly the step's shapes
+// (launch/bench_gemm.h), so the step's GFLOP/s is reported as a ratio to the GEMM it is built on
+// and bf16 as a ratio to float32. Prints a table; --json writes the same numbers (rank 0). Asserts
+// nothing about time. Under mpirun with comm.balance: BALANCE_THROUGHPUT it also compares equal
+// with throughput-balanced shares (launch/bench_balance.h).
 #include <fmt/core.h>
 
-#include <algorithm>
-#include <chrono>
-#include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "comm/communicator.h"
 #include "core/config.h"
-#include "core/gemm.h"
-#include "core/random.h"
-#include "devices/cpu_device.h"
+#include "devices/cpu_info.h"
 #include "devices/energy.h"
 #include "devices/error.h"
-#include "launch/balance.h"
+#include "launch/bench_balance.h"
+#include "launch/bench_gemm.h"
+#include "launch/bench_step_timer.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
 #include "launch/metrics_writer.h"
-#include "launch/train_step.h"
-#include "optim/lr_schedule.h"
 
 namespace dpt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
-double percentile(std::vector<double> values, double q) {
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
+json phase_json(const StepTimes& sum, double n) {
+  return {{"data", sum.data_s / n * 1e3},         {"forward", sum.forward_s / n * 1e3},
+          {"backward", sum.backward_s / n * 1e3}, {"grad_sync", sum.sync_s / n * 1e3},
+          {"grad_norm", sum.norm_s / n * 1e3},    {"optimizer", sum.optimizer_s / n * 1e3}};
 }
 
-// The GEMMs of one training step: per micro-batch, per Dense layer, forward and grad-weight, and
-// grad-input for every layer but the first.
-std::vector<GemmShape> step_gemms(const Model& model, int64_t batch, int64_t micro) {
-  std::vector<GemmShape> shapes;
-  for (int64_t offset = 0; offset < batch; offset += micro) {
-    const int64_t rows = std::min(micro, batch - offset);
-    for (std::size_t i = 0; i < model.layers().size(); ++i) {
-      const Layer& layer = *model.layers()[i];
-      if (layer.num_params() == 0) continue;
-      const int64_t in = layer.input_size(), out = layer.output_size();
-      shapes.push_back(dense_gemm_shape(false, true, rows, out, in));
-      shapes.push_back(dense_gemm_shape(true, false, out, in, rows));
-      if (i > 0) shapes.push_back(dense_gemm_shape(false, false, rows, in, out));
+std::string energy_cell(const EnergyResult& e, double steps, int64_t batch) {
+  if (!e.measured) return "n/a";
+  const double per_step = e.reading.joules / steps;
+  return fmt::format("{:.3g} / {:.3g}", per_step, per_step / static_cast<double>(batch));
+}
+
+json energy_json(const std::vector<EnergyResult>& energy, double steps, int64_t batch) {
+  json out = json::object();
+  for (const EnergyResult& e : energy) {
+    if (!e.measured) {
+      out[e.meter] = {{"na", e.reason}};
+      continue;
     }
+    const double per_step = e.reading.joules / steps;
+    out[e.meter] = {{"joules", e.reading.joules},
+                    {"seconds", e.reading.seconds},
+                    {"watts", e.reading.watts()},
+                    {"joules_per_step", per_step},
+                    {"joules_per_sample", per_step / static_cast<double>(batch)}};
   }
-  return shapes;
+  return out;
 }
 
-double gemm_flops(const std::vector<GemmShape>& shapes) {
-  double flops = 0;
-  for (const GemmShape& s : shapes) flops += 2.0 * s.m * s.n * s.k;
-  return flops;
-}
-
-// Median seconds of running the whole GEMM sequence once, on `library`.
-double time_gemms(const std::vector<GemmShape>& shapes, const CpuDevice& base,
-                  CpuGemmLibrary library, int64_t warmup, int64_t reps) {
-  CpuDevice device(CpuDeviceOptions{base.threads(), library});
-  std::vector<std::vector<float>> a, b, c;
-  RandomStream random(7, 0);
-  for (const GemmShape& s : shapes) {
-    a.emplace_back(static_cast<std::size_t>(s.m * s.k));
-    b.emplace_back(static_cast<std::size_t>(s.k * s.n));
-    c.emplace_back(static_cast<std::size_t>(s.m * s.n));
-    for (float& x : a.back()) x = static_cast<float>(random.uniform() - 0.5);
-    for (float& x : b.back()) x = static_cast<float>(random.uniform() - 0.5);
-  }
-  std::vector<double> times;
-  for (int64_t r = 0; r < warmup + reps; ++r) {
-    const auto start = Clock::now();
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      gemm(device, shapes[i], 1.0f, a[i].data(), b[i].data(), 0.0f, c[i].data());
-    }
-    if (r >= warmup) times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  return percentile(times, 0.5);
-}
-
-// Each step's time on the slowest rank (steps end together, but each rank's clock sees its own).
-std::vector<double> slowest_per_step(Communicator& comm, std::vector<double> times) {
-  comm.all_reduce(times.data(), times.data(), times.size(), DType::kF64, ReduceOp::kMax);
-  return times;
-}
-
-std::string joined(const std::vector<int64_t>& values) {
-  std::string text;
-  for (int64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
-  return text;
-}
-
-// Runs one step computing `shard`; returns its seconds and adds its phases to `phases`.
-using OneStep = std::function<double(Shard shard, StepTimes& phases)>;
-
-// Shares in proportion to the samples/s each rank showed in `steps` timed steps with equal
-// shares (`equal_phases`), then `warmup` steps with them, then `steps` pairs of one step with
-// equal shares and one with balanced shares, so both see the same machine load.
-nlohmann::json compare_balance(Communicator& comm, const proto::Config& config, int64_t batch,
-                               int64_t warmup, int64_t steps, const StepTimes& equal_phases,
-                               const OneStep& one_step) {
-  const std::vector<int64_t> equal = equal_shares(batch, comm.size());
-  const double mine[2] = {static_cast<double>(equal[static_cast<std::size_t>(comm.rank())]) *
-                              static_cast<double>(steps),
-                          per_sample_seconds(equal_phases)};
-  std::vector<double> measured(2 * static_cast<std::size_t>(comm.size()));
-  comm.all_gather(mine, measured.data(), 2, DType::kF64);
-  std::vector<double> rates;
-  for (int r = 0; r < comm.size(); ++r) rates.push_back(measured[2 * r] / measured[2 * r + 1]);
-  const std::vector<int64_t> shares = apportion(batch, rates);
-  const Shard equal_shard = shard_in(equal, comm.rank()), balanced = shard_in(shares, comm.rank());
-  StepTimes unused;
-  for (int64_t i = 0; i < warmup; ++i) one_step(balanced, unused);
-  std::vector<double> equal_times, balanced_times;
-  for (int64_t i = 0; i < steps; ++i) {
-    equal_times.push_back(one_step(equal_shard, unused));
-    balanced_times.push_back(one_step(balanced, unused));
-  }
-  const std::vector<double> a = slowest_per_step(comm, equal_times);
-  const std::vector<double> b = slowest_per_step(comm, balanced_times);
-  const double a50 = percentile(a, 0.5), b50 = percentile(b, 0.5);
-  const proto::FaultInjection& fault = config.fault_injection();
-  const bool simulated = fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() >= 0;
-  nlohmann::json json = {{"samples_per_s", rates},
-                         {"equal",
-                          {{"shares", equal},
-                           {"step_time_p50_ms", a50 * 1e3},
-                           {"step_time_p99_ms", percentile(a, 0.99) * 1e3}}},
-                         {"throughput",
-                          {{"shares", shares},
-                           {"step_time_p50_ms", b50 * 1e3},
-                           {"step_time_p99_ms", percentile(b, 0.99) * 1e3}}},
-                         {"equal_over_throughput", a50 / b50},
-                         {"simulated_slow_rank", nullptr}};
-  if (simulated) {
-    json["simulated_slow_rank"] = {{"rank", fault.rank()},
-                                   {"us_per_sample", fault.slow_us_per_sample()}};
-  }
-  if (comm.rank() != 0) return json;
-  fmt::print("balance over {} ranks{} (step time: the slowest rank's, p50, steps alternating)\n",
-             comm.size(),
-             simulated ? fmt::format(", simulated: rank {} sleeps {} us per sample", fault.rank(),
-                                     fault.slow_us_per_sample())
-                       : "");
-  std::string rate_text;
-  for (double rate : rates) {
-    rate_text += (rate_text.empty() ? "" : ", ") + fmt::format("{:.0f}", rate);
-  }
-  fmt::print("  samples/s per rank (with equal shares)   {}\n", rate_text);
-  fmt::print("  equal shares      {:<22} {:>10.2f} ms\n", joined(equal), a50 * 1e3);
-  fmt::print("  throughput shares {:<22} {:>10.2f} ms   equal / throughput {:.2f}\n",
-             joined(shares), b50 * 1e3, a50 / b50);
-  return json;
+void print_row(const std::string& label, const std::string& fp32, const std::string& bf16) {
+  fmt::print("{:<44}{:>16}{:>16}\n", label, fp32, bf16);
 }
 
 }  // namespace
@@ -170,105 +70,140 @@ int run_bench_step(const BenchStepArgs& args) {
   DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
       << "dpt bench step: only the CPU device is supported by this build";
   const auto& cpu = static_cast<const CpuDevice&>(*choice.device);
-  fmt::print("{}\n", choice.reason);
+  fmt::print("{}\n{}\n", choice.reason, choice.precision_reason);
 
-  Model model(*choice.device, config);
-  auto optimizer = make_optimizer(*choice.device, config.optimizer(), model.num_params());
+  const std::vector<std::string> bf16_cpu = bf16_features(detect_cpu());
+  const std::string bf16_na =
+      bf16_cpu.empty() ? "n/a: the CPU lists neither avx512_bf16 nor amx_bf16" : "";
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
-  TrainStep train_step(model, *optimizer, config, *comm);
+  // Same threads and sgemm library as configured; only the matmul precision differs. The two
+  // take turns in kBlocks blocks of steps after their warm-up.
+  const int64_t total = args.warmup + args.steps;
+  StepTimer fp32_timer(config, CpuDeviceOptions{cpu.threads(), cpu.gemm_library()}, *comm, total);
+  std::optional<StepTimer> bf16_timer;
+  if (bf16_na.empty()) {
+    bf16_timer.emplace(config,
+                       CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16},
+                       *comm, total);
+  }
+  constexpr int64_t kBlocks = 5;
+  fp32_timer.run(args.warmup, false);
+  if (bf16_timer) bf16_timer->run(args.warmup, false);
+  for (int64_t block = 0; block < kBlocks; ++block) {
+    const int64_t count = (block + 1) * args.steps / kBlocks - block * args.steps / kBlocks;
+    fp32_timer.run(count, true);
+    if (bf16_timer) bf16_timer->run(count, true);
+  }
+  const StepRun fp32 = fp32_timer.result();
+  std::optional<StepRun> bf16;
+  if (bf16_timer) bf16 = bf16_timer->result();
+
   const int64_t batch = config.train().batch_size();
   const int64_t micro =
       config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
-
-  // Synthetic samples, fixed before timing so data generation is not measured as compute.
-  std::vector<float> samples(static_cast<std::size_t>(micro * model.input_size()));
-  RandomStream random(3, 0);
-  for (float& x : samples) x = static_cast<float>(random.uniform());
-  const BatchSource source = [&](int64_t, int64_t n, Tensor& inputs, int32_t* labels) {
-    std::copy(samples.begin(), samples.begin() + n * model.input_size(), inputs.data<float>());
-    for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % model.output_size());
-  };
-
-  int64_t step = 0;
-  const OneStep one_step = [&](Shard shard, StepTimes& phases) {
-    const auto start = Clock::now();
-    StepResult result = train_step.compute_gradients(step, batch, shard, source);
-    const double lr = lr_at(config.optimizer().schedule(), config.optimizer().lr(), step,
-                            args.warmup + args.steps);
-    train_step.apply(static_cast<float>(lr), result.times);
-    ++step;
-    phases.add(result.times);
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  };
-  const Shard shard = shard_of(batch, comm->rank(), comm->size());
-  StepTimes warmup_phases, phase_sum;
-  for (int64_t i = 0; i < args.warmup; ++i) one_step(shard, warmup_phases);
-  const std::vector<std::unique_ptr<EnergyMeter>> meters = default_energy_meters();
-  start_meters(meters);
-  std::vector<double> step_times;
-  for (int64_t i = 0; i < args.steps; ++i) step_times.push_back(one_step(shard, phase_sum));
-  const std::vector<EnergyResult> energy = stop_meters(meters);
-
-  const std::vector<GemmShape> shapes = step_gemms(model, batch, micro);
+  const std::vector<GemmShape>& shapes = fp32.shapes;
   const double flops = gemm_flops(shapes);
-  const double p50 = percentile(step_times, 0.5), p99 = percentile(step_times, 0.99);
-  const double step_gflops = flops / p50 / 1e9;
-  nlohmann::json json = {{"config", args.config},         {"device", choice.device->name()},
-                         {"model", model.summary()},      {"num_params", model.num_params()},
-                         {"batch_size", batch},           {"micro_batch_size", micro},
-                         {"steps", args.steps},           {"step_gemm_gflop", flops / 1e9},
-                         {"step_time_p50_ms", p50 * 1e3}, {"step_time_p99_ms", p99 * 1e3},
-                         {"samples_per_s", batch / p50},  {"step_gflops", step_gflops}};
   const double n = static_cast<double>(args.steps);
-  json["phase_ms"] = {
-      {"data", phase_sum.data_s / n * 1e3},         {"forward", phase_sum.forward_s / n * 1e3},
-      {"backward", phase_sum.backward_s / n * 1e3}, {"grad_sync", phase_sum.sync_s / n * 1e3},
-      {"grad_norm", phase_sum.norm_s / n * 1e3},    {"optimizer", phase_sum.optimizer_s / n * 1e3}};
-
+  const std::string in_use = matmul_precision_name(cpu.matmul_precision());
   fmt::print("model {} ({} params), batch {} (micro {}), {} optimizer, {} steps after {} warmup\n",
-             model.summary(), model.num_params(), batch, micro, optimizer->name(), args.steps,
+             fp32.model_summary, fp32.num_params, batch, micro, fp32.optimizer, args.steps,
              args.warmup);
-  fmt::print("{:<34}{:>12}\n", "training step p50 / p99 (ms)",
-             fmt::format("{:.2f} / {:.2f}", p50 * 1e3, p99 * 1e3));
-  fmt::print("{:<34}{:>12.0f}\n", "samples/s", batch / p50);
-  fmt::print("{:<34}{:>12.1f}\n", "step GFLOP/s (GEMM flops / p50)", step_gflops);
-  for (const EnergyResult& e : energy) {
-    if (!e.measured) {
-      fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample", "n/a", e.meter);
-      json["energy"][e.meter] = {{"na", e.reason}};
-      continue;
-    }
-    const double per_step = e.reading.joules / n;
-    fmt::print("{:<34}{:>12}  {}\n", "energy J/step / J/sample",
-               fmt::format("{:.3g} / {:.3g}", per_step, per_step / batch), e.meter);
-    json["energy"][e.meter] = {{"joules", e.reading.joules},
-                               {"seconds", e.reading.seconds},
-                               {"watts", e.reading.watts()},
-                               {"joules_per_step", per_step},
-                               {"joules_per_sample", per_step / batch}};
+
+  json json_out = {{"config", args.config},       {"device", choice.device->name()},
+                   {"model", fp32.model_summary}, {"num_params", fp32.num_params},
+                   {"batch_size", batch},         {"micro_batch_size", micro},
+                   {"steps", args.steps},         {"step_gemm_gflop", flops / 1e9},
+                   {"precision_in_use", in_use}};
+  auto run_json = [&](const StepRun& run) {
+    return json{
+        {"step_time_p50_ms", run.p50 * 1e3},        {"step_time_p99_ms", run.p99 * 1e3},
+        {"samples_per_s", batch / run.p50},         {"step_gflops", flops / run.p50 / 1e9},
+        {"phase_ms", phase_json(run.phase_sum, n)}, {"energy", energy_json(run.energy, n, batch)}};
+  };
+  json_out["fp32"] = run_json(fp32);
+  json_out["bf16"] = bf16 ? run_json(*bf16) : json{{"na", bf16_na.substr(5)}};
+
+  // One column per precision; the bf16 column says n/a and why where the CPU lacks it.
+  auto cell = [&](auto value) { return bf16 ? value(*bf16) : std::string("n/a"); };
+  print_row("", in_use == "fp32" ? "fp32 (in use)" : "fp32",
+            in_use == "bf16" ? "bf16 (in use)" : "bf16");
+  auto times = [](const StepRun& r) {
+    return fmt::format("{:.2f} / {:.2f}", r.p50 * 1e3, r.p99 * 1e3);
+  };
+  auto samples = [&](const StepRun& r) { return fmt::format("{:.0f}", batch / r.p50); };
+  auto gflops = [&](const StepRun& r) { return fmt::format("{:.1f}", flops / r.p50 / 1e9); };
+  print_row("training step p50 / p99 (ms)", times(fp32), cell(times));
+  print_row("samples/s", samples(fp32), cell(samples));
+  print_row("step GFLOP/s (GEMM flops / p50)", gflops(fp32), cell(gflops));
+  const char* phases[] = {"data",      "forward",   "backward + loss",
+                          "grad sync", "grad norm", "optimizer"};
+  for (int phase = 0; phase < 6; ++phase) {
+    auto ms = [&](const StepRun& r) {
+      const StepTimes& t = r.phase_sum;
+      const double values[] = {t.data_s, t.forward_s, t.backward_s,
+                               t.sync_s, t.norm_s,    t.optimizer_s};
+      return fmt::format("{:.2f}", values[phase] / n * 1e3);
+    };
+    print_row(fmt::format("  {} (ms/step)", phases[phase]), ms(fp32), cell(ms));
   }
-  fmt::print("{}\n", energy_summary(energy));
-  fmt::print(
-      "split (ms/step): data {:.2f}  forward {:.2f}  backward+loss {:.2f}  grad sync {:.2f}  "
-      "norm {:.2f}  optimizer {:.2f}\n",
-      phase_sum.data_s / n * 1e3, phase_sum.forward_s / n * 1e3, phase_sum.backward_s / n * 1e3,
-      phase_sum.sync_s / n * 1e3, phase_sum.norm_s / n * 1e3, phase_sum.optimizer_s / n * 1e3);
+  bool measured = false;
+  for (std::size_t i = 0; i < fp32.energy.size(); ++i) {
+    const EnergyResult& e = fp32.energy[i];
+    measured = measured || e.measured;
+    print_row("energy J/step / J/sample, " + e.meter, energy_cell(e, n, batch),
+              bf16 ? energy_cell(bf16->energy[i], n, batch) : "n/a");
+  }
+  fmt::print("{}{}\n", measured ? "fp32 " : "", energy_summary(fp32.energy));
+  if (bf16 && measured) fmt::print("bf16 {}\n", energy_summary(bf16->energy));
+  if (bf16) {
+    json_out["bf16_step_speedup"] = fp32.p50 / bf16->p50;
+    fmt::print("bf16 step speedup (fp32 p50 / bf16 p50): {:.2f}x\n", fp32.p50 / bf16->p50);
+  } else {
+    fmt::print("bf16 rows: {}\n", bf16_na);
+  }
+
+  // oneDNN's sgemm and bf16 matmul take turns (their ratio is the point); OpenBLAS runs after.
+  SgemmVsBf16 turns;
+  if (bf16) {
+    turns = time_sgemm_vs_bf16(shapes, cpu.threads(), args.warmup, args.steps);
+  } else {
+    turns.sgemm_s =
+        time_sgemms(shapes, cpu.threads(), CpuGemmLibrary::kOneDnn, args.warmup, args.steps);
+  }
+  const double openblas_s =
+      time_sgemms(shapes, cpu.threads(), CpuGemmLibrary::kOpenBlas, args.warmup, args.steps);
   for (CpuGemmLibrary library : {CpuGemmLibrary::kOneDnn, CpuGemmLibrary::kOpenBlas}) {
-    const double seconds = time_gemms(shapes, cpu, library, args.warmup, args.steps);
-    const double gflops = flops / seconds / 1e9;
+    const double seconds = library == CpuGemmLibrary::kOneDnn ? turns.sgemm_s : openblas_s;
+    const double gemm_gflops = flops / seconds / 1e9;
     const bool used = library == cpu.gemm_library();
-    fmt::print("{:<34}{:>12.1f}   step/sgemm {:.1f}%{}\n",
-               fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)), gflops,
-               100.0 * step_gflops / gflops, used ? "  <- library in use" : "");
-    json["sgemm"][cpu_gemm_library_name(library)] = {
-        {"gflops", gflops}, {"step_over_sgemm", step_gflops / gflops}, {"in_use", used}};
+    const double ratio = flops / fp32.p50 / 1e9 / gemm_gflops;
+    fmt::print("{:<44}{:>10.1f}   fp32 step/sgemm {:.1f}%{}\n",
+               fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)),
+               gemm_gflops, 100.0 * ratio, used ? "  <- sgemm library in use" : "");
+    json_out["sgemm"][cpu_gemm_library_name(library)] = {
+        {"gflops", gemm_gflops}, {"step_over_sgemm", ratio}, {"in_use", used}};
+  }
+  if (bf16) {
+    const double gemm_gflops = flops / turns.bf16_s / 1e9;
+    const double ratio = flops / bf16->p50 / 1e9 / gemm_gflops;
+    fmt::print("{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x oneDNN sgemm ({})\n",
+               "plain bf16 matmul, same shapes", gemm_gflops, 100.0 * ratio,
+               turns.sgemm_s / turns.bf16_s, turns.implementation);
+    json_out["bf16_matmul"] = {{"gflops", gemm_gflops},
+                               {"step_over_matmul", ratio},
+                               {"over_onednn_sgemm", turns.sgemm_s / turns.bf16_s},
+                               {"implementation", turns.implementation}};
+  } else {
+    fmt::print("{:<44}{:>10}   {}\n", "plain bf16 matmul, same shapes", "n/a", bf16_na.substr(5));
+    json_out["bf16_matmul"] = {{"na", bf16_na.substr(5)}};
   }
   if (comm->size() > 1 && config.comm().balance() == proto::BALANCE_THROUGHPUT) {
-    json["balance"] =
-        compare_balance(*comm, config, batch, args.warmup, args.steps, phase_sum, one_step);
+    json_out["balance"] = compare_balance(
+        *comm, config, batch, args.warmup, args.steps, fp32.phase_sum,
+        [&](Shard shard, StepTimes& phases) { return fp32_timer.step(shard, phases); });
   }
   // Under mpirun every rank has its own numbers; rank 0's are written.
-  if (!args.json.empty() && comm->rank() == 0) write_json_file(args.json, json);
+  if (!args.json.empty() && comm->rank() == 0) write_json_file(args.json, json_out);
   return 0;
 }
 

@@ -47,7 +47,7 @@ int run_train(const TrainArgs& args, const WorldInfo& world) {
       fmt::print(stderr, "world: {} workers over {} (rank 0 on {} node-local workers)\n",
                  world.size, comm->backend(), world.local_size);
     }
-    fmt::print(stderr, "{}\n", choice.reason);
+    fmt::print(stderr, "{}\n{}\n", choice.reason, choice.precision_reason);
   }
   // Rank 0 speaks for the job; the others stay quiet unless they fail.
   ConsoleListener console(isatty(STDERR_FILENO) == 1);

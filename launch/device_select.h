@@ -1,14 +1,16 @@
-// Picks the Device a worker owns from device { kind threads cpu_gemm } and says why, e.g.
-// "device: cpu (AMD EPYC, 2 threads, oneDNN sgemm); kind AUTO found no usable GPU: this build
-// has no CUDA support". CUDA arrives with the CUDA devices issue.
+// Picks the Device a worker owns from device { kind threads cpu_gemm precision } and says why,
+// e.g. "device: cpu (AMD EPYC, 2 threads, oneDNN sgemm); kind AUTO found no usable GPU: this
+// build has no CUDA support", and the matmul precision, e.g. "precision: bf16 matmuls, float32
+// weights (AUTO: the CPU lists avx512_bf16)". CUDA arrives with the CUDA devices issue.
 #pragma once
 
 #include <memory>
 #include <string>
-
 #include <vector>
 
 #include "core/config.pb.h"
+#include "devices/cpu_device.h"
+#include "devices/cpu_info.h"
 #include "devices/device.h"
 #include "launch/world.h"
 
@@ -16,10 +18,23 @@ namespace dpt {
 
 struct DeviceChoice {
   std::unique_ptr<Device> device;
-  std::string reason;  // one line: what was chosen and why
+  std::string reason;            // one line: what was chosen and why
+  std::string precision_reason;  // one line: the matmul precision and why
 };
 
-// Throws kConfig when the config asks for a device kind this build or machine cannot provide.
+struct PrecisionChoice {
+  MatmulPrecision precision = MatmulPrecision::kFp32;
+  std::string reason;  // "precision: ... (why)", one line
+};
+
+// Resolves device.precision on a CPU with `cpu`'s features: PRECISION_AUTO is bf16 when the CPU
+// lists avx512_bf16 or amx_bf16 (oneDNN's bf16 matmul was measured faster than its float32 one
+// on both kinds; README "bf16 mixed precision"), else float32. Throws kConfig naming
+// device.precision when BF16 is requested and the CPU lists neither.
+PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu);
+
+// Throws kConfig when the config asks for a device kind or precision this build or machine cannot
+// provide (the CPU's features come from /proc/cpuinfo).
 // On the CPU, workers sharing a node split its CPUs (see cpus_for_worker) unless the launcher
 // already bound each to its own: this process is pinned to its share and uses that many threads
 // (device.threads, when set, overrides the count), so 4 ranks on 4 cores don't oversubscribe.

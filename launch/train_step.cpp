@@ -93,7 +93,9 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
       }
     }
     lap(mark, times.data_s);
-    const Tensor& logits = model_.forward(inputs_.rows(n), Pass{true, step, row});
+    // Parameters change only in apply(): later micro-batches reuse what layers derived from them.
+    const Tensor& logits =
+        model_.forward(inputs_.rows(n), Pass{true, step, row, row != shard.begin});
     lap(mark, times.forward_s);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());

@@ -32,7 +32,8 @@ dump_weights() {
 }
 
 # small_mlp_config DATA BATCH TIMEOUT_S: a 16-32-4 MLP with dropout on DATA (16 features, 4
-# classes), Adam, 3 epochs, tiny gradient buckets (several all-reduces per step), 1 thread.
+# classes), Adam, 3 epochs, tiny gradient buckets (several all-reduces per step), 1 thread,
+# float32 matmuls on every CPU (runs are compared across world sizes at float32 precision).
 small_mlp_config() {
   cat <<CFG
 model {
@@ -46,7 +47,7 @@ data { train_path: "$1" test_path: "$1" input_scale: 0.004 }
 optimizer { lr: 0.01 adam {} }
 train { batch_size: $2 epochs: 3 log_every_steps: 10 }
 comm { timeout_s: $3 bucket_mb: 0.001 }
-device { threads: 1 }
+device { threads: 1 precision: FP32 }
 CFG
 }
 

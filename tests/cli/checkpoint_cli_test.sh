@@ -53,7 +53,7 @@ optimizer { lr: 0.001 adam {} }
 train { batch_size: 60 epochs: 40 log_every_steps: 10 }
 checkpoint { every_steps: 20 keep_last: 2 }
 comm { timeout_s: 30 }
-device { threads: 1 }
+device { threads: 1 precision: FP32 }
 CFG
 
 # 1. Preemption under mpirun, then resume with another world size. Schedulers (Slurm,

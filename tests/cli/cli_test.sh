@@ -55,6 +55,7 @@ model {
 data { train_path: "tiny.h5" test_path: "tiny.h5" }
 optimizer { lr: 0.05 adam {} }
 train { batch_size: 8 epochs: 30 log_every_steps: 20 }
+device { precision: FP32 }
 CFG
 printf 'model {\n  input_size: 4\n  layer { dense { units: 4 }\n' >syntax.prototxt
 printf 'model {\n  input_size: 4\n  layers { dense { units: 4 } }\n}\n' >unknown_field.prototxt
@@ -79,6 +80,15 @@ expect "import label out of range" 3 "labels.idx.*3" -- \
 [[ ! -e t.h5 ]] || { failed=$((failed + 1)); echo "FAIL: failed import left t.h5 behind"; }
 
 expect "train" 0 "test_accuracy 1\.0000" -- "$dpt" train tiny.prototxt --run-dir run
+grep -q "^precision: float32 (FP32 requested)$" err.txt && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: train did not log its precision"; }
+if grep -qwE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
+  expect "train in bf16" 0 "precision: bf16 matmuls.*BF16 requested" -- \
+    "$dpt" train tiny.prototxt --run-dir run_bf16 --set device.precision=BF16
+else
+  expect "bf16 without the hardware" 2 "device.precision: BF16 requested, but the CPU lists neither" -- \
+    "$dpt" train tiny.prototxt --run-dir run_bf16 --set device.precision=BF16
+fi
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done

@@ -124,8 +124,8 @@ TEST(ConfigTest, FullConfigParsesAndResolvesDefaults) {
         "  on_non_finite: STOP\n", "  max_consecutive_skips: 10\n", "  drop_last: true\n",
         "  loss: SOFTMAX_CROSS_ENTROPY\n", "  seed: 1\n", "    name: \"relu1\"\n",
         "      init: HE\n", "  shuffle: true\n", "  std: 1\n", "  kind: AUTO\n",
-        "  cpu_gemm: CPU_GEMM_AUTO\n", "  backend: \"auto\"\n", "    weight_decay: 0\n",
-        "    total_steps: 0\n", "  clip_grad_norm: 0\n"}) {
+        "  cpu_gemm: CPU_GEMM_AUTO\n", "  precision: PRECISION_AUTO\n", "  backend: \"auto\"\n",
+        "    weight_decay: 0\n", "    total_steps: 0\n", "  clip_grad_norm: 0\n"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << " missing from\n" << text;
   }
   EXPECT_EQ(text.find("adam"), std::string::npos) << text;

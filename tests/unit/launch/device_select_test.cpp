@@ -1,10 +1,12 @@
-// How workers on one node split its CPUs, and what select_device does with the split.
+// How workers on one node split its CPUs, and what select_device does with the split; how
+// device.precision resolves on CPUs with and without bf16 matmul hardware.
 #include <gtest/gtest.h>
 #include <sched.h>
 
 #include <numeric>
 
 #include "devices/cpu_device.h"
+#include "devices/error.h"
 #include "launch/device_select.h"
 
 namespace dpt {
@@ -55,6 +57,81 @@ TEST(SelectDevice, LauncherBoundWorkersKeepTheirCpus) {
   world.local_affinity_shared = false;
   const DeviceChoice choice = select_device(proto::DeviceConfig(), world);
   EXPECT_NE(choice.reason.find("launcher bound"), std::string::npos) << choice.reason;
+}
+
+CpuInfo cpu_with(std::vector<std::string> features) {
+  CpuInfo cpu;
+  cpu.model_name = "Test CPU";
+  cpu.features = std::move(features);
+  return cpu;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(ChoosePrecision, AutoPicksBf16WhenTheCpuListsAvx512Bf16OrAmx) {
+  const PrecisionChoice zen4 =
+      choose_precision(proto::PRECISION_AUTO, cpu_with({"avx2", "avx512f", "avx512_bf16"}));
+  EXPECT_EQ(zen4.precision, MatmulPrecision::kBf16);
+  EXPECT_TRUE(contains(zen4.reason, "AUTO: the CPU lists avx512_bf16")) << zen4.reason;
+  EXPECT_TRUE(contains(zen4.reason, "no AMX")) << zen4.reason;
+  const PrecisionChoice sapphire = choose_precision(
+      proto::PRECISION_AUTO, cpu_with({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}));
+  EXPECT_EQ(sapphire.precision, MatmulPrecision::kBf16);
+  EXPECT_TRUE(contains(sapphire.reason, "avx512_bf16, amx_bf16")) << sapphire.reason;
+  EXPECT_FALSE(contains(sapphire.reason, "no AMX")) << sapphire.reason;
+  EXPECT_EQ(choose_precision(proto::PRECISION_AUTO, cpu_with({"amx_bf16"})).precision,
+            MatmulPrecision::kBf16);
+}
+
+TEST(ChoosePrecision, AutoKeepsFloat32WithoutBf16HardwareAndSaysWhy) {
+  // avx512f alone (Skylake-X) and amx_tile without amx_bf16 do not count.
+  const PrecisionChoice choice =
+      choose_precision(proto::PRECISION_AUTO, cpu_with({"avx2", "avx512f", "amx_tile"}));
+  EXPECT_EQ(choice.precision, MatmulPrecision::kFp32);
+  EXPECT_EQ(choice.reason,
+            "precision: float32 (AUTO: the CPU lists neither avx512_bf16 nor amx_bf16)");
+}
+
+TEST(ChoosePrecision, ExplicitChoicesAreHonoured) {
+  const CpuInfo bf16_cpu = cpu_with({"avx512_bf16"});
+  EXPECT_EQ(choose_precision(proto::FP32, bf16_cpu).precision, MatmulPrecision::kFp32);
+  EXPECT_EQ(choose_precision(proto::FP32, bf16_cpu).reason, "precision: float32 (FP32 requested)");
+  const PrecisionChoice bf16 = choose_precision(proto::BF16, bf16_cpu);
+  EXPECT_EQ(bf16.precision, MatmulPrecision::kBf16);
+  EXPECT_TRUE(contains(bf16.reason, "BF16 requested")) << bf16.reason;
+  EXPECT_EQ(choose_precision(proto::FP32, cpu_with({})).precision, MatmulPrecision::kFp32);
+}
+
+TEST(ChoosePrecision, Bf16WithoutHardwareIsAConfigErrorNamingFieldAndFeatures) {
+  try {
+    choose_precision(proto::BF16, cpu_with({"avx2", "avx512f"}));
+    FAIL() << "expected a config error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    const std::string message = e.what();
+    EXPECT_TRUE(contains(message, "device.precision: BF16 requested")) << message;
+    EXPECT_TRUE(contains(message, "neither avx512_bf16 nor amx_bf16")) << message;
+    EXPECT_TRUE(contains(message, "Test CPU")) << message;
+  }
+}
+
+TEST(SelectDevice, PrecisionReachesTheDeviceAndIsExplained) {
+  proto::DeviceConfig config;
+  config.set_threads(1);
+  config.set_precision(proto::FP32);
+  DeviceChoice fp32 = select_device(config);
+  EXPECT_EQ(static_cast<CpuDevice&>(*fp32.device).matmul_precision(), MatmulPrecision::kFp32);
+  EXPECT_EQ(fp32.precision_reason, "precision: float32 (FP32 requested)");
+  config.set_precision(proto::BF16);
+  if (bf16_features(detect_cpu()).empty()) {
+    EXPECT_THROW(select_device(config), Error);
+    GTEST_SKIP() << "the CPU lists neither avx512_bf16 nor amx_bf16: BF16 is refused here";
+  }
+  DeviceChoice bf16 = select_device(config);
+  EXPECT_EQ(static_cast<CpuDevice&>(*bf16.device).matmul_precision(), MatmulPrecision::kBf16);
+  EXPECT_TRUE(contains(bf16.device->name(), "bf16")) << bf16.device->name();
 }
 
 }  // namespace

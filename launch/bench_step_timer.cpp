@@ -1,0 +1,98 @@
+// StepTimer (launch/bench_step_timer.h).
+#include "launch/bench_step_timer.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/random.h"
+#include "launch/bench_gemm.h"
+#include "optim/lr_schedule.h"
+
+namespace dpt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Adds one measured window to a running total (unmeasured windows keep the first reason).
+void add_energy(std::vector<EnergyResult>& total, const std::vector<EnergyResult>& window) {
+  if (total.empty()) {
+    total = window;
+    return;
+  }
+  for (std::size_t i = 0; i < total.size() && i < window.size(); ++i) {
+    if (!window[i].measured && total[i].measured) total[i] = window[i];
+    if (!window[i].measured || !total[i].measured) continue;
+    total[i].reading.joules += window[i].reading.joules;
+    total[i].reading.seconds += window[i].reading.seconds;
+  }
+}
+
+}  // namespace
+
+double percentile(std::vector<double> values, double q) {
+  std::sort(values.begin(), values.end());
+  const auto index = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+StepTimer::StepTimer(const proto::Config& config, const CpuDeviceOptions& options,
+                     Communicator& comm, int64_t total_steps)
+    : config_(config),
+      device_(options),
+      model_(device_, config),
+      optimizer_(make_optimizer(device_, config.optimizer(), model_.num_params())),
+      step_(model_, *optimizer_, config, comm),
+      comm_(comm),
+      total_steps_(total_steps),
+      meters_(default_energy_meters()) {
+  const int64_t batch = config.train().batch_size();
+  const int64_t micro =
+      config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
+  // Synthetic samples, fixed before timing so data generation is not measured as compute.
+  samples_.resize(static_cast<std::size_t>(micro * model_.input_size()));
+  RandomStream random(3, 0);
+  for (float& x : samples_) x = static_cast<float>(random.uniform());
+  run_.model_summary = model_.summary();
+  run_.optimizer = optimizer_->name();
+  run_.num_params = model_.num_params();
+  run_.shapes = step_gemms(model_, batch, micro);
+}
+
+double StepTimer::step(Shard shard, StepTimes& phases) {
+  const int64_t features = model_.input_size(), classes = model_.output_size();
+  const BatchSource source = [&](int64_t, int64_t n, Tensor& inputs, int32_t* labels) {
+    std::copy(samples_.begin(), samples_.begin() + n * features, inputs.data<float>());
+    for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % classes);
+  };
+  const auto start = Clock::now();
+  StepResult result =
+      step_.compute_gradients(next_step_, config_.train().batch_size(), shard, source);
+  const double lr =
+      lr_at(config_.optimizer().schedule(), config_.optimizer().lr(), next_step_, total_steps_);
+  step_.apply(static_cast<float>(lr), result.times);
+  ++next_step_;
+  phases.add(result.times);
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void StepTimer::run(int64_t count, bool measure) {
+  const Shard shard = shard_of(config_.train().batch_size(), comm_.rank(), comm_.size());
+  if (measure) start_meters(meters_);
+  for (int64_t i = 0; i < count; ++i) {
+    StepTimes phases;
+    const double seconds = step(shard, phases);
+    if (!measure) continue;
+    step_times_.push_back(seconds);
+    run_.phase_sum.add(phases);
+  }
+  if (measure) add_energy(run_.energy, stop_meters(meters_));
+}
+
+StepRun StepTimer::result() const {
+  StepRun run = run_;
+  run.p50 = percentile(step_times_, 0.5);
+  run.p99 = percentile(step_times_, 0.99);
+  return run;
+}
+
+}  // namespace dpt

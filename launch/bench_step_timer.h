@@ -1,0 +1,63 @@
+// The timed training step of `dpt bench step`: one precision's model, optimizer and TrainStep on
+// synthetic data of the config's shapes, run in blocks of steps so that two precisions can take
+// turns (on a shared machine both then see the same background load and their ratio means
+// something), with step-time percentiles, the phase split and energy of the measured steps.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "core/config.pb.h"
+#include "core/gemm.h"
+#include "core/model.h"
+#include "devices/cpu_device.h"
+#include "devices/energy.h"
+#include "launch/train_step.h"
+#include "optim/optimizer.h"
+
+namespace dpt {
+
+struct StepRun {
+  std::string model_summary, optimizer;
+  int64_t num_params = 0;
+  std::vector<GemmShape> shapes;  // the step's GEMMs
+  double p50 = 0, p99 = 0;        // seconds per step over the measured steps
+  StepTimes phase_sum;            // summed over the measured steps
+  std::vector<EnergyResult> energy;
+};
+
+// The value at quantile q in [0, 1] of `values` (nearest rank); values must not be empty.
+double percentile(std::vector<double> values, double q);
+
+class StepTimer {
+ public:
+  // A fresh model of `config` on a CpuDevice with `options`; `total_steps` sizes the LR schedule.
+  StepTimer(const proto::Config& config, const CpuDeviceOptions& options, Communicator& comm,
+            int64_t total_steps);
+  // Runs `count` steps with equal shares; when `measure`, records their times, phases and energy.
+  void run(int64_t count, bool measure);
+  // Runs one step computing `shard` of the global batch, recording nothing; returns its seconds
+  // and adds its phases to `phases`.
+  double step(Shard shard, StepTimes& phases);
+  // p50/p99 over every measured step so far (at least one).
+  StepRun result() const;
+
+ private:
+  const proto::Config& config_;
+  CpuDevice device_;
+  Model model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  TrainStep step_;
+  Communicator& comm_;
+  int64_t total_steps_;
+  std::vector<std::unique_ptr<EnergyMeter>> meters_;
+  std::vector<float> samples_;
+  int64_t next_step_ = 0;
+  std::vector<double> step_times_;
+  StepRun run_;
+};
+
+}  // namespace dpt
