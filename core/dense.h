@@ -25,6 +25,10 @@ class Dense : public Layer {
   void forward(const Tensor& input, Tensor& output, const Pass& pass) override;
   void backward(const Tensor& grad_output, Tensor* grad_input) override;
 
+  // The fused activation, if any (read by core/quantize).
+  const std::optional<ActivationSpec>& activation() const { return activation_; }
+  bool has_bias() const { return config_.bias(); }
+
  private:
   Device& device_;
   proto::DenseConfig config_;
