@@ -36,8 +36,8 @@ struct QuantParams {
 // whose inputs are all zero) gets scale 1. Throws kData when min or max is not finite.
 QuantParams choose_quant_params(float min, float max, proto::SignedInputs signed_inputs);
 
-// q[i] = clamp(round(x[i] / scale) + zero_point) for i < n, rounding half to even; `q` holds n
-// uint8_t (unsigned params) or int8_t (signed params).
+// q[i] = clamp(round(x[i] / scale) + zero_point) for i < n, rounding half to even (NaN gives the
+// lowest code); `q` holds n uint8_t (unsigned params) or int8_t (signed params).
 void quantize_values(const float* x, int64_t n, const QuantParams& params, void* q);
 
 // Per-output-channel symmetric int8 weights: row j of W [rows, cols] becomes
