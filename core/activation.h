@@ -33,6 +33,7 @@ class Activation : public Layer {
   std::string kind() const override { return activation_name(spec_.kind); }
   void forward(const Tensor& input, Tensor& output, const Pass& pass) override;
   void backward(const Tensor& grad_output, Tensor* grad_input) override;
+  const ActivationSpec& spec() const { return spec_; }
 
  private:
   ActivationSpec spec_;

@@ -36,6 +36,11 @@ void apply_override(proto::Config& config, const std::string& assignment);
 // `source_name` prefixes messages; locations are unknown here (use parse_config for those).
 void validate_config(const proto::Config& config, const std::string& source_name);
 
+// Checks the rules stated in config.proto for a QuantizeConfig; throws kConfig naming
+// "<source_name>: <path>.<field>". (Config does not hold one yet; `dpt compress` will.)
+void validate_quantize_config(const proto::QuantizeConfig& quantize, const std::string& source_name,
+                              const std::string& path = "compress.quantize");
+
 // Makes every default explicit: sets each unset singular scalar, enum and string to its default,
 // instantiates unset non-oneof messages, names every layer layer_name(), and picks sgd {} and a
 // constant {} schedule when no kind is set. Afterwards has_*() is true for all those fields, so

@@ -41,6 +41,7 @@ constexpr Range kAnyFinite{-kInf, true, kInf, true, "finite"};
 constexpr Range kChunkBytes{4096, false, kInf, false, ">= 4096"};
 constexpr Range kPositiveFraction{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAtLeastTen{10, false, kInf, false, ">= 10"};
+constexpr Range kPercentile{50, false, 100, false, "in [50, 100]"};
 
 // One message under validation: its path ("model.layer[2]"), its locations subtree (null when it
 // was not written in the file) and where the message itself was written.
@@ -91,6 +92,11 @@ std::string quoted(const std::string& text) {
 class Validator {
  public:
   explicit Validator(const Provenance& provenance) : provenance_(provenance) {}
+
+  // A QuantizeConfig on its own, named `path` in messages (until Config holds one).
+  void run_quantize(const proto::QuantizeConfig& quantize, const std::string& path) {
+    check_quantize(Node{&quantize, path, nullptr, {}}, quantize);
+  }
 
   void run(const proto::Config& config) {
     config_ = &config;
@@ -337,6 +343,12 @@ class Validator {
     }
   }
 
+  void check_quantize(const Node& node, const proto::QuantizeConfig& quantize) const {
+    check_int(node, "calibration_samples", quantize.calibration_samples(), kPositive);
+    check_float(node, "calibration_percentile",
+                static_cast<float>(quantize.calibration_percentile()), kPercentile);
+  }
+
   void check_train(const Node& node, const proto::TrainConfig& train) const {
     check_int(node, "batch_size", train.batch_size(), kPositive);
     const int64_t micro = train.micro_batch_size();
@@ -395,3 +407,13 @@ void validate_with_provenance(const proto::Config& config, const Provenance& pro
 }
 
 }  // namespace dpt::config_internal
+
+namespace dpt {
+
+void validate_quantize_config(const proto::QuantizeConfig& quantize, const std::string& source_name,
+                              const std::string& path) {
+  const config_internal::Provenance provenance{source_name};
+  config_internal::Validator(provenance).run_quantize(quantize, path);
+}
+
+}  // namespace dpt

@@ -30,6 +30,10 @@ class Dense : public Layer {
   void forward(const Tensor& input, Tensor& output, const Pass& pass) override;
   void backward(const Tensor& grad_output, Tensor* grad_input) override;
 
+  // The fused activation, if any (read by core/quantize).
+  const std::optional<ActivationSpec>& activation() const { return activation_; }
+  bool has_bias() const { return config_.bias(); }
+
  private:
   // The float32 GEMMs in bf16: z = x W^T; dW += dz^T x and dx = dz W.
   void forward_gemm_bf16(const Tensor& input, const Tensor& z, const Pass& pass);

@@ -1,4 +1,4 @@
-// dpt train, dpt eval and dpt data import-idx.
+// dpt train, dpt eval (fp32 weights or an int8 model file) and dpt data import-idx.
 #include "launch/commands.h"
 
 #include <fmt/core.h>
@@ -11,10 +11,12 @@
 #include "core/config.h"
 #include "core/dataset.h"
 #include "core/idx.h"
+#include "core/int8_file.h"
 #include "core/model.h"
 #include "devices/error.h"
 #include "launch/console.h"
 #include "launch/device_select.h"
+#include "launch/int8_eval.h"
 #include "launch/stop_signal.h"
 #include "launch/trace_writer.h"
 #include "launch/trainer.h"
@@ -93,13 +95,23 @@ int run_eval(const EvalArgs& args) {
       << args.config << ": data.test_path: required by dpt eval";
   DeviceChoice choice = select_device(config.device());
   Model model(*choice.device, config);
-  model.load_weights(args.weights);
+  // An int8 model file (core/int8_file.h) runs on the int8 path; anything else must be fp32
+  // weights (load_weights names the file and the format it found).
+  std::unique_ptr<Int8Model> int8;
+  if (is_int8_model_file(args.weights)) {
+    int8 = std::make_unique<Int8Model>(*choice.device, load_quantized_model(args.weights, model));
+  } else {
+    model.load_weights(args.weights);
+  }
   const Dataset test_set = load_dataset(config.data().test_path());
   check_dataset_fits(config, model, test_set);
-  EvalResult result = evaluate(model, test_set, normalization_from(config.data()),
-                               config.model().loss(), config.train().eval_batch_size());
-  fmt::print("test_loss {:.4f} test_accuracy {:.4f} ({} samples)\n", result.loss, result.accuracy,
-             result.samples);
+  const Normalization normalization = normalization_from(config.data());
+  const int64_t batch = config.train().eval_batch_size();
+  EvalResult result = int8 ? evaluate_int8(*int8, *choice.device, test_set, normalization,
+                                           config.model().loss(), batch)
+                           : evaluate(model, test_set, normalization, config.model().loss(), batch);
+  fmt::print("test_loss {:.4f} test_accuracy {:.4f} ({} samples{})\n", result.loss, result.accuracy,
+             result.samples, int8 ? ", int8" : "");
   return 0;
 }
 

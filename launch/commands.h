@@ -20,9 +20,11 @@ int run_train(const TrainArgs& args, const WorldInfo& world);
 
 struct EvalArgs {
   std::string config;
-  std::string weights;
+  std::string weights;  // fp32 weights (a run's model.h5) or an int8 model file
   std::vector<std::string> overrides;
 };
+// Prints "test_loss L test_accuracy A (N samples)", with ", int8" inside the parentheses when
+// `weights` is an int8 model file (detected by its format attribute).
 int run_eval(const EvalArgs& args);
 
 struct ImportIdxArgs {
@@ -66,5 +68,16 @@ struct TuneArgs {
 // dpt tune CONFIG: measures memory, throughput and (optionally) loss vs lr, writes a tuned config
 // that explains each choice (README "Tuning"). Every rank measures; rank 0 writes.
 int run_tune(const TuneArgs& args, const WorldInfo& world);
+struct BenchInferenceArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string weights;   // fp32 weights; empty: the config's random initialisation
+  int64_t batch = 1024;  // the large batch (throughput); latency is measured at batch 1
+  double seconds = 3.0;  // minimum timed seconds at each batch size
+  std::string json;      // write results here too when not empty
+};
+// dpt bench inference: fp32 vs int8 forward latency (batch 1, p50/p99) and throughput (large
+// batch), and plain fp32 / int8 GEMM rates at the model's shapes, all in one run.
+int run_bench_inference(const BenchInferenceArgs& args);
 
 }  // namespace dpt

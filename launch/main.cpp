@@ -80,7 +80,8 @@ void add_data(CLI::App& app, dpt::ImportIdxArgs& args) {
   cmd->add_option("--num-classes", args.num_classes, "Classes (default: max label + 1)");
 }
 
-void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm) {
+void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm,
+               dpt::BenchInferenceArgs& inference) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (print tables, optionally JSON)");
   bench->require_subcommand(1);
   auto* cmd = bench->add_subcommand("step", "Training step time vs plain sgemm of its shapes");
@@ -114,6 +115,19 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
       ->add_option("--algorithms", comm.algorithms, "Subset of: ring mpi native auto (default all)")
       ->check(CLI::IsMember({"ring", "mpi", "native", "auto"}));
   all_reduce->add_option("--json", comm.json, "Also write the results as JSON to this file");
+
+  auto* infer = bench->add_subcommand(
+      "inference", "fp32 vs int8 inference latency and throughput, and plain GEMM rates");
+  infer->add_option("config", inference.config, "Config file (.prototxt)")->required();
+  infer->add_option("--weights", inference.weights,
+                    "fp32 weights (calibrated on the training set); default: random weights "
+                    "calibrated on synthetic data");
+  infer->add_option("--batch", inference.batch, "Large batch for throughput")
+      ->capture_default_str();
+  infer->add_option("--seconds", inference.seconds, "Minimum timed seconds at each batch size")
+      ->capture_default_str();
+  infer->add_option("--set", inference.overrides, "Override a config field: a.b=value");
+  infer->add_option("--json", inference.json, "Also write the results as JSON to this file");
 }
 
 // dpt tune CONFIG [--out FILE] [--json FILE] [--set ...]
@@ -138,6 +152,7 @@ struct Args {
   dpt::BenchStepArgs bench_step;
   dpt::BenchCommArgs bench_comm;
   dpt::TuneArgs tune;
+  dpt::BenchInferenceArgs bench_inference;
 };
 
 int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
@@ -155,6 +170,9 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
+    }
+    if (app.get_subcommand("bench")->got_subcommand("inference")) {
+      return dpt::run_bench_inference(args.bench_inference);
     }
     return dpt::run_bench_step(args.bench_step);
   }
@@ -187,7 +205,7 @@ int main(int argc, char** argv) {
   add_trace(app, args.trace_merge);
   add_report(app, args.report);
   add_devices(app, args.devices);
-  add_bench(app, args.bench_step, args.bench_comm);
+  add_bench(app, args.bench_step, args.bench_comm, args.bench_inference);
   add_tune(app, args.tune);
   app.add_subcommand("version", "Print the version");
   try {

@@ -117,6 +117,24 @@ TEST_F(ArrayFileTest, OverwriteReplacesTheFile) {
   EXPECT_EQ(files_in_dir(), 1u);
 }
 
+TEST_F(ArrayFileTest, Int8ArraysRoundTripOnlyWhenAllowed) {
+  ArrayFile file;
+  Array codes{"int8/w", {2, 3}, {}, ArrayType::kI8, {-127, -1, 0, 1, 64, 127}};
+  file.arrays.push_back(codes);
+  file.arrays.push_back({"int8/scale", {2}, {0.5f, 2.0f}});
+  file.attributes["format"] = "test";
+  write_array_file(path_, file);
+  const ArrayFile read = read_array_file(path_, /*allow_int8=*/true);
+  ASSERT_EQ(read.arrays.size(), 2u);
+  EXPECT_EQ(read.arrays[0].type, ArrayType::kI8);
+  EXPECT_EQ(read.arrays[0].int8_values, codes.int8_values);
+  EXPECT_TRUE(read.arrays[0].values.empty());
+  EXPECT_EQ(read.arrays[1].values, (std::vector<float>{0.5f, 2.0f}));
+  EXPECT_EQ(read_array_file_attributes(path_).at("format"), "test");
+  // Float-only readers (weights, checkpoints) refuse it.
+  EXPECT_EQ(read_error(path_), path_ + ": int8/w is int8, want float32");
+}
+
 // Finds `needle` in the file, which must occur exactly once, and flips one byte inside it.
 void flip_byte_in(const std::string& path, const std::vector<float>& values) {
   const auto* begin = reinterpret_cast<const char*>(values.data());
