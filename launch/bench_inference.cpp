@@ -15,6 +15,7 @@
 #include "core/quantize.h"
 #include "core/random.h"
 #include "devices/error.h"
+#include "launch/bench.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
 #include "launch/inference_timing.h"
@@ -108,15 +109,17 @@ double argmax_agreement(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-int run_bench_inference(const BenchInferenceArgs& args) {
+nlohmann::json bench_inference(const BenchInferenceArgs& args, std::FILE* out) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.batch > 0 && args.seconds >= 0)
       << "--batch must be > 0 and --seconds >= 0";
-  const proto::Config config = load_config(args.config, args.overrides);
+  proto::Config config = load_config(args.config, args.overrides);
+  // The fp32 baseline is float32 matmuls even where device.precision would pick bf16 for training.
+  config.mutable_device()->set_precision(proto::FP32);
   DeviceChoice choice = select_device(config.device());
   DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
       << "dpt bench inference: int8 inference runs on the CPU only";
   Device& device = *choice.device;
-  fmt::print("{}\n", choice.reason);
+  fmt::print(out, "{}\n", choice.reason);
 
   Model model(device, config);
   const Normalization normalization = normalization_from(config.data());
@@ -168,14 +171,16 @@ int run_bench_inference(const BenchInferenceArgs& args) {
   const double agreement = argmax_agreement(model.forward(inputs, Pass{}), int8.forward(inputs));
 
   const double fp32_bytes = 4.0 * static_cast<double>(model.num_params());
-  fmt::print("model {} ({} params), weights fp32 {:.2f} MB, int8 {:.2f} MB ({:.2f}x smaller)\n",
+  fmt::print(out,
+             "model {} ({} params), weights fp32 {:.2f} MB, int8 {:.2f} MB ({:.2f}x smaller)\n",
              model.summary(), model.num_params(), fp32_bytes / 1e6, int8_bytes / 1e6,
              fp32_bytes / static_cast<double>(int8_bytes));
   fmt::print(
+      out,
       "calibrated on {} ({} samples); fp32 / int8 argmax agreement on the timed batch {:.2f}%\n",
       args.weights.empty() ? "synthetic data" : config.data().train_path(),
       std::min<int64_t>(calibration.size, options.calibration_samples), 100 * agreement);
-  fmt::print("{:<36}{:>12}{:>12}{:>10}\n", "", "fp32", "int8", "speedup");
+  fmt::print(out, "{:<36}{:>12}{:>12}{:>10}\n", "", "fp32", "int8", "speedup");
   nlohmann::json json = {{"config", args.config},
                          {"device", device.name()},
                          {"model", model.summary()},
@@ -187,7 +192,7 @@ int run_bench_inference(const BenchInferenceArgs& args) {
                          {"argmax_agreement", agreement}};
   auto row = [&](const std::string& label, const char* key, double fp32, double int8_value,
                  double speedup, const char* format) {
-    fmt::print("{:<36}{:>12}{:>12}{:>9.2f}x\n", label, fmt::format(format, fp32),
+    fmt::print(out, "{:<36}{:>12}{:>12}{:>9.2f}x\n", label, fmt::format(format, fp32),
                fmt::format(format, int8_value), speedup);
     json[key] = {{"fp32", fp32}, {"int8", int8_value}, {"speedup", speedup}};
   };
@@ -210,13 +215,18 @@ int run_bench_inference(const BenchInferenceArgs& args) {
         int8_rate / fp32_rate, "{:.1f}");
     const double fp32_share = gemm_times[kFp32][size].p50() / f[kFp32][size].p50();
     const double int8_share = gemm_times[kInt8][size].p50() / f[kInt8][size].p50();
-    fmt::print("{:<36}{:>11.0f}%{:>11.0f}%\n",
+    fmt::print(out, "{:<36}{:>11.0f}%{:>11.0f}%\n",
                fmt::format("  forward / plain GEMM rate, batch {}", b), 100 * fp32_share,
                100 * int8_share);
     json[size == 0 ? "forward_over_gemm_batch1" : "forward_over_gemm_large_batch"] = {
         {"fp32", fp32_share}, {"int8", int8_share}};
   }
   if (!args.json.empty()) write_json_file(args.json, json);
+  return json;
+}
+
+int run_bench_inference(const BenchInferenceArgs& args) {
+  bench_inference(args, stdout);
   return 0;
 }
 

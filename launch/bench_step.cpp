@@ -15,6 +15,7 @@
 #include "devices/cpu_info.h"
 #include "devices/energy.h"
 #include "devices/error.h"
+#include "launch/bench.h"
 #include "launch/bench_balance.h"
 #include "launch/bench_gemm.h"
 #include "launch/bench_step_timer.h"
@@ -56,13 +57,14 @@ json energy_json(const std::vector<EnergyResult>& energy, double steps, int64_t 
   return out;
 }
 
-void print_row(const std::string& label, const std::string& fp32, const std::string& bf16) {
-  fmt::print("{:<44}{:>16}{:>16}\n", label, fp32, bf16);
+void print_row(std::FILE* out, const std::string& label, const std::string& fp32,
+               const std::string& bf16) {
+  fmt::print(out, "{:<44}{:>16}{:>16}\n", label, fp32, bf16);
 }
 
 }  // namespace
 
-int run_bench_step(const BenchStepArgs& args) {
+json bench_step(const BenchStepArgs& args, std::FILE* out) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.steps > 0 && args.warmup >= 0)
       << "--steps must be > 0 and --warmup >= 0";
   const proto::Config config = load_config(args.config, args.overrides);
@@ -70,7 +72,7 @@ int run_bench_step(const BenchStepArgs& args) {
   DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
       << "dpt bench step: only the CPU device is supported by this build";
   const auto& cpu = static_cast<const CpuDevice&>(*choice.device);
-  fmt::print("{}\n{}\n", choice.reason, choice.precision_reason);
+  fmt::print(out, "{}\n{}\n", choice.reason, choice.precision_reason);
 
   const std::vector<std::string> bf16_cpu = bf16_features(detect_cpu());
   const std::string bf16_na =
@@ -105,9 +107,9 @@ int run_bench_step(const BenchStepArgs& args) {
   const double flops = gemm_flops(shapes);
   const double n = static_cast<double>(args.steps);
   const std::string in_use = matmul_precision_name(cpu.matmul_precision());
-  fmt::print("model {} ({} params), batch {} (micro {}), {} optimizer, {} steps after {} warmup\n",
-             fp32.model_summary, fp32.num_params, batch, micro, fp32.optimizer, args.steps,
-             args.warmup);
+  fmt::print(
+      out, "model {} ({} params), batch {} (micro {}), {} optimizer, {} steps after {} warmup\n",
+      fp32.model_summary, fp32.num_params, batch, micro, fp32.optimizer, args.steps, args.warmup);
 
   json json_out = {{"config", args.config},       {"device", choice.device->name()},
                    {"model", fp32.model_summary}, {"num_params", fp32.num_params},
@@ -116,25 +118,26 @@ int run_bench_step(const BenchStepArgs& args) {
                    {"precision_in_use", in_use}};
   auto run_json = [&](const StepRun& run) {
     return json{
-        {"step_time_p50_ms", run.p50 * 1e3},        {"step_time_p99_ms", run.p99 * 1e3},
-        {"samples_per_s", batch / run.p50},         {"step_gflops", flops / run.p50 / 1e9},
-        {"phase_ms", phase_json(run.phase_sum, n)}, {"energy", energy_json(run.energy, n, batch)}};
+        {"step_time_p50_ms", run.p50 * 1e3},          {"step_time_p95_ms", run.p95 * 1e3},
+        {"step_time_p99_ms", run.p99 * 1e3},          {"samples_per_s", batch / run.p50},
+        {"step_gflops", flops / run.p50 / 1e9},       {"phase_ms", phase_json(run.phase_sum, n)},
+        {"energy", energy_json(run.energy, n, batch)}};
   };
   json_out["fp32"] = run_json(fp32);
   json_out["bf16"] = bf16 ? run_json(*bf16) : json{{"na", bf16_na.substr(5)}};
 
   // One column per precision; the bf16 column says n/a and why where the CPU lacks it.
   auto cell = [&](auto value) { return bf16 ? value(*bf16) : std::string("n/a"); };
-  print_row("", in_use == "fp32" ? "fp32 (in use)" : "fp32",
+  print_row(out, "", in_use == "fp32" ? "fp32 (in use)" : "fp32",
             in_use == "bf16" ? "bf16 (in use)" : "bf16");
   auto times = [](const StepRun& r) {
     return fmt::format("{:.2f} / {:.2f}", r.p50 * 1e3, r.p99 * 1e3);
   };
   auto samples = [&](const StepRun& r) { return fmt::format("{:.0f}", batch / r.p50); };
   auto gflops = [&](const StepRun& r) { return fmt::format("{:.1f}", flops / r.p50 / 1e9); };
-  print_row("training step p50 / p99 (ms)", times(fp32), cell(times));
-  print_row("samples/s", samples(fp32), cell(samples));
-  print_row("step GFLOP/s (GEMM flops / p50)", gflops(fp32), cell(gflops));
+  print_row(out, "training step p50 / p99 (ms)", times(fp32), cell(times));
+  print_row(out, "samples/s", samples(fp32), cell(samples));
+  print_row(out, "step GFLOP/s (GEMM flops / p50)", gflops(fp32), cell(gflops));
   const char* phases[] = {"data",      "forward",   "backward + loss",
                           "grad sync", "grad norm", "optimizer"};
   for (int phase = 0; phase < 6; ++phase) {
@@ -144,22 +147,22 @@ int run_bench_step(const BenchStepArgs& args) {
                                t.sync_s, t.norm_s,    t.optimizer_s};
       return fmt::format("{:.2f}", values[phase] / n * 1e3);
     };
-    print_row(fmt::format("  {} (ms/step)", phases[phase]), ms(fp32), cell(ms));
+    print_row(out, fmt::format("  {} (ms/step)", phases[phase]), ms(fp32), cell(ms));
   }
   bool measured = false;
   for (std::size_t i = 0; i < fp32.energy.size(); ++i) {
     const EnergyResult& e = fp32.energy[i];
     measured = measured || e.measured;
-    print_row("energy J/step / J/sample, " + e.meter, energy_cell(e, n, batch),
+    print_row(out, "energy J/step / J/sample, " + e.meter, energy_cell(e, n, batch),
               bf16 ? energy_cell(bf16->energy[i], n, batch) : "n/a");
   }
-  fmt::print("{}{}\n", measured ? "fp32 " : "", energy_summary(fp32.energy));
-  if (bf16 && measured) fmt::print("bf16 {}\n", energy_summary(bf16->energy));
+  fmt::print(out, "{}{}\n", measured ? "fp32 " : "", energy_summary(fp32.energy));
+  if (bf16 && measured) fmt::print(out, "bf16 {}\n", energy_summary(bf16->energy));
   if (bf16) {
     json_out["bf16_step_speedup"] = fp32.p50 / bf16->p50;
-    fmt::print("bf16 step speedup (fp32 p50 / bf16 p50): {:.2f}x\n", fp32.p50 / bf16->p50);
+    fmt::print(out, "bf16 step speedup (fp32 p50 / bf16 p50): {:.2f}x\n", fp32.p50 / bf16->p50);
   } else {
-    fmt::print("bf16 rows: {}\n", bf16_na);
+    fmt::print(out, "bf16 rows: {}\n", bf16_na);
   }
 
   // oneDNN's sgemm and bf16 matmul take turns (their ratio is the point); OpenBLAS runs after.
@@ -177,7 +180,7 @@ int run_bench_step(const BenchStepArgs& args) {
     const double gemm_gflops = flops / seconds / 1e9;
     const bool used = library == cpu.gemm_library();
     const double ratio = flops / fp32.p50 / 1e9 / gemm_gflops;
-    fmt::print("{:<44}{:>10.1f}   fp32 step/sgemm {:.1f}%{}\n",
+    fmt::print(out, "{:<44}{:>10.1f}   fp32 step/sgemm {:.1f}%{}\n",
                fmt::format("plain sgemm, same shapes, {}", cpu_gemm_library_name(library)),
                gemm_gflops, 100.0 * ratio, used ? "  <- sgemm library in use" : "");
     json_out["sgemm"][cpu_gemm_library_name(library)] = {
@@ -186,7 +189,7 @@ int run_bench_step(const BenchStepArgs& args) {
   if (bf16) {
     const double gemm_gflops = flops / turns.bf16_s / 1e9;
     const double ratio = flops / bf16->p50 / 1e9 / gemm_gflops;
-    fmt::print("{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x oneDNN sgemm ({})\n",
+    fmt::print(out, "{:<44}{:>10.1f}   bf16 step/matmul {:.1f}%, {:.2f}x oneDNN sgemm ({})\n",
                "plain bf16 matmul, same shapes", gemm_gflops, 100.0 * ratio,
                turns.sgemm_s / turns.bf16_s, turns.implementation);
     json_out["bf16_matmul"] = {{"gflops", gemm_gflops},
@@ -194,7 +197,8 @@ int run_bench_step(const BenchStepArgs& args) {
                                {"over_onednn_sgemm", turns.sgemm_s / turns.bf16_s},
                                {"implementation", turns.implementation}};
   } else {
-    fmt::print("{:<44}{:>10}   {}\n", "plain bf16 matmul, same shapes", "n/a", bf16_na.substr(5));
+    fmt::print(out, "{:<44}{:>10}   {}\n", "plain bf16 matmul, same shapes", "n/a",
+               bf16_na.substr(5));
     json_out["bf16_matmul"] = {{"na", bf16_na.substr(5)}};
   }
   if (comm->size() > 1 && config.comm().balance() == proto::BALANCE_THROUGHPUT) {
@@ -204,6 +208,11 @@ int run_bench_step(const BenchStepArgs& args) {
   }
   // Under mpirun every rank has its own numbers; rank 0's are written.
   if (!args.json.empty() && comm->rank() == 0) write_json_file(args.json, json_out);
+  return json_out;
+}
+
+int run_bench_step(const BenchStepArgs& args) {
+  bench_step(args, stdout);
   return 0;
 }
 

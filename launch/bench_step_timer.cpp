@@ -91,6 +91,7 @@ void StepTimer::run(int64_t count, bool measure) {
 StepRun StepTimer::result() const {
   StepRun run = run_;
   run.p50 = percentile(step_times_, 0.5);
+  run.p95 = percentile(step_times_, 0.95);
   run.p99 = percentile(step_times_, 0.99);
   return run;
 }

@@ -23,9 +23,9 @@ namespace dpt {
 struct StepRun {
   std::string model_summary, optimizer;
   int64_t num_params = 0;
-  std::vector<GemmShape> shapes;  // the step's GEMMs
-  double p50 = 0, p99 = 0;        // seconds per step over the measured steps
-  StepTimes phase_sum;            // summed over the measured steps
+  std::vector<GemmShape> shapes;     // the step's GEMMs
+  double p50 = 0, p95 = 0, p99 = 0;  // seconds per step over the measured steps
+  StepTimes phase_sum;               // summed over the measured steps
   std::vector<EnergyResult> energy;
 };
 

@@ -8,6 +8,7 @@
 
 #include "devices/error.h"
 #include "launch/bench_comm.h"
+#include "launch/bench_report.h"
 #include "launch/commands.h"
 #include "launch/devices_command.h"
 #include "launch/report.h"
@@ -130,6 +131,28 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
   infer->add_option("--json", inference.json, "Also write the results as JSON to this file");
 }
 
+// dpt bench report CONFIG [--out DIR] ...: added under the `bench` subcommand made by add_bench.
+void add_bench_report(CLI::App& app, dpt::BenchReportArgs& args) {
+  auto* cmd = app.get_subcommand("bench")->add_subcommand(
+      "report",
+      "One evaluation of this hardware for this model: compute, training, "
+      "communication, power, inference (table, CSV, JSON)");
+  cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
+  cmd->add_option("--set", args.overrides, "Override a config field: a.b=value (repeatable)");
+  cmd->add_option("--out", args.out, "Directory for report.txt, report.csv, report.json")
+      ->capture_default_str();
+  cmd->add_option("--warmup", args.warmup, "Untimed training steps per precision")
+      ->capture_default_str();
+  cmd->add_option("--steps", args.steps, "Timed training steps per precision")
+      ->capture_default_str();
+  cmd->add_option("--inference-seconds", args.inference_seconds,
+                  "Minimum timed seconds per inference batch size")
+      ->capture_default_str();
+  cmd->add_option("--accuracy-epochs", args.accuracy_epochs,
+                  "Train float32 and bf16 this many epochs and compare test accuracy (0: skip)")
+      ->capture_default_str();
+}
+
 // dpt tune CONFIG [--out FILE] [--json FILE] [--set ...]
 void add_tune(CLI::App& app, dpt::TuneArgs& args) {
   auto* cmd = app.add_subcommand(
@@ -153,6 +176,7 @@ struct Args {
   dpt::BenchCommArgs bench_comm;
   dpt::TuneArgs tune;
   dpt::BenchInferenceArgs bench_inference;
+  dpt::BenchReportArgs bench_report;
 };
 
 int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
@@ -170,6 +194,9 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
   if (app.got_subcommand("bench")) {
     if (app.get_subcommand("bench")->got_subcommand("comm")) {
       return dpt::run_bench_comm(args.bench_comm, world);
+    }
+    if (app.get_subcommand("bench")->got_subcommand("report")) {
+      return dpt::run_bench_report(args.bench_report, world);
     }
     if (app.get_subcommand("bench")->got_subcommand("inference")) {
       return dpt::run_bench_inference(args.bench_inference);
@@ -206,6 +233,7 @@ int main(int argc, char** argv) {
   add_report(app, args.report);
   add_devices(app, args.devices);
   add_bench(app, args.bench_step, args.bench_comm, args.bench_inference);
+  add_bench_report(app, args.bench_report);
   add_tune(app, args.tune);
   app.add_subcommand("version", "Print the version");
   try {

@@ -60,3 +60,21 @@ weights_match() {
     END { printf "  %d values, worst relative difference %.3g\n", n, worst
           exit !(n > 500 && worst < 2e-5) }'
 }
+
+# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND (output in out.txt) and counts it in
+# $passed when it exits with CODE and PATTERN (extended regex) is in its output, else in $failed
+# with the tail of the output.
+expect() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  "$@" >out.txt 2>&1
+  local got=$?
+  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt; then
+    passed=$((passed + 1))
+    echo "ok $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
+    sed 's/^/  | /' out.txt | tail -8
+  fi
+}

@@ -13,21 +13,6 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 passed=0
 failed=0
-# expect NAME CODE PATTERN -- COMMAND...: exit code CODE and PATTERN (extended regex) in the output.
-expect() {
-  local name=$1 code=$2 pattern=$3
-  shift 4
-  "$@" >out.txt 2>&1
-  local got=$?
-  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt; then
-    passed=$((passed + 1))
-    echo "ok $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
-    sed 's/^/  | /' out.txt | tail -8
-  fi
-}
 
 synthetic_dataset "$dpt" data.h5 400 4 4 3
 small_mlp_config data.h5 16 60 >cfg.prototxt
