@@ -78,3 +78,25 @@ expect() {
     sed 's/^/  | /' out.txt | tail -8
   fi
 }
+
+# begin_test DPT: the common start of the shell tests. Sets $dpt (absolute path of the binary),
+# makes a fresh working directory ($work, removed on exit) and enters it, lets mpirun run as
+# root, sets $mpi (mpirun over shared memory and TCP, oversubscribed) and zeroes $passed/$failed.
+begin_test() {
+  dpt=$(realpath "$1")
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cd "$work" || exit 1
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  mpi=(mpirun --oversubscribe --mca btl self,vader,tcp)
+  passed=0
+  failed=0
+}
+
+# pass / fail MESSAGE: count a check; fail prints MESSAGE and the tail of out.txt.
+pass() { passed=$((passed + 1)); }
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL $*"
+  sed 's/^/  | /' out.txt | tail -8
+}

@@ -6,13 +6,8 @@
 # `dpt compress` command that writes them from the CLI lives in another change).
 # Usage: int8_cli_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
 source "$(dirname "$0")/../test_lib.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0
-failed=0
+begin_test "$1"
 
 synthetic_dataset "$dpt" data.h5 400 4 4 3
 small_mlp_config data.h5 16 60 >cfg.prototxt

@@ -6,14 +6,8 @@
 # config errors (exit 2); under mpirun 2 ranks tune together and the result trains on 2 workers.
 # Usage: tune_cli_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
 source "$(dirname "$0")/../test_lib.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-passed=0
-failed=0
+begin_test "$1"
 check() {  # check NAME COMMAND...: passes when the command succeeds
   local name=$1
   shift

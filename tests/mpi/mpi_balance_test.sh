@@ -8,21 +8,8 @@
 #   - `dpt bench step` times equal and balanced shares in one run and writes both to its JSON.
 # Usage: mpi_balance_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
 source "$(dirname "$0")/../test_lib.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi=(mpirun --oversubscribe --mca btl self,vader,tcp)
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $*"
-  sed 's/^/  | /' out.txt | tail -8
-}
+begin_test "$1"
 
 synthetic_dataset "$dpt" data.h5 600 4 4 5
 small_mlp_config data.h5 60 20 >cfg.prototxt

@@ -7,21 +7,8 @@
 #   - a deliberately slowed rank is named by the straggler report.
 # Usage: mpi_train_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
 source "$(dirname "$0")/../test_lib.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi=(mpirun --oversubscribe --mca btl self,vader,tcp)
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $*"
-  sed 's/^/  | /' out.txt | tail -8
-}
+begin_test "$1"
 
 # Synthetic data: 600 samples of 16 features, 4 classes, written through dpt's IDX import.
 synthetic_dataset "$dpt" data.h5 600 4 4 5
