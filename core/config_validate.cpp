@@ -120,6 +120,7 @@ class Validator {
     check_float(monitor, "straggler_threshold",
                 static_cast<float>(config.monitor().straggler_threshold()), kAboveOne);
     check_int(child(root, "trace"), "max_steps", config.trace().max_steps(), kNonNegative);
+    check_compress(child(root, "compress"), config.compress());
     check_tune(child(root, "tune"), config.tune());
   }
 
@@ -259,6 +260,18 @@ class Validator {
     check_int(node, "every_epochs", checkpoint.every_epochs(), kNonNegative);
     check_int(node, "keep_last", checkpoint.keep_last(), kPositive);
     check_int(node, "keep_every_steps", checkpoint.keep_every_steps(), kNonNegative);
+  }
+
+  void check_compress(const Node& node, const proto::CompressConfig& compress) const {
+    const Node prune = child(node, "prune");
+    check_float(prune, "sparsity", compress.prune().sparsity(), kDecay);
+    check_int(prune, "iterations", compress.prune().iterations(), kPositive);
+    check_int(prune, "finetune_steps", compress.prune().finetune_steps(), kNonNegative);
+    check_int(node, "eval_samples", compress.eval_samples(), kNonNegative);
+    check_int(node, "latency_repeats", compress.latency_repeats(), kPositive);
+    check_int(node, "latency_warmup", compress.latency_warmup(), kNonNegative);
+    check_int(node, "throughput_batch", compress.throughput_batch(), kPositive);
+    check_int(node, "throughput_repeats", compress.throughput_repeats(), kPositive);
   }
 
   void check_dense(const Node& node, const proto::DenseConfig& dense) const {

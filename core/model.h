@@ -46,6 +46,7 @@ class Model {
   std::string summary() const;
 
   Tensor& params() { return params_; }
+  const Tensor& params() const { return params_; }
   Tensor& grads() { return grads_; }
   std::vector<NamedParam> named_params() const;
 

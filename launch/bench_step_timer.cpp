@@ -29,12 +29,6 @@ void add_energy(std::vector<EnergyResult>& total, const std::vector<EnergyResult
 
 }  // namespace
 
-double percentile(std::vector<double> values, double q) {
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
 StepTimer::StepTimer(const proto::Config& config, const CpuDeviceOptions& options,
                      Communicator& comm, int64_t total_steps)
     : config_(config),

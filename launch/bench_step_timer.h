@@ -15,6 +15,7 @@
 #include "core/model.h"
 #include "devices/cpu_device.h"
 #include "devices/energy.h"
+#include "launch/stats.h"
 #include "launch/train_step.h"
 #include "optim/optimizer.h"
 
@@ -28,9 +29,6 @@ struct StepRun {
   StepTimes phase_sum;               // summed over the measured steps
   std::vector<EnergyResult> energy;
 };
-
-// The value at quantile q in [0, 1] of `values` (nearest rank); values must not be empty.
-double percentile(std::vector<double> values, double q);
 
 class StepTimer {
  public:

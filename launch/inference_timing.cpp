@@ -1,20 +1,15 @@
 // The forward-pass timing loop (see inference_timing.h), on the steady clock.
 #include "launch/inference_timing.h"
 
+#include "launch/stats.h"
+
 #include <algorithm>
 #include <chrono>
 
 namespace dpt {
 
-double quantile(std::vector<double> values, double q) {
-  if (values.empty()) return 0.0;
-  std::sort(values.begin(), values.end());
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-double Timing::p50() const { return quantile(seconds, 0.5); }
-double Timing::p99() const { return quantile(seconds, 0.99); }
+double Timing::p50() const { return percentile(seconds, 0.5); }
+double Timing::p99() const { return percentile(seconds, 0.99); }
 
 std::vector<Timing> time_alternating(const std::vector<Forward>& candidates, int64_t batch,
                                      const TimingOptions& options) {

@@ -31,7 +31,4 @@ using Forward = std::function<void(int64_t batch)>;
 std::vector<Timing> time_alternating(const std::vector<Forward>& candidates, int64_t batch,
                                      const TimingOptions& options);
 
-// The q-quantile (q in [0, 1]) of `values` by nearest rank; 0 when empty.
-double quantile(std::vector<double> values, double q);
-
 }  // namespace dpt

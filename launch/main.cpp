@@ -10,6 +10,7 @@
 #include "launch/bench_comm.h"
 #include "launch/bench_report.h"
 #include "launch/commands.h"
+#include "launch/compress_command.h"
 #include "launch/devices_command.h"
 #include "launch/report.h"
 #include "launch/world.h"
@@ -69,6 +70,19 @@ void add_eval(CLI::App& app, dpt::EvalArgs& args) {
   cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
   cmd->add_option("--weights", args.weights, "Weights file (a run's model.h5)")->required();
   cmd->add_option("--set", args.overrides, "Override a config field: a.b=value (repeatable)");
+}
+
+// dpt compress CONFIG --weights W --out OUT [--run-dir DIR] [--set k=v]... [--json FILE]
+void add_compress(CLI::App& app, dpt::CompressArgs& args) {
+  auto* cmd = app.add_subcommand(
+      "compress", "Prune trained weights (config compress.prune) and compare before vs after");
+  cmd->add_option("config", args.config, "Config file (.prototxt)")->required();
+  cmd->add_option("--weights", args.weights, "Weights file (a run's model.h5)")->required();
+  cmd->add_option("--out", args.out, "Compressed weights file to write")->required();
+  cmd->add_option("--run-dir", args.run_dir,
+                  "Fine-tuning runs and the one-shot model (default: OUT's stem + _finetune)");
+  cmd->add_option("--set", args.overrides, "Override a config field: a.b=value (repeatable)");
+  cmd->add_option("--json", args.json, "Also write the table as JSON to this file");
 }
 
 void add_data(CLI::App& app, dpt::ImportIdxArgs& args) {
@@ -167,6 +181,7 @@ void add_tune(CLI::App& app, dpt::TuneArgs& args) {
 struct Args {
   dpt::TrainArgs train;
   dpt::EvalArgs eval;
+  dpt::CompressArgs compress;
   dpt::ImportIdxArgs import;
   dpt::CheckpointArgs checkpoint;
   dpt::TraceMergeArgs trace_merge;
@@ -182,6 +197,7 @@ struct Args {
 int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
   if (app.got_subcommand("train")) return dpt::run_train(args.train, world);
   if (app.got_subcommand("eval")) return dpt::run_eval(args.eval);
+  if (app.got_subcommand("compress")) return dpt::run_compress(args.compress, world);
   if (app.got_subcommand("data")) return dpt::run_import_idx(args.import);
   if (CLI::App* cmd = app.get_subcommand("checkpoint"); cmd->parsed()) {
     return cmd->got_subcommand("inspect") ? dpt::run_checkpoint_inspect(args.checkpoint)
@@ -227,6 +243,7 @@ int main(int argc, char** argv) {
   Args args;
   add_train(app, args.train);
   add_eval(app, args.eval);
+  add_compress(app, args.compress);
   add_data(app, args.import);
   add_checkpoint(app, args.checkpoint);
   add_trace(app, args.trace_merge);

@@ -30,6 +30,7 @@ constexpr const char* kMayChange[] = {
     "data.test_path",
     "device",
     "comm",
+    "compress",
     "checkpoint",
     "fault_injection",
     "monitor",

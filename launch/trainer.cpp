@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -196,6 +197,13 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   check_dataset_fits(config, model, train_set);
   if (test_set) check_dataset_fits(config, model, *test_set);
   check_same_run(comm, config, model, train_set, test_set ? &*test_set : nullptr);
+  if (options.initial_params != nullptr) {
+    DPT_CHECK(static_cast<int64_t>(options.initial_params->size()) == model.num_params())
+        << "initial parameters: " << options.initial_params->size() << " values for a model of "
+        << model.num_params();
+    std::copy(options.initial_params->begin(), options.initial_params->end(),
+              model.params().data<float>());
+  }
   // Initialisation is seeded and identical everywhere; broadcasting makes it so by construction.
   comm.broadcast(model.params().raw(), static_cast<std::size_t>(model.num_params()), DType::kF32,
                  0);
@@ -347,6 +355,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       } else {
         consecutive_skips = 0;
         train_step.apply(static_cast<float>(lr), result.times);
+        if (options.after_update) options.after_update(model.params());
         window_loss += result.loss;
         summary.final_loss = result.loss;
         ++window_steps;
@@ -437,6 +446,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
 
   summary.steps = step;
   summary.seconds = seconds_since(start);
+  if (options.final_params != nullptr) {
+    const float* values = model.params().data<float>();
+    options.final_params->assign(values, values + model.num_params());
+  }
   if (writer) {
     model.save_weights(run_dir + "/model.h5", {{"config", config_to_text(config)},
                                                {"name", config.name()},

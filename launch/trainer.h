@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "core/config.pb.h"
@@ -82,6 +83,16 @@ struct TrainOptions {
   // Polled on every rank before each step; true on any rank makes every rank stop after that
   // step, save a checkpoint (checkpoint.on_signal) and return with TrainSummary::stopped.
   std::function<bool()> stop_requested;
+  // Start from these parameters (the model's flat order, num_params floats) instead of the seeded
+  // initialisation, e.g. to fine-tune saved weights; null: initialise. A checkpoint that is
+  // resumed from takes precedence. Rank 0's values are broadcast to every rank.
+  const std::vector<float>* initial_params = nullptr;
+  // Called on every rank after each optimizer update with the flat parameter buffer, e.g. to hold
+  // pruned weights at zero. Must change every rank's parameters the same way.
+  std::function<void(Tensor& params)> after_update;
+  // When set, receives the parameters at the end of training (flat, model order), on every rank;
+  // untouched when the run stops early on request.
+  std::vector<float>* final_params = nullptr;
 };
 
 // Trains `config` (validated) on `device` as rank comm.rank() of comm.size() workers; rank 0

@@ -4,7 +4,8 @@
 #   - a rank that throws, exits, hangs (in code, or stopped with SIGSTOP) or is killed with
 #     SIGKILL ends the whole job non-zero within the collective timeout, naming the rank;
 #   - ranks started with different configs are refused before training, naming rank and field;
-#   - a deliberately slowed rank is named by the straggler report.
+#   - a deliberately slowed rank is named by the straggler report;
+#   - dpt compress (pruning with fine-tuning) on 2 ranks gives the 1-process model.
 # Usage: mpi_train_test.sh path/to/dpt
 set -u
 source "$(dirname "$0")/../test_lib.sh"
@@ -149,6 +150,20 @@ expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimi
   -np 1 "$dpt" train cfg.prototxt --run-dir d --set optimizer.lr=0.02
 expect_failure "batch not divisible" "train.batch_size: 60 is not divisible by the 7 workers" 30 -- \
   "${mpi[@]}" -np 7 "$dpt" train cfg.prototxt --run-dir d
+
+# 7. dpt compress fine-tunes through the same trainer: 2 ranks give the 1-process pruned model.
+prune=(--set compress.prune.sparsity=0.8 --set compress.prune.iterations=2
+  --set compress.prune.finetune_steps=10 --set compress.latency_repeats=5
+  --set compress.throughput_batch=32 --set compress.throughput_repeats=2)
+if "$dpt" compress cfg.prototxt --weights one/model.h5 --out c1.h5 "${prune[@]}" >out.txt 2>&1 &&
+  "${mpi[@]}" -np 2 "$dpt" compress cfg.prototxt --weights one/model.h5 --out c2.h5 \
+    "${prune[@]}" >out.txt 2>&1 && grep -q "^unstructured 80% + fine-tune" out.txt &&
+  weights_match c1.h5 c2.h5; then
+  echo "ok compress under mpirun"
+  pass
+else
+  fail "compress under mpirun"
+fi
 
 echo "mpi_train: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -518,7 +518,8 @@ TEST(ConfigTest, OverrideErrors) {
        "adam, adamw, schedule, clip_grad_norm)"},
       {"modle.input_size=3",
        "--set modle.input_size=3: no field \"modle\" in dpt.proto.Config (fields: name, model, "
-       "data, optimizer, train, device, comm, fault_injection, checkpoint, monitor, trace, tune)"},
+       "data, optimizer, train, device, comm, fault_injection, checkpoint, monitor, trace, "
+       "compress, tune)"},
       {"train.batch_size=abc",
        "--set train.batch_size=abc: train.batch_size: Expected integer, got: abc (got \"abc\")"},
       {"train.epochs=1 2", "--set train.epochs=1 2: train.epochs: not a valid value (got \"1 2\")"},
@@ -592,6 +593,52 @@ TEST(ConfigTest, ValidationBlamesTheOverrideThatSetTheValue) {
   const proto::Config config =
       parse_config(kFull, "cfg.prototxt", {"model.layer[4]={dense {units: 2}}"});
   EXPECT_EQ(config.model().layer(4).name(), "dense4");
+}
+
+TEST(ConfigTest, CompressRulesNameTheField) {
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.sparsity=1.5"}),
+            "--set compress.prune.sparsity=1.5: compress.prune.sparsity: must be in [0, 1) (got "
+            "1.5)");
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.sparsity=1"}),
+            "--set compress.prune.sparsity=1: compress.prune.sparsity: must be in [0, 1) (got 1)");
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.sparsity=-0.1"}),
+            "--set compress.prune.sparsity=-0.1: compress.prune.sparsity: must be in [0, 1) (got "
+            "-0.1)");
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.iterations=0"}),
+            "--set compress.prune.iterations=0: compress.prune.iterations: must be > 0 (got 0)");
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.finetune_steps=-1"}),
+            "--set compress.prune.finetune_steps=-1: compress.prune.finetune_steps: must be >= 0 "
+            "(got -1)");
+  EXPECT_EQ(parse_error(kFull, {"compress.eval_samples=-5"}),
+            "--set compress.eval_samples=-5: compress.eval_samples: must be >= 0 (got -5)");
+  EXPECT_EQ(parse_error(kFull, {"compress.latency_repeats=0"}),
+            "--set compress.latency_repeats=0: compress.latency_repeats: must be > 0 (got 0)");
+  EXPECT_EQ(parse_error(kFull, {"compress.latency_warmup=-1"}),
+            "--set compress.latency_warmup=-1: compress.latency_warmup: must be >= 0 (got -1)");
+  EXPECT_EQ(parse_error(kFull, {"compress.throughput_batch=0"}),
+            "--set compress.throughput_batch=0: compress.throughput_batch: must be > 0 (got 0)");
+  EXPECT_EQ(parse_error(kFull, {"compress.throughput_repeats=0"}),
+            "--set compress.throughput_repeats=0: compress.throughput_repeats: must be > 0 (got "
+            "0)");
+  EXPECT_EQ(parse_error(kFull, {"compress.prune.structure=SIDEWAYS"})
+                .find("--set compress.prune.structure=SIDEWAYS: "),
+            0u);
+  // From the file: the line and column of the value.
+  EXPECT_EQ(parse_error(std::string(kFull) + "compress { prune { sparsity: 2 } }\n"),
+            "cfg.prototxt:19:20: compress.prune.sparsity: must be in [0, 1) (got 2)");
+  // Defaults: nothing pruned, one round, no fine-tuning.
+  const proto::Config config = parse_config(kFull, "cfg.prototxt");
+  EXPECT_EQ(config.compress().prune().sparsity(), 0.0f);
+  EXPECT_EQ(config.compress().prune().structure(), proto::UNSTRUCTURED);
+  EXPECT_EQ(config.compress().prune().iterations(), 1);
+  EXPECT_EQ(config.compress().prune().finetune_steps(), 0);
+  const proto::Config set = parse_config(
+      kFull, "cfg.prototxt",
+      {"compress.prune={sparsity: 0.8 structure: STRUCTURED iterations: 3 finetune_steps: 500}"});
+  EXPECT_FLOAT_EQ(set.compress().prune().sparsity(), 0.8f);
+  EXPECT_EQ(set.compress().prune().structure(), proto::STRUCTURED);
+  EXPECT_EQ(set.compress().prune().iterations(), 3);
+  EXPECT_EQ(set.compress().prune().finetune_steps(), 500);
 }
 
 TEST(ConfigTest, ConfigToTextRoundTrips) {

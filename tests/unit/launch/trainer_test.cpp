@@ -130,6 +130,40 @@ TEST_F(TrainerTest, LossFallsAndTheRunDirectoryIsComplete) {
   EXPECT_EQ(parse_config(text, "copy").SerializeAsString(), cfg.SerializeAsString());
 }
 
+TEST_F(TrainerTest, StartsFromGivenParametersCallsAfterUpdateAndHandsBackTheResult) {
+  // Tiny lr: the final weights stay next to where training started.
+  const proto::Config cfg = config("optimizer.lr=1e-6 train.max_steps=6");
+  Model fresh(device_, cfg);
+  const float* init = fresh.params().data<float>();
+  std::vector<float> start(init, init + fresh.num_params());
+  for (float& value : start) value += 1.0f;  // far from the seeded initialisation
+  std::vector<float> final_params;
+  int calls = 0;
+  TrainOptions options;
+  options.initial_params = &start;
+  options.final_params = &final_params;
+  options.after_update = [&](Tensor& params) {
+    ++calls;
+    params.data<float>()[0] = 7.0f;  // what the hook writes is what training goes on with
+  };
+  TrainListener quiet;
+  auto comm = make_communicator(cfg.comm());
+  const TrainSummary summary = train(cfg, device_, *comm, dir_ + "/run", quiet, options);
+  EXPECT_EQ(summary.steps, 6);
+  EXPECT_EQ(calls, 6);
+  ASSERT_EQ(final_params.size(), start.size());
+  EXPECT_EQ(final_params[0], 7.0f);
+  double worst = 0.0;
+  for (std::size_t i = 1; i < start.size(); ++i) {
+    worst = std::max(worst, std::fabs(double(final_params[i]) - start[i]));
+  }
+  EXPECT_LT(worst, 1e-4);
+  EXPECT_EQ(weights(dir_ + "/run"), final_params);
+  // The wrong number of values is refused before training.
+  start.pop_back();
+  EXPECT_THROW(train(cfg, device_, *comm, dir_ + "/bad", quiet, options), Error);
+}
+
 TEST_F(TrainerTest, SameConfigAndSeedGiveBitwiseIdenticalWeights) {
   run(config(), dir_ + "/a");
   run(config(), dir_ + "/b");
