@@ -268,6 +268,7 @@ class Validator {
     check_int(prune, "iterations", compress.prune().iterations(), kPositive);
     check_int(prune, "finetune_steps", compress.prune().finetune_steps(), kNonNegative);
     check_int(node, "eval_samples", compress.eval_samples(), kNonNegative);
+    check_quantize(child(node, "quantize"), compress.quantize());
     check_int(node, "latency_repeats", compress.latency_repeats(), kPositive);
     check_int(node, "latency_warmup", compress.latency_warmup(), kNonNegative);
     check_int(node, "throughput_batch", compress.throughput_batch(), kPositive);

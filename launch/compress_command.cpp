@@ -13,11 +13,14 @@
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/dataset.h"
+#include "core/int8_file.h"
+#include "core/int8_model.h"
 #include "core/model.h"
 #include "devices/error.h"
 #include "launch/compress_table.h"
 #include "launch/console.h"
 #include "launch/device_select.h"
+#include "launch/int8_eval.h"
 #include "launch/prune_finetune.h"
 #include "launch/trainer.h"
 
@@ -100,6 +103,51 @@ ModelUnderTest float_model(const std::string& method, Model& model, const std::s
   return m;
 }
 
+// The int8 counterpart of float_model; `model`, `device` and `inputs` must outlive it.
+ModelUnderTest int8_model(const std::string& method, Int8Model& model, Device& device,
+                          const Model& source, const std::string& file, const std::string& pruned,
+                          const Dataset& test, const proto::Config& config, const Tensor& inputs) {
+  ModelUnderTest m;
+  m.method = method;
+  m.file = file;
+  m.pruned = pruned;
+  m.params = source.num_params();
+  m.nonzero = count_nonzero(source);
+  m.accuracy = [&model, &device, &test, config] {
+    return evaluate_int8(model, device, test, normalization_from(config.data()),
+                         config.model().loss(), config.train().eval_batch_size())
+        .accuracy;
+  };
+  m.forward = [&model, inputs](int64_t batch) { model.forward(inputs.rows(batch)); };
+  return m;
+}
+
+// Quantizes `source` (of `source_config`), calibrated on the training set, and writes it to
+// `path` (with the config next to it when `shapes_changed`).
+QuantizedModel quantize_to_file(Model& source, const proto::Config& source_config,
+                                const std::string& path, const std::string& from,
+                                const std::string& method, bool shapes_changed) {
+  const Dataset train = load_dataset(source_config.data().train_path());
+  QuantizedModel quantized =
+      quantize_model(source, train, normalization_from(source_config.data()),
+                     quantize_options_from(source_config.compress().quantize()));
+  const std::string config_text = config_to_text(source_config);
+  save_quantized_model(
+      path, quantized,
+      {{"config", config_text}, {"compressed_from", from}, {"compression", method}});
+  if (shapes_changed) {
+    write_file_atomically(config_path_for(path), config_text.data(), config_text.size());
+  }
+  return quantized;
+}
+
+// "small.h5" -> "small_fp32.h5": where the pruned float32 model goes when OUT is its int8 version.
+std::string fp32_sibling(const std::string& out) {
+  const fs::path path(out);
+  return (path.parent_path() / (path.stem().string() + "_fp32" + path.extension().string()))
+      .string();
+}
+
 // compress.throughput_batch normalised test samples (repeated when the test set is smaller).
 Tensor bench_inputs(Device& device, const proto::Config& config, const Dataset& test) {
   const int64_t batch = config.compress().throughput_batch();
@@ -143,15 +191,24 @@ std::string config_path_for(const std::string& out) {
 }
 
 int run_compress(const CompressArgs& args, const WorldInfo& world) {
-  const proto::Config config = load_config(args.config, args.overrides);
+  proto::Config config = load_config(args.config, args.overrides);
+  // The table compares number formats, so "fp32" must be float32: PRECISION_AUTO (which picks
+  // bf16 matmuls for training on CPUs that have them) runs float32 here.
+  if (config.device().precision() == proto::PRECISION_AUTO) {
+    config.mutable_device()->set_precision(proto::FP32);
+  }
   const proto::CompressConfig& compress = config.compress();
   const proto::PruneConfig& prune = compress.prune();
+  const bool pruning = prune.sparsity() > 0, quantizing = compress.quantize().enabled();
   DPT_CHECK_AS(ErrorKind::kConfig, !config.data().test_path().empty())
       << args.config << ": data.test_path: required by dpt compress (accuracy is measured on it)";
-  DPT_CHECK_AS(ErrorKind::kConfig, prune.sparsity() > 0)
+  DPT_CHECK_AS(ErrorKind::kConfig, pruning || quantizing)
       << args.config
-      << ": compress.prune.sparsity: 0 prunes nothing; set a target, e.g. --set "
-         "compress.prune.sparsity=0.8";
+      << ": compress: nothing to do: set compress.prune.sparsity (e.g. --set "
+         "compress.prune.sparsity=0.8) and/or compress.quantize.enabled (--set "
+         "compress.quantize.enabled=true)";
+  // With both, OUT is the int8 model and the pruned float32 model goes next to it.
+  const std::string fp32_out = pruning && quantizing ? fp32_sibling(args.out) : args.out;
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
   DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
       << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()
@@ -179,30 +236,31 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
                       : target);
   // One shot to the target, no fine-tuning: the baseline that fine-tuning is compared with.
   std::optional<PruneState> oneshot;
-  if (finetune && writer) {
+  if (pruning && finetune && writer) {
     oneshot = start_pruning(config, original);
     prune_to(*oneshot, device, prune.sparsity());
   }
   PruneState state = start_pruning(config, original);
   DPT_CHECK_AS(ErrorKind::kConfig,
-               prune.structure() != proto::STRUCTURED || state.hidden_original > 0)
+               !pruning || prune.structure() != proto::STRUCTURED || state.hidden_original > 0)
       << args.config
       << ": compress.prune.structure: STRUCTURED removes hidden neurons, and this model has no "
          "hidden Dense layer";
   ConsoleListener console(isatty(STDERR_FILENO) == 1);
   TrainListener quiet;
   TrainListener& listener = writer ? static_cast<TrainListener&>(console) : quiet;
-  prune_and_finetune(state, device, *comm, run_dir, listener, [&](const PruneRound& round) {
-    if (!writer) return;
-    fmt::print(stderr, "round {}/{}: pruned {}", round.round, prune.iterations(),
-               pruned_text(state));
-    if (round.steps > 0) {
-      fmt::print(stderr, ", fine-tuned {} steps in {}", round.steps,
-                 format_duration(round.seconds));
-    }
-    if (round.eval) fmt::print(stderr, ", test_accuracy {:.4f}", round.eval->accuracy);
-    fmt::print(stderr, "\n");
-  });
+  if (pruning)
+    prune_and_finetune(state, device, *comm, run_dir, listener, [&](const PruneRound& round) {
+      if (!writer) return;
+      fmt::print(stderr, "round {}/{}: pruned {}", round.round, prune.iterations(),
+                 pruned_text(state));
+      if (round.steps > 0) {
+        fmt::print(stderr, ", fine-tuned {} steps in {}", round.steps,
+                   format_duration(round.seconds));
+      }
+      if (round.eval) fmt::print(stderr, ", test_accuracy {:.4f}", round.eval->accuracy);
+      fmt::print(stderr, "\n");
+    });
   if (!writer) return 0;
 
   std::string oneshot_file;
@@ -213,7 +271,9 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
     oneshot_file = run_dir + "/oneshot.h5";
     save_state(*oneshot, device, oneshot_file, args.weights, target + " one shot");
   }
-  const std::string out_config = save_state(state, device, args.out, args.weights, final_method);
+  const bool shapes_changed = state.hidden != state.hidden_original;
+  const std::string out_config =
+      pruning ? save_state(state, device, fp32_out, args.weights, final_method) : "";
 
   // Every model is timed on the same inputs. A new method adds its ModelUnderTest here.
   const Tensor inputs = bench_inputs(device, config, test);
@@ -225,23 +285,43 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
     models.push_back(float_model(target + " one shot", *oneshot_model, oneshot_file,
                                  pruned_text(*oneshot), test, oneshot->config, inputs));
   }
-  const std::unique_ptr<Model> pruned = build_model(device, state.config, state.params);
-  models.push_back(
-      float_model(final_method, *pruned, args.out, pruned_text(state), test, state.config, inputs));
+  std::unique_ptr<Model> pruned;
+  if (pruning) {
+    pruned = build_model(device, state.config, state.params);
+    models.push_back(float_model(final_method, *pruned, fp32_out, pruned_text(state), test,
+                                 state.config, inputs));
+  }
+  std::unique_ptr<Int8Model> int8;
+  if (quantizing) {
+    Model& source = pruning ? *pruned : original;
+    const proto::Config& source_config = pruning ? state.config : config;
+    const std::string method = pruning ? final_method + " + int8" : "int8";
+    int8 = std::make_unique<Int8Model>(
+        device, quantize_to_file(source, source_config, args.out, args.weights, method,
+                                 pruning && shapes_changed));
+    models.push_back(int8_model(method, *int8, device, source, args.out,
+                                pruning ? pruned_text(state) : "", test, source_config, inputs));
+  }
   const std::vector<CompressRow> rows = measure_rows(models, bench_options(compress));
 
   fmt::print("{}", format_table(rows, test.size));
-  fmt::print("wrote {}", args.out);
-  if (!out_config.empty()) {
-    fmt::print(" and {} (hidden layers {} -> {}); evaluate with: dpt eval {} --weights {}\n",
-               out_config, hidden_widths(config), hidden_widths(state.config), out_config,
-               args.out);
-  } else {
+  if (quantizing) {
+    fmt::print("wrote {} (int8){}; evaluate with: dpt eval {} --weights {}\n", args.out,
+               pruning ? fmt::format(", the pruned float32 model {}", fp32_out) : "",
+               pruning && shapes_changed ? config_path_for(args.out) : args.config, args.out);
+  }
+  if (pruning && !out_config.empty()) {
+    fmt::print(
+        "wrote {} and {} (hidden layers {} -> {}); evaluate with: dpt eval {} --weights {}\n",
+        fp32_out, out_config, hidden_widths(config), hidden_widths(state.config), out_config,
+        fp32_out);
+  } else if (pruning) {
+    fmt::print("wrote {}", fp32_out);
     fmt::print(
         " (same shapes as the original: unstructured zeros make the file no smaller unless it is "
         "compressed, see gzip'd, and inference no faster, since it runs dense GEMMs)\n");
   }
-  if (finetune) fmt::print("fine-tuning runs and the one-shot model: {}\n", run_dir);
+  if (pruning && finetune) fmt::print("fine-tuning runs and the one-shot model: {}\n", run_dir);
   if (!args.json.empty()) {
     nlohmann::json json = rows_json(rows, test.size);
     json["config"] = args.config;

@@ -97,6 +97,12 @@ done
 kill -TERM $job
 start=$SECONDS
 wait $job
+# mpirun can exit (143) before its ranks do: wait for them, as a scheduler waits for the job's
+# processes, before looking at what they saved.
+for _ in $(seq 200); do
+  pgrep -f "dpt train cfg.prototxt --run-dir term " >/dev/null || break
+  sleep 0.05
+done
 took=$((SECONDS - start))
 "$dpt" checkpoint verify term/checkpoints >out.txt 2>&1
 check "SIGTERM to mpirun: a verified checkpoint within the grace period (${took}s)" \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end test of `dpt compress`: train a small MLP on a synthetic dataset, prune it
-# (unstructured with fine-tuning rounds, structured), check the files, the table and its JSON, and
-# that `dpt eval` runs the outputs (the structured one with the config written next to it) and
-# finds the accuracy the table reports. Bad input gives one line and the documented exit code.
+# (unstructured with fine-tuning rounds, structured), quantize it to int8 (alone and after
+# structured pruning), check the files, the table and its JSON, and that `dpt eval` runs the
+# outputs (the structured ones with the config written next to them) and finds the accuracy the
+# table reports. Bad input gives one line and the documented exit code.
 # Usage: compress_cli_test.sh path/to/dpt
 set -u
 dpt=$(realpath "$1")
@@ -85,6 +86,30 @@ check "eval matches the table ($reported)" test "$(eval_accuracy)" = "$reported"
 expect "eval structured with the original config" 4 "shrunk.h5: params/dense0/weight has shape \[16, 16\], the model expects \[32, 16\]" -- \
   "$dpt" eval cfg.prototxt --weights shrunk.h5
 
+# int8 alone: OUT is the int8 model, dpt eval runs it and finds the table's accuracy.
+expect "compress int8" 0 "wrote q.h5 \(int8\); evaluate with: dpt eval cfg.prototxt --weights q.h5" -- \
+  "$dpt" compress cfg.prototxt --weights run/model.h5 --out q.h5 --set compress.quantize.enabled=true
+check "int8 row" grep -Eq "^int8 +[01]\.[0-9]{4} +676 " out.txt
+reported=$(table_accuracy 'int8')
+expect "eval int8" 0 "test_accuracy [0-9.]+ \(400 samples, int8\)" -- \
+  "$dpt" eval cfg.prototxt --weights q.h5
+check "eval int8 matches the table ($reported)" test "$(eval_accuracy)" = "$reported"
+
+# Structured pruning then int8: OUT is the int8 model of the shrunk network, with its config; the
+# pruned float32 model goes next to it.
+expect "compress structured + int8" 0 "wrote sq.h5 \(int8\), the pruned float32 model sq_fp32.h5; evaluate with: dpt eval sq.prototxt --weights sq.h5" -- \
+  "$dpt" compress cfg.prototxt --weights run/model.h5 --out sq.h5 \
+  --set compress.prune.sparsity=0.5 --set compress.prune.structure=STRUCTURED \
+  --set 'compress.quantize={enabled: true calibration_samples: 200}'
+check "structured + int8 row" grep -Eq "^structured 50% \+ int8 .* 340 +340 +50\.0% of neurons" out.txt
+check "pruned float32 model and both configs" test -s sq_fp32.h5 -a -s sq_fp32.prototxt -a -s sq.prototxt
+reported=$(table_accuracy 'structured 50% \+ int8')
+expect "eval structured + int8" 0 "\(400 samples, int8\)" -- "$dpt" eval sq.prototxt --weights sq.h5
+check "eval matches the table ($reported)" test "$(eval_accuracy)" = "$reported"
+expect "bad calibration_samples" 2 "compress.quantize.calibration_samples: must be > 0 \(got 0\)" -- \
+  "$dpt" compress cfg.prototxt --weights run/model.h5 --out x.h5 \
+  --set 'compress.quantize={enabled: true calibration_samples: 0}'
+
 # Bad input: one line, the documented exit code.
 prune=(--set compress.prune.sparsity=0.5)
 expect "missing weights" 4 "^dpt compress: .*absent.h5" -- \
@@ -94,7 +119,7 @@ expect "weights of another model" 4 "params/dense0/weight has shape \[32, 16\], 
   --set 'model.layer[0].dense.units=8'
 expect "sparsity 1.5" 2 "^dpt compress: config error: --set compress.prune.sparsity=1.5: compress.prune.sparsity: must be in \[0, 1\) \(got 1.5\)" -- \
   "$dpt" compress cfg.prototxt --weights run/model.h5 --out x.h5 --set compress.prune.sparsity=1.5
-expect "nothing to do" 2 "compress.prune.sparsity: 0 prunes nothing" -- \
+expect "nothing to do" 2 "compress: nothing to do: set compress.prune.sparsity .* and/or compress.quantize.enabled" -- \
   "$dpt" compress cfg.prototxt --weights run/model.h5 --out x.h5
 expect "no --out" 2 "--out" -- "$dpt" compress cfg.prototxt --weights run/model.h5
 expect "not a weights file" 4 "data.h5" -- \
