@@ -18,10 +18,10 @@
  *     possibly from different threads; abort() is the exception and may come from any thread at
  *     any time, also while another call is in progress.
  *   - Every rank makes the same calls in the same order with the same counts, dtypes, ops and
- *     roots (dpt checks this before calling).
- *   - count == 0 is valid and returns DPT_COLL_OK; it may not communicate at all.
- *   - In place: all_reduce with send == recv; all_gather with send == recv + rank * count bytes
- *     of dtype. reduce_scatter's send and recv never overlap. Otherwise buffers do not overlap.
+ *     roots (the caller's duty, as with NCCL; a plug-in need not detect a mismatch).
+ *   - count == 0 is valid and returns DPT_COLL_OK; it need not communicate at all.
+ *   - In place: all_reduce with send == recv; all_gather with send == recv + rank * count
+ *     elements. reduce_scatter's send and recv never overlap. Otherwise buffers do not overlap.
  *   - Buffers are host memory, valid until the call returns (calls are blocking).
  *   - Results of all_reduce and reduce_scatter are the same bits on every rank. Integer sums wrap
  *     modulo 2^bits; float max and min propagate NaN. Averages are not part of the ABI: dpt asks

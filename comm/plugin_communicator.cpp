@@ -158,12 +158,12 @@ class PluginCommunicator : public Communicator {
       call << " (count=" << count << ", " << dtype_name(dtype) << (extra ? ", " : "")
            << (extra ? extra : "") << ")";
     }
+    if (status == DPT_COLL_ERR_TIMEOUT) call << " timed out after " << timeout_s_ << " s";
     DPT_THROW(ErrorKind::kComm) << "plugin " << table().name << ": " << call.str() << ": "
-                                << plugin_status_name(status)
                                 << (status == DPT_COLL_ERR_TIMEOUT
-                                        ? " after " + std::to_string(timeout_s_) + " s"
-                                        : std::string())
-                                << ": " << table().last_error(comm_);
+                                        ? ""
+                                        : plugin_status_name(status) + ": ")
+                                << table().last_error(comm_);
   }
 
   void free_mpi() {

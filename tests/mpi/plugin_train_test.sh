@@ -45,7 +45,7 @@ expect "plugin without plugin_path" 2 "comm.backend: \"plugin\" needs comm.plugi
 
 # 3. A rank hanging in code: its peer's collective times out inside Gloo (4 s).
 start=$SECONDS
-expect "hung rank (FAULT_HANG)" 6 "rank 0: .*plugin gloo: .*timed out after 4" -- \
+expect "hung rank (FAULT_HANG)" 6 "rank 0: .*plugin gloo: .*timed out after 4 s" -- \
   timeout 120 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir hang "${use_plugin[@]}" \
   --set "fault_injection={rank: 1 step: 3 kind: FAULT_HANG}"
 echo "  (took $((SECONDS - start)) s)"
@@ -75,7 +75,7 @@ for signal in STOP KILL; do
   [[ $signal == STOP ]] && kill -9 "$victim" 2>/dev/null
   took=$((SECONDS - start))
   case $signal in
-    STOP) pattern="rank 0: .*plugin gloo: .*timed out after 4" ;;
+    STOP) pattern="rank 0: .*plugin gloo: .*timed out after 4 s" ;;
     KILL) pattern="plugin gloo: .*peer failed|signal 9|Killed|exited on signal" ;;
   esac
   if [[ -n $victim && $code -ne 0 && $took -le 30 ]] && grep -Eq "$pattern" out.txt; then
