@@ -1,8 +1,9 @@
-// The communicator conformance suite (tests/comm_conformance.h) on the "plugin" backend, run under
-// `mpirun -np N plugin_conformance path/to/libplugin.so`: the same checks as mpi_conformance
-// (every op, dtype and count, in place and not, NaN, wrap-around, broadcast from every root,
-// all_gather, reduce_scatter, barrier), here through a vendor plug-in loaded with dlopen. All
-// ranks agree on the failure count; an exception on any rank ends the job through MPI_Abort.
+// The communicator conformance suite (tests/comm_conformance.h) on any backend by name, as
+// make_communicator builds it: `mpirun -np N backend_conformance BACKEND [PLUGIN_PATH]`, e.g.
+// `local` (-np 1) or `plugin path/to/libdpt_gloo.so` (-np 1..4). The same checks as
+// mpi_conformance (every op, dtype and count, in place and not, NaN, wrap-around, broadcast from
+// every root, all_gather, reduce_scatter, barrier), which also covers mpi's algorithm variants.
+// All ranks agree on the failure count; an exception on any rank ends the job through MPI_Abort.
 #include <mpi.h>
 
 #include <cstdio>
@@ -19,8 +20,8 @@ int main(int argc, char** argv) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (argc != 2) {
-    if (rank == 0) std::fprintf(stderr, "usage: plugin_conformance path/to/plugin.so\n");
+  if (argc < 2 || argc > 3) {
+    if (rank == 0) std::fprintf(stderr, "usage: backend_conformance BACKEND [PLUGIN_PATH]\n");
     MPI_Finalize();
     return 2;
   }
@@ -28,12 +29,12 @@ int main(int argc, char** argv) {
   report.rank = rank;
   try {
     dpt::proto::CommConfig config;
-    config.set_backend("plugin");
-    config.set_plugin_path(argv[1]);
+    config.set_backend(argv[1]);
+    if (argc == 3) config.set_plugin_path(argv[2]);
     config.set_timeout_s(60);
     std::unique_ptr<dpt::Communicator> comm = dpt::make_communicator(config);
-    report.expect(comm->backend().rfind("plugin:", 0) == 0,
-                  "backend() is \"" + comm->backend() + "\"");
+    report.expect(comm->backend().rfind(argv[1], 0) == 0,
+                  "backend() is \"" + comm->backend() + "\", not " + argv[1]);
     report.expect(comm->rank() == rank && comm->size() == size, "rank or size differ from MPI's");
     dpt::conformance::SuiteOptions suite;
     suite.seed = 11;
