@@ -38,8 +38,8 @@ struct dpt_coll_comm {
 
 namespace {
 
-#define GLOO_PLUGIN_STR2(x) #x
-#define GLOO_PLUGIN_STR(x) GLOO_PLUGIN_STR2(x)
+#define DPT_GLOO_STR2(x) #x
+#define DPT_GLOO_STR(x) DPT_GLOO_STR2(x)
 
 thread_local std::string init_error;
 
@@ -225,8 +225,8 @@ const dpt_coll_plugin_v1_t kPlugin = {
     DPT_COLL_ABI_VERSION_MINOR,
     sizeof(dpt_coll_plugin_v1_t),
     "gloo",
-    "dpt gloo plug-in 1.0 on Gloo " GLOO_PLUGIN_STR(GLOO_VERSION_MAJOR) "." GLOO_PLUGIN_STR(
-        GLOO_VERSION_MINOR) "." GLOO_PLUGIN_STR(GLOO_VERSION_PATCH) " (TCP)",
+    "dpt gloo plug-in 1.0 on Gloo " DPT_GLOO_STR(GLOO_VERSION_MAJOR) "." DPT_GLOO_STR(
+        GLOO_VERSION_MINOR) "." DPT_GLOO_STR(GLOO_VERSION_PATCH) " (TCP)",
     init,
     all_reduce,
     broadcast,
