@@ -23,9 +23,9 @@
  *   - In place: all_reduce with send == recv; all_gather with send == recv + rank * count
  *     elements. reduce_scatter's send and recv never overlap. Otherwise buffers do not overlap.
  *   - Buffers are host memory, valid until the call returns (calls are blocking).
- *   - Results of all_reduce and reduce_scatter are the same bits on every rank. Integer sums wrap
- *     modulo 2^bits; float max and min propagate NaN. Averages are not part of the ABI: dpt asks
- *     for a sum and divides, so every backend rounds an average the same way.
+ *   - all_reduce gives the same bits on every rank (reduce_scatter: as all_reduce would). Integer
+ *     sums wrap modulo 2^bits; float max and min propagate NaN. Averages are not part of the ABI:
+ *     dpt asks for a sum and divides, so every backend rounds an average the same way.
  *   - A call that cannot finish within the init timeout returns DPT_COLL_ERR_TIMEOUT; a peer that
  *     closed or died gives DPT_COLL_ERR_REMOTE. After any error the communicator is unusable
  *     except for last_error(), abort() and destroy().
