@@ -4,7 +4,7 @@
 // Every collective is bounded in time: when it does not complete within the timeout, it throws
 // dpt::Error(kComm) naming the collective, its sequence number and the ranks that did not arrive;
 // the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
-// (local, thread world for tests, mpi), chosen by make_communicator() from the config.
+// (local, thread world for tests, mpi, plugin), chosen by make_communicator() from the config.
 // Buffers are host memory for now; device buffers arrive with the CUDA and NCCL issues.
 #pragma once
 
@@ -63,14 +63,16 @@ struct CommOptions {
   AllReduceAlgorithm all_reduce = AllReduceAlgorithm::kAuto;
   std::size_t ring_threshold_bytes = 32 << 10;
   std::size_t chunk_bytes = 1 << 20;  // pipelining granularity of the ring algorithms
+  std::string plugin_path;            // the "plugin" backend's shared object (comm/plugin_abi.h)
 };
 
 // The options comm { ... } sets.
 CommOptions comm_options(const proto::CommConfig& config);
 
-// Builds the backend named by config.backend: "local" (a world of one), "mpi", or "auto" (mpi
-// when MPI is initialised with more than one process, else local). The "mpi" backend needs MPI
-// initialised by the caller (launch/world.h's MpiSession). Throws kConfig for an unknown or
+// Builds the backend named by config.backend: "local" (a world of one), "mpi", "plugin" (the
+// shared object at config.plugin_path, comm/plugin_communicator.h) or "auto" (mpi when MPI is
+// initialised with more than one process, else local). "mpi" and "plugin" need MPI initialised
+// by the caller (launch/world.h's MpiSession). Throws kConfig for an unknown or
 // unavailable backend, naming the field and the backends built in.
 std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config);
 

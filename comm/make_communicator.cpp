@@ -5,6 +5,7 @@
 #include "comm/communicator.h"
 #include "comm/local_communicator.h"
 #include "comm/mpi_communicator.h"
+#include "comm/plugin_communicator.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -28,6 +29,7 @@ constexpr Backend kBackends[] = {
     {"auto", make_auto},
     {"local", make_local},
     {"mpi", make_mpi_communicator},
+    {"plugin", make_plugin_communicator},
 };
 
 }  // namespace
@@ -43,6 +45,7 @@ CommOptions comm_options(const proto::CommConfig& config) {
   options.timeout_s = config.timeout_s();
   options.ring_threshold_bytes = static_cast<std::size_t>(config.ring_threshold_bytes());
   options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes());
+  options.plugin_path = config.plugin_path();
   switch (config.all_reduce()) {
     case proto::ALL_REDUCE_RING:
       options.all_reduce = AllReduceAlgorithm::kRing;

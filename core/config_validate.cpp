@@ -243,8 +243,12 @@ class Validator {
 
   void check_comm(const Node& node, const proto::CommConfig& comm) const {
     const std::string& backend = comm.backend();
-    if (backend != "auto" && backend != "local" && backend != "mpi") {
-      fail(node, "backend", "must be \"auto\", \"local\" or \"mpi\" (got " + quoted(backend) + ")");
+    if (backend != "auto" && backend != "local" && backend != "mpi" && backend != "plugin") {
+      fail(node, "backend",
+           "must be \"auto\", \"local\", \"mpi\" or \"plugin\" (got " + quoted(backend) + ")");
+    }
+    if (backend == "plugin" && comm.plugin_path().empty()) {
+      fail(node, "backend", "\"plugin\" needs comm.plugin_path (the plug-in's .so)");
     }
     check_float(node, "timeout_s", static_cast<float>(comm.timeout_s()), kPositive);
     check_float(node, "bucket_mb", static_cast<float>(comm.bucket_mb()), kPositive);

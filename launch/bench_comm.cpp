@@ -30,11 +30,11 @@ using Clock = std::chrono::steady_clock;
 using AllReduce = std::function<void(float* data, std::size_t count)>;
 
 struct AlgorithmInfo {
-  const char* key;    // --algorithms and JSON name
-  const char* title;  // table heading
+  std::string key;    // --algorithms and JSON name ("backend" for --backend)
+  std::string title;  // table heading
 };
 
-constexpr AlgorithmInfo kAlgorithms[] = {
+const AlgorithmInfo kAlgorithms[] = {
     {"ring", "dpt ring"},
     {"mpi", "MPI_Allreduce"},
     {"native", "dpt native"},
@@ -104,7 +104,7 @@ constexpr int64_t kPasses = 3;
 
 // One size: every call checked. Returns per algorithm the timed calls' seconds, max over ranks.
 std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
-                                           const std::vector<const AlgorithmInfo*>& chosen,
+                                           const std::vector<AlgorithmInfo>& chosen,
                                            const std::vector<float>& input,
                                            std::vector<float>& work, std::size_t count,
                                            int64_t warmup, int64_t iters,
@@ -126,7 +126,7 @@ std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
     }
   }
   for (std::size_t k = 0; k < calls.size(); ++k) {
-    require_exact(mismatches[k], chosen[k]->title, count * sizeof(float));
+    require_exact(mismatches[k], chosen[k].title.c_str(), count * sizeof(float));
     seconds[k] = max_over_ranks(std::move(seconds[k]));
   }
   return seconds;
@@ -184,12 +184,14 @@ double load_average() {
   return load;
 }
 
-std::vector<const AlgorithmInfo*> chosen_algorithms(const std::vector<std::string>& keys) {
-  std::vector<const AlgorithmInfo*> chosen;
+// --algorithms in table order; without it every algorithm, or with --backend only MPI_Allreduce
+// (the backend's column is added by the caller).
+std::vector<AlgorithmInfo> chosen_algorithms(const std::vector<std::string>& keys, bool backend) {
+  std::vector<AlgorithmInfo> chosen;
   for (const AlgorithmInfo& info : kAlgorithms) {
-    if (keys.empty() || std::find(keys.begin(), keys.end(), info.key) != keys.end()) {
-      chosen.push_back(&info);
-    }
+    const bool wanted = keys.empty() ? (!backend || info.key == "mpi")
+                                     : std::find(keys.begin(), keys.end(), info.key) != keys.end();
+    if (wanted) chosen.push_back(info);
   }
   for (const std::string& key : keys) {
     DPT_CHECK_AS(ErrorKind::kConfig,
@@ -201,17 +203,34 @@ std::vector<const AlgorithmInfo*> chosen_algorithms(const std::vector<std::strin
 }
 
 // Index of the algorithm `key` in `chosen`, or -1.
-int position(const std::vector<const AlgorithmInfo*>& chosen, const char* key) {
+int position(const std::vector<AlgorithmInfo>& chosen, const char* key) {
   for (std::size_t k = 0; k < chosen.size(); ++k) {
-    if (std::strcmp(chosen[k]->key, key) == 0) return static_cast<int>(k);
+    if (chosen[k].key == key) return static_cast<int>(k);
   }
   return -1;
+}
+
+// The --backend communicator (collective: every rank), as make_communicator builds it from
+// comm { backend plugin_path chunk_bytes ring_threshold_bytes }.
+std::shared_ptr<Communicator> make_backend(const BenchCommArgs& args) {
+  proto::CommConfig config;
+  config.set_backend(args.backend);
+  config.set_plugin_path(args.plugin_path);
+  config.set_chunk_bytes(static_cast<int64_t>(args.chunk_bytes));
+  config.set_ring_threshold_bytes(static_cast<int64_t>(args.threshold_bytes));
+  return make_communicator(config);
+}
+
+AllReduce all_reduce_of(std::shared_ptr<Communicator> comm) {
+  return [comm](float* data, std::size_t count) {
+    comm->all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
+  };
 }
 
 // The all-reduce `info` names. dpt's communicators are made here (collective: every rank, in the
 // same order) and kept alive by the returned function.
 AllReduce make_all_reduce(const AlgorithmInfo& info, const CommOptions& base) {
-  if (std::strcmp(info.key, "mpi") == 0) {
+  if (info.key == "mpi") {
     return [](float* data, std::size_t count) {
       MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
                               MPI_COMM_WORLD))
@@ -219,18 +238,15 @@ AllReduce make_all_reduce(const AlgorithmInfo& info, const CommOptions& base) {
     };
   }
   CommOptions options = base;
-  options.all_reduce = std::strcmp(info.key, "ring") == 0     ? AllReduceAlgorithm::kRing
-                       : std::strcmp(info.key, "native") == 0 ? AllReduceAlgorithm::kNative
-                                                              : AllReduceAlgorithm::kAuto;
-  std::shared_ptr<Communicator> comm = make_mpi_communicator(options);
-  return [comm](float* data, std::size_t count) {
-    comm->all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
-  };
+  options.all_reduce = info.key == "ring"     ? AllReduceAlgorithm::kRing
+                       : info.key == "native" ? AllReduceAlgorithm::kNative
+                                              : AllReduceAlgorithm::kAuto;
+  return all_reduce_of(make_mpi_communicator(options));
 }
 
 // The lines above the table: setup, the memcpy bound, definitions, column headings.
-void print_header(const nlohmann::json& json, const std::vector<const AlgorithmInfo*>& chosen,
-                  bool ratio) {
+void print_header(const nlohmann::json& json, const std::vector<AlgorithmInfo>& chosen,
+                  const std::string& ratio) {
   const nlohmann::json& copy = json["memcpy"];
   fmt::print(
       "dpt bench comm: all-reduce, float32 sum, in place, {} ranks; host {} ({} CPUs, load "
@@ -253,13 +269,13 @@ void print_header(const nlohmann::json& json, const std::vector<const AlgorithmI
       "MPI_Barrier); algbw = bytes/time, busbw = algbw*2(n-1)/n (nccl-tests), GB/s; "
       "every result checked exactly\n\n");
   fmt::print("{:>9} {:>5}", "size", "iters");
-  for (const AlgorithmInfo* info : chosen) fmt::print(" | {:^26}", info->title);
-  if (ratio) fmt::print(" | {:>8}", "auto/MPI");
+  for (const AlgorithmInfo& info : chosen) fmt::print(" | {:^26}", info.title);
+  if (!ratio.empty()) fmt::print(" | {:>8}", ratio);
   fmt::print("\n{:>9} {:>5}", "", "");
   for (std::size_t k = 0; k < chosen.size(); ++k) {
     fmt::print(" | {:>10} {:>7} {:>7}", "time_us", "algbw", "busbw");
   }
-  if (ratio) fmt::print(" | {:>8}", "speed");
+  if (!ratio.empty()) fmt::print(" | {:>8}", "speed");
   fmt::print("\n");
   std::fflush(stdout);
 }
@@ -286,12 +302,17 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
       << world.size << ")";
   const int n = world.size;
   const bool leader = world.rank == 0;
-  const std::vector<const AlgorithmInfo*> chosen = chosen_algorithms(args.algorithms);
+  std::vector<AlgorithmInfo> chosen = chosen_algorithms(args.algorithms, !args.backend.empty());
   CommOptions options;
   options.chunk_bytes = args.chunk_bytes;
   options.ring_threshold_bytes = args.threshold_bytes;
   std::vector<AllReduce> calls;
-  for (const AlgorithmInfo* info : chosen) calls.push_back(make_all_reduce(*info, options));
+  for (const AlgorithmInfo& info : chosen) calls.push_back(make_all_reduce(info, options));
+  if (!args.backend.empty()) {
+    std::shared_ptr<Communicator> backend = make_backend(args);
+    chosen.push_back({"backend", backend->backend()});
+    calls.push_back(all_reduce_of(backend));
+  }
 
   const std::size_t max_count = args.max_bytes / sizeof(float);
   std::vector<float> input(max_count), work(max_count), expected(kPeriod, 0.0f);
@@ -309,8 +330,10 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   const double copy_all = copy_bytes / time_memcpy(dst, src, copy_bytes, true, kCopyReps) / 1e9;
 
   const double bus_factor = 2.0 * (n - 1) / n;
-  const int auto_at = position(chosen, "auto"), mpi_at = position(chosen, "mpi");
-  const bool ratio = auto_at >= 0 && mpi_at >= 0;
+  // The speed column: --backend (else dpt auto) over MPI_Allreduce, when both are timed.
+  const int auto_at = position(chosen, args.backend.empty() ? "auto" : "backend");
+  const int mpi_at = position(chosen, "mpi");
+  const std::string ratio = auto_at >= 0 && mpi_at >= 0 ? chosen[auto_at].title + "/MPI" : "";
   nlohmann::json json = {
       {"benchmark", "all_reduce, float32, sum, in place"},
       {"world_size", n},
@@ -319,6 +342,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
       {"load_average_at_start", load_average()},
       {"chunk_bytes", args.chunk_bytes},
       {"ring_threshold_bytes", args.threshold_bytes},
+      {"backend", args.backend.empty() ? nlohmann::json() : nlohmann::json(chosen.back().title)},
       {"definitions",
        {{"time_us", "median over calls of the slowest rank's time; ranks start together"},
         {"algbw_gbs", "bytes / time, in 1e9 bytes/s"},
@@ -344,14 +368,15 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
     for (std::size_t k = 0; k < chosen.size(); ++k) {
       const double time = median(seconds[k]);
       medians.push_back(time);
-      row["results"][chosen[k]->key] = {
+      row["results"][chosen[k].key] = {
           {"time_us", time * 1e6},
           {"min_time_us", *std::min_element(seconds[k].begin(), seconds[k].end()) * 1e6},
           {"algbw_gbs", bytes / time / 1e9},
           {"busbw_gbs", bytes / time / 1e9 * bus_factor}};
     }
-    if (ratio) {
-      row["auto_over_mpi_speed"] = medians[mpi_at] / medians[auto_at];
+    if (!ratio.empty()) {
+      row[args.backend.empty() ? "auto_over_mpi_speed" : "backend_over_mpi_speed"] =
+          medians[mpi_at] / medians[auto_at];
     }
     if (leader) {
       fmt::print("{:>9} {:>5}", size_text(bytes), iters);
@@ -359,7 +384,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
         fmt::print(" | {:>10.1f} {:>7.3f} {:>7.3f}", time * 1e6, bytes / time / 1e9,
                    bytes / time / 1e9 * bus_factor);
       }
-      if (ratio) fmt::print(" | {:>8.2f}", row["auto_over_mpi_speed"].get<double>());
+      if (!ratio.empty()) fmt::print(" | {:>8.2f}", medians[mpi_at] / medians[auto_at]);
       fmt::print("\n");
       std::fflush(stdout);
     }

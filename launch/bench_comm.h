@@ -1,6 +1,7 @@
 // dpt bench comm: float32 sum all-reduce per message size with dpt's ring, dpt's native path
-// (MPI_Iallreduce, polled), dpt's auto choice and a plain blocking MPI_Allreduce, next to the
-// memory copy bandwidth that bounds them. Every result is checked. Needs mpirun -np >= 2.
+// (MPI_Iallreduce, polled), dpt's auto choice, any comm.backend by name (--backend, e.g. a
+// collectives plug-in) and a plain blocking MPI_Allreduce, next to the memory copy bandwidth that
+// bounds them. Every result is checked. Needs mpirun -np >= 2.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,10 @@ struct BenchCommArgs {
   int64_t warmup = -1;             // untimed calls before each pass; -1: scaled by size
   uint64_t chunk_bytes = CommOptions{}.chunk_bytes;               // for dpt's algorithms
   uint64_t threshold_bytes = CommOptions{}.ring_threshold_bytes;  // for dpt auto
-  std::vector<std::string> algorithms;  // subset of ring, mpi, native, auto; empty: all
+  std::vector<std::string> algorithms;  // subset of ring, mpi, native, auto; empty: all (with
+                                        // --backend: mpi only)
+  std::string backend;                  // a comm.backend to time as well ("plugin", "mpi", ...)
+  std::string plugin_path;              // comm.plugin_path for --backend plugin
   std::string json;                     // write results here too when not empty
 };
 

@@ -129,6 +129,10 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
   all_reduce
       ->add_option("--algorithms", comm.algorithms, "Subset of: ring mpi native auto (default all)")
       ->check(CLI::IsMember({"ring", "mpi", "native", "auto"}));
+  all_reduce->add_option("--backend", comm.backend,
+                         "Also time this comm.backend (mpi, plugin, ...); alone: next to MPI only");
+  all_reduce->add_option("--plugin-path", comm.plugin_path,
+                         "comm.plugin_path for --backend plugin (the plug-in's .so)");
   all_reduce->add_option("--json", comm.json, "Also write the results as JSON to this file");
 
   auto* infer = bench->add_subcommand(

@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libdnnl-dev
   libgtest-dev libgmock-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev
+  libgloo-dev  # the reference collectives plug-in (comm/plugins/gloo; skipped when absent)
   clang-format
   dataset-fashion-mnist
   python3 procps iproute2  # the shell tests: synthetic data and JSON checks, pgrep, ip netns

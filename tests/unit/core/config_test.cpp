@@ -352,7 +352,10 @@ TEST(ConfigTest, EveryValidationRuleNamesFieldAndLocation) {
       {"epochs: 3 }\n", "epochs: 3 }\ndevice { threads: -1 }\n",
        "cfg.prototxt:19:10: device.threads: must be >= 0 (got -1)"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"nccl\" }\n",
-       "cfg.prototxt:19:8: comm.backend: must be \"auto\", \"local\" or \"mpi\" (got \"nccl\")"},
+       "cfg.prototxt:19:8: comm.backend: must be \"auto\", \"local\", \"mpi\" or \"plugin\" (got "
+       "\"nccl\")"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"plugin\" }\n",
+       "cfg.prototxt:19:8: comm.backend: \"plugin\" needs comm.plugin_path (the plug-in's .so)"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance: BALANCE_THROUGHPUT balance_steps: 0 }\n",
        "cfg.prototxt:19:36: comm.balance_steps: must be > 0 (got 0)"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance_warmup_steps: -1 }\n",
