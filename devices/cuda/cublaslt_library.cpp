@@ -1,4 +1,4 @@
-// CublasLtLibrary: dlopen, dlsym of each entry point, handle life time.
+// CublasLtLibrary: dlopen and dlsym of each entry point.
 #include "devices/cuda/cublaslt_library.h"
 
 #include <dlfcn.h>
@@ -22,14 +22,15 @@ void resolve(void* library, const std::string& soname, const char* symbol, Fn& f
 
 CublasLtLibrary::CublasLtLibrary() {
   std::string errors;
-  for (const char* soname : {"libcublasLt.so.13", "libcublasLt.so"}) {
-    library_ = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  const std::string toolkit_copy = std::string(DPT_CUDA_LIBRARY_DIR) + "/libcublasLt.so.13";
+  for (const std::string& soname : {std::string("libcublasLt.so.13"), toolkit_copy}) {
+    library_ = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (library_ != nullptr) {
       soname_ = soname;
       break;
     }
     const char* error = dlerror();
-    errors += std::string(errors.empty() ? "" : "; ") + (error ? error : soname);
+    errors += (errors.empty() ? "" : "; ") + (error ? std::string(error) : soname);
   }
   DPT_CHECK_AS(ErrorKind::kConfig, library_ != nullptr)
       << "cuBLASLt: cannot load the library (" << errors
@@ -49,7 +50,6 @@ CublasLtLibrary::CublasLtLibrary() {
     resolve(library_, soname_, "cublasLtMatmulPreferenceSetAttribute", preference_set);
     resolve(library_, soname_, "cublasLtMatmulAlgoGetHeuristic", heuristic);
     resolve(library_, soname_, "cublasLtMatmul", matmul);
-    check(create(&handle_), "cublasLtCreate");
   } catch (...) {
     dlclose(library_);
     throw;
@@ -57,7 +57,6 @@ CublasLtLibrary::CublasLtLibrary() {
 }
 
 CublasLtLibrary::~CublasLtLibrary() {
-  if (handle_ != nullptr) destroy(handle_);
   if (library_ != nullptr) dlclose(library_);
 }
 

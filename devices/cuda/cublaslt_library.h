@@ -1,7 +1,7 @@
 // cuBLASLt loaded at run time with dlopen (libcublasLt.so.13, then libcublasLt.so), so the dpt
 // binary has no link-time dependency on it and starts on machines without the CUDA toolkit. Only
 // the entry points dpt calls are resolved; the types come from cublasLt.h. One instance per
-// CudaDevice; it owns the library handle and the cublasLtHandle_t.
+// CudaDevice, which creates its cublasLtHandle_t through it. Loading needs no GPU or driver.
 #pragma once
 
 #include <cublasLt.h>
@@ -12,14 +12,13 @@ namespace dpt {
 
 class CublasLtLibrary {
  public:
-  // Loads the library, resolves every entry point and creates a handle. Throws dpt::Error
-  // (kConfig) naming the library and dlerror()'s text when it cannot.
+  // Loads the library (by soname, then from the toolkit directory dpt was built against) and
+  // resolves every entry point. Throws dpt::Error (kConfig) with dlerror()'s text when it cannot.
   CublasLtLibrary();
   ~CublasLtLibrary();
   CublasLtLibrary(const CublasLtLibrary&) = delete;
   CublasLtLibrary& operator=(const CublasLtLibrary&) = delete;
 
-  cublasLtHandle_t handle() const { return handle_; }
   std::string version() const;  // e.g. "cuBLASLt 13.0.0 (libcublasLt.so.13)"
 
   decltype(&cublasLtCreate) create = nullptr;
@@ -43,7 +42,6 @@ class CublasLtLibrary {
  private:
   void* library_ = nullptr;
   std::string soname_;
-  cublasLtHandle_t handle_ = nullptr;
 };
 
 }  // namespace dpt

@@ -36,8 +36,10 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
     cublaslt_ = std::make_unique<CublasLtLibrary>();
+    cublaslt_->check(cublaslt_->create(&cublaslt_handle_), "cublasLtCreate");
     CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
   } catch (...) {
+    if (cublaslt_handle_ != nullptr) cublaslt_->destroy(cublaslt_handle_);
     cudaStreamDestroy(stream_);
     throw;
   }
@@ -50,6 +52,7 @@ CudaDevice::~CudaDevice() {
   // Blocks still in use belong to Tensors that outlived the device (a caller bug); free them.
   for (auto& [ptr, size] : in_use_) cudaFree(ptr);
   cudaFree(workspace_);
+  cublaslt_->destroy(cublaslt_handle_);
   cublaslt_.reset();
   cudaStreamDestroy(stream_);
 }

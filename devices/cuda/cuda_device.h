@@ -55,6 +55,7 @@ class CudaDevice : public Device {
 
   cudaStream_t stream() const { return stream_; }
   const CublasLtLibrary& cublaslt() const { return *cublaslt_; }
+  cublasLtHandle_t cublaslt_handle() const { return cublaslt_handle_; }
   // Scratch space for cuBLASLt (fixed size, allocated once).
   void* gemm_workspace() const { return workspace_; }
   std::size_t gemm_workspace_bytes() const { return kWorkspaceBytes; }
@@ -70,6 +71,7 @@ class CudaDevice : public Device {
   int compute_capability_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CublasLtLibrary> cublaslt_;
+  cublasLtHandle_t cublaslt_handle_ = nullptr;
   void* workspace_ = nullptr;
 
   mutable std::mutex mutex_;

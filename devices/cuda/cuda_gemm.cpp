@@ -84,12 +84,13 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
            "set MAX_WORKSPACE_BYTES");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  lt.check(lt.heuristic(lt.handle(), d.op, d.a, d.b, d.c, d.c, d.preference, 1, &result, &found),
+  lt.check(lt.heuristic(device.cublaslt_handle(), d.op, d.a, d.b, d.c, d.c, d.preference, 1,
+                        &result, &found),
            "cublasLtMatmulAlgoGetHeuristic");
   DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << s.m << " n=" << s.n << " k=" << s.k
                        << (options.bias ? " with a bias epilogue" : "");
-  lt.check(lt.matmul(lt.handle(), d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c, &result.algo,
-                     device.gemm_workspace(), workspace_bytes, device.stream()),
+  lt.check(lt.matmul(device.cublaslt_handle(), d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c,
+                     &result.algo, device.gemm_workspace(), workspace_bytes, device.stream()),
            "cublasLtMatmul");
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "devices/cuda/cublaslt_library.h"
 #include "devices/cuda/cuda_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
@@ -34,6 +35,21 @@ TEST(CudaProbe, NoSuchOrdinalIsAConfigError) {
     EXPECT_EQ(error.kind(), ErrorKind::kConfig) << error.what();
     EXPECT_NE(std::string(error.what()).find("cuda:"), std::string::npos) << error.what();
   }
+}
+
+// Loading cuBLASLt needs neither a GPU nor the driver, so this runs on every CUDA build machine
+// that has the toolkit's cuBLAS (it skips where the library is absent, as on a bare runtime host).
+TEST(CublasLt, LoadsAtRunTimeAndResolvesEveryEntryPoint) {
+  std::unique_ptr<CublasLtLibrary> library;
+  try {
+    library = std::make_unique<CublasLtLibrary>();
+  } catch (const Error& error) {
+    GTEST_SKIP() << error.what();
+  }
+  EXPECT_NE(library->version().find("cuBLASLt 13."), std::string::npos) << library->version();
+  EXPECT_NE(library->matmul, nullptr);
+  EXPECT_STREQ(library->status_string(CUBLAS_STATUS_NOT_INITIALIZED),
+               "the library was not initialized");
 }
 
 class CudaDeviceTest : public ::testing::Test {
