@@ -3,8 +3,7 @@
 // C^T = op(B)^T op(A)^T: B goes in cuBLASLt's A slot, A in its B slot, and m and n swap. The bias
 // of a row-major column j is then per row of the column-major result, which is what cuBLASLt's
 // BIAS epilogues add.
-#include <algorithm>
-#include <memory>
+#include <cstdint>
 
 #include "devices/cuda/cuda_ops.h"
 #include "devices/error.h"
@@ -27,6 +26,15 @@ struct Descriptors {
     if (op) lt.desc_destroy(op);
   }
 };
+
+// The largest power of two (up to 256) dividing the address: cuBLASLt assumes 256-byte aligned
+// operands unless told otherwise, and views into the flat buffers are only float-aligned.
+uint32_t alignment_of(const void* ptr) {
+  const auto address = reinterpret_cast<uintptr_t>(ptr);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
 
 }  // namespace
 
@@ -82,6 +90,18 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
   lt.check(lt.preference_set(d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                              &workspace_bytes, sizeof(workspace_bytes)),
            "set MAX_WORKSPACE_BYTES");
+  const struct {
+    cublasLtMatmulPreferenceAttributes_t attribute;
+    const void* ptr;
+  } alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
+  for (const auto& entry : alignments) {
+    const uint32_t bytes = alignment_of(entry.ptr);
+    lt.check(lt.preference_set(d.preference, entry.attribute, &bytes, sizeof(bytes)),
+             "set MIN_ALIGNMENT");
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   lt.check(lt.heuristic(device.cublaslt_handle(), d.op, d.a, d.b, d.c, d.c, d.preference, 1,

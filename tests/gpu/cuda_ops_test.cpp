@@ -59,6 +59,30 @@ TEST_P(OpsOnDevice, GemmMatchesDoubleLoopForEveryTransposeAndStride) {
   }
 }
 
+// Views into the flat buffers start at any float: operands one float past an aligned block.
+TEST_P(OpsOnDevice, GemmOnViewsThatAreOnlyFloatAligned) {
+  const int64_t m = 8, n = 12, k = 16;
+  std::vector<float> a = normal_values(m * k + 1, 16), b = normal_values(k * n + 1, 17);
+  std::vector<double> expected(static_cast<std::size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p) sum += double(a[1 + i * k + p]) * b[1 + p * n + j];
+      expected[i * n + j] = sum;
+    }
+  }
+  float* c = put(std::vector<float>(m * n + 1, 0.0f));
+  const GemmShape s = dense_gemm_shape(false, false, m, n, k);
+  if (on_gpu()) {
+    cuda_gemm(cuda(), s, 1.0f, put(a) + 1, put(b) + 1, 0.0f, c + 1);
+  } else {
+    gemm(cpu(), s, 1.0f, put(a) + 1, put(b) + 1, 0.0f, c + 1);
+  }
+  std::vector<float> result = get(c, m * n + 1);
+  result.erase(result.begin());
+  expect_close(result, expected, 1e-4, "unaligned gemm");
+}
+
 // Dense forward: y = relu(x W^T + b), the GPU through cuBLASLt's RELU_BIAS epilogue (and BIAS
 // alone), the CPU through gemm plus its bias/activation loop.
 TEST_P(OpsOnDevice, DenseForwardWithFusedBiasAndRelu) {
