@@ -17,7 +17,14 @@ inline unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65536)));
 }
 
-// Throws dpt::Error when the last launch failed (bad configuration, no kernel image for this GPU).
-#define CUDA_CHECK_LAUNCH(what) CUDA_CHECK(cudaGetLastError())
+// Throws dpt::Error naming the kernel when its launch failed (bad configuration, no kernel image
+// for this GPU). Errors during the kernel's run surface at the next synchronizing call.
+#define CUDA_CHECK_LAUNCH(kernel)                                                            \
+  do {                                                                                       \
+    const cudaError_t dpt_launch_status = cudaGetLastError();                                \
+    DPT_CHECK(dpt_launch_status == cudaSuccess)                                              \
+        << "CUDA launch of " << kernel << " failed: " << cudaGetErrorName(dpt_launch_status) \
+        << " (" << cudaGetErrorString(dpt_launch_status) << ")";                             \
+  } while (0)
 
 }  // namespace dpt
