@@ -45,6 +45,23 @@ void cuda_activation_backward(CudaDevice& device, const CudaActivationSpec& spec
 void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t cols,
                     float* grad_bias);
 
+// The Dense layer's forward on the GPU (core/dense.h: y = act(x W^T + b)); x [rows, in],
+// W [out, in], b [out] or null, z and y [rows, out]. Identity and ReLU with a bias run as one
+// cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (z is not written; their backward
+// needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
+// element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
+// erf GELU, so it is not used.
+void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
+                        const float* weight, const float* bias, float* z, float* y, int64_t rows,
+                        int64_t in, int64_t out);
+// Its backward, adding into the parameter gradients as Layer::backward does: dz = dy * act'(z)
+// (dz [rows, out] scratch, may alias dy), grad_bias += column sums of dz (when not null),
+// grad_weight += dz^T x, and dx = dz W when dx is not null. z, y: from cuda_dense_forward.
+void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
+                         const float* weight, const float* z, const float* y, const float* dy,
+                         float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
+                         int64_t in, int64_t out);
+
 // The dropout mask of core/dropout.cpp: element (r, j) is 0 with probability `rate`, else
 // 1 / (1 - rate), from Philox(seed; j / 4, sample, step, layer << 20 ^ sample >> 32) with
 // sample = sample_offset + r. Bit-identical to the CPU's mask.
