@@ -1,4 +1,5 @@
-// CPU GEMM dispatch to oneDNN or OpenBLAS. A CUDA device will add its cuBLASLt path here.
+// CPU GEMM dispatch to oneDNN or OpenBLAS. The cuBLASLt path for CUDA devices is
+// devices/cuda/cuda_gemm.cpp; layers call it once they run on the GPU (not yet).
 #include "core/gemm.h"
 
 #include <cblas.h>

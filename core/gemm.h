@@ -6,19 +6,9 @@
 #include <cstdint>
 
 #include "devices/device.h"
+#include "devices/gemm_shape.h"
 
 namespace dpt {
-
-struct GemmShape {
-  bool trans_a = false;
-  bool trans_b = false;
-  int64_t m = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  int64_t lda = 0;  // row stride of A as stored
-  int64_t ldb = 0;
-  int64_t ldc = 0;
-};
 
 // GemmShape for dense row-major operands with no padding.
 GemmShape dense_gemm_shape(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);

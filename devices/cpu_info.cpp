@@ -13,6 +13,7 @@
 #include <sstream>
 #include <utility>
 
+#include "devices/cuda_support.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -302,7 +303,7 @@ MachineInfo detect_machine() {
       if (CPU_ISSET(cpu, &set)) machine.affinity.push_back(cpu);
     }
   }
-  machine.gpu_reason = "n/a: this build has no CUDA support";
+  machine.gpu = probe_gpus();
   return machine;
 }
 
@@ -331,8 +332,9 @@ Recommendation recommend(const MachineInfo& machine) {
   }
 
   Recommendation advice;
-  if (!machine.gpus.empty()) {
-    const int gpus = static_cast<int>(machine.gpus.size());
+  const std::vector<GpuInfo> usable_gpu_list = usable_gpus(machine.gpu);
+  if (!usable_gpu_list.empty()) {
+    const int gpus = static_cast<int>(usable_gpu_list.size());
     advice.device = "cuda";
     advice.device_rule = std::to_string(gpus) + " GPUs found: each worker owns one";
     advice.workers_per_node = gpus;
@@ -343,7 +345,7 @@ Recommendation recommend(const MachineInfo& machine) {
     std::vector<std::vector<int>> groups = {all};
     std::string group = "node";
     advice.device = "cpu";
-    advice.device_rule = "no usable GPU (" + machine.gpu_reason + "): each worker owns CPU cores";
+    advice.device_rule = "no usable GPU (" + machine.gpu.reason + "): each worker owns CPU cores";
     if (nodes.size() > 1) {
       groups = nodes;
       advice.workers_rule = "one worker per NUMA node (" + std::to_string(nodes.size()) +

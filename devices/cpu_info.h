@@ -1,5 +1,5 @@
 // What this machine offers for training: CPU model and ISA features, the core/socket/NUMA
-// topology, memory, the GPUs (none yet: CUDA arrives with its issue) and a recommendation of how
+// topology, memory, the GPUs (devices/gpu_probe.h) and a recommendation of how
 // many workers and threads to run. The parsers take file contents or a sysfs root so tests can
 // feed fixtures; detect_machine() reads the real /proc and /sys. Nothing here prints: `dpt
 // devices` (launch/devices_command.h) does.
@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "devices/gpu_probe.h"
 
 namespace dpt {
 
@@ -83,23 +85,15 @@ Topology read_topology(const std::string& sysfs_root);
 // Physical cores among `cpus` (distinct (package, core) pairs of `topology`).
 int physical_cores_of(const Topology& topology, const std::vector<int>& cpus);
 
-// A GPU a worker could own. Filled by the CUDA devices issue.
-struct GpuInfo {
-  int index = 0;
-  std::string name;
-  int64_t memory_bytes = 0;
-};
-
 struct MachineInfo {
   CpuInfo cpu;
   Topology topology;
   MemoryInfo memory;
   std::vector<int> affinity;  // CPUs this process may run on (sched_getaffinity)
-  std::vector<GpuInfo> gpus;
-  std::string gpu_reason;  // why `gpus` is empty; empty when it is not
+  GpuProbe gpu;               // devices/gpu_probe.h: the GPUs, CUDA versions, why none is usable
 };
 
-// Reads /proc/cpuinfo, /proc/meminfo, /sys and this process's affinity.
+// Reads /proc/cpuinfo, /proc/meminfo, /sys and this process's affinity, and probes the GPUs.
 MachineInfo detect_machine();
 
 // How to run workers on one node of this kind, each field with the one-line rule behind it.

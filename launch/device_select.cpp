@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include "devices/cpu_device.h"
+#include "devices/cuda_support.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -106,9 +107,60 @@ std::vector<int> cpus_for_worker(const std::vector<int>& cpus, int local_rank, i
                           cpus.begin() + static_cast<std::ptrdiff_t>(end));
 }
 
+DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
+                             const WorldInfo& world) {
+  DeviceDecision decision;
+  if (kind == proto::CPU) {
+    decision.reason = "kind CPU requested";
+    return decision;
+  }
+  const std::vector<GpuInfo> gpus = usable_gpus(probe);
+  const char* requested = kind == proto::CUDA ? "CUDA requested" : "AUTO";
+  if (gpus.empty()) {
+    DPT_CHECK_AS(ErrorKind::kConfig, kind != proto::CUDA)
+        << "device.kind: CUDA requested, but no GPU is usable: " << probe.reason
+        << "; use AUTO or CPU";
+    decision.reason = "kind AUTO found no usable GPU: " + probe.reason;
+    return decision;
+  }
+  DPT_CHECK_AS(ErrorKind::kConfig, world.local_size <= static_cast<int>(gpus.size()))
+      << "device.kind: " << requested << ": " << world.local_size
+      << " workers on this node but only " << gpus.size()
+      << " usable GPU(s); start at most one worker per GPU (local rank " << world.local_rank
+      << " has none)";
+  const GpuInfo& gpu = gpus[static_cast<std::size_t>(world.local_rank)];
+  decision.kind = DeviceKind::kCuda;
+  decision.gpu = gpu.index;
+  decision.reason = fmt::format("kind {}: local rank {} owns GPU cuda:{} ({}) of {} usable",
+                                requested, world.local_rank, gpu.index, gpu.name, gpus.size());
+  return decision;
+}
+
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
-  DPT_CHECK_AS(ErrorKind::kConfig, config.kind() != proto::CUDA)
-      << "device.kind: CUDA requested, but this build has no CUDA support yet; use AUTO or CPU";
+  const GpuProbe probe =
+      config.kind() == proto::CPU ? GpuProbe{{}, 0, 0, "not probed (kind CPU)"} : probe_gpus();
+  return select_device(config, world, probe);
+}
+
+DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
+                           const GpuProbe& probe) {
+  std::string why;
+  if (config.kind() == proto::CUDA) {
+    const DeviceDecision decision = decide_device(config.kind(), probe, world);
+    DPT_THROW(ErrorKind::kConfig)
+        << "device.kind: CUDA: " << decision.reason
+        << ", but training on the GPU is not implemented yet (the CUDA kernels are built and "
+           "tested; layers, optimizer and gradient sync run on the CPU only); use AUTO or CPU";
+  } else if (config.kind() == proto::AUTO) {
+    const std::vector<GpuInfo> gpus = usable_gpus(probe);
+    why = gpus.empty() ? "; kind AUTO found no usable GPU: " + probe.reason
+                       : fmt::format(
+                             "; kind AUTO: {} usable GPU(s) (cuda:{} {}), but training on "
+                             "the GPU is not implemented yet, so the CPU runs it",
+                             gpus.size(), gpus.front().index, gpus.front().name);
+  } else {
+    why = "; kind CPU requested";
+  }
   // Before pinning, so a precision this CPU lacks fails without side effects.
   PrecisionChoice precision = choose_precision(config.precision(), detect_cpu());
   std::string note;
@@ -120,11 +172,7 @@ DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& w
   DeviceChoice choice;
   choice.precision_reason = std::move(precision.reason);
   choice.device = std::make_unique<CpuDevice>(options);
-  choice.reason = "device: " + choice.device->name() +
-                  (config.kind() == proto::AUTO
-                       ? "; kind AUTO fell back to the CPU: this build has no CUDA support"
-                       : "; kind CPU requested") +
-                  note;
+  choice.reason = "device: " + choice.device->name() + why + note;
   return choice;
 }
 

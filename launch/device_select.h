@@ -1,7 +1,9 @@
 // Picks the Device a worker owns from device { kind threads cpu_gemm precision } and says why,
-// e.g. "device: cpu (AMD EPYC, 2 threads, oneDNN sgemm); kind AUTO found no usable GPU: this
-// build has no CUDA support", and the matmul precision, e.g. "precision: bf16 matmuls, float32
-// weights (AUTO: the CPU lists avx512_bf16)". CUDA arrives with the CUDA devices issue.
+// e.g. "device: cpu (AMD EPYC, 2 threads, oneDNN sgemm); kind AUTO found no usable GPU: no NVIDIA
+// driver (...)", and the matmul precision, e.g. "precision: bf16 matmuls, float32
+// weights (AUTO: the CPU lists avx512_bf16)". GPUs are found by the run-time probe
+// (devices/cuda_support.h); decide_device says which one a worker would own. Training on the GPU
+// is not implemented yet, so select_device still returns the CPU device (see its comment).
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 #include "devices/cpu_device.h"
 #include "devices/cpu_info.h"
 #include "devices/device.h"
+#include "devices/gpu_probe.h"
 #include "launch/world.h"
 
 namespace dpt {
@@ -33,12 +36,32 @@ struct PrecisionChoice {
 // device.precision when BF16 is requested and the CPU lists neither.
 PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu);
 
+// Where a worker's compute runs, from device.kind, the GPU probe and the worker's place on its
+// node. Pure (tests feed fake probes).
+struct DeviceDecision {
+  DeviceKind kind = DeviceKind::kCpu;
+  int gpu = -1;        // CUDA ordinal when kind is kCuda
+  std::string reason;  // one line: what was chosen and why
+};
+
+// CPU: the CPU. AUTO: the CPU when no GPU is usable (the reason says why), else like CUDA.
+// CUDA: worker local_rank owns the local_rank-th usable GPU; throws kConfig naming device.kind when
+// no GPU is usable (with the probe's reason) or the node has fewer usable GPUs than workers.
+DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
+                             const WorldInfo& world);
+
 // Throws kConfig when the config asks for a device kind or precision this build or machine cannot
 // provide (the CPU's features come from /proc/cpuinfo).
 // On the CPU, workers sharing a node split its CPUs (see cpus_for_worker) unless the launcher
 // already bound each to its own: this process is pinned to its share and uses that many threads
 // (device.threads, when set, overrides the count), so 4 ranks on 4 cores don't oversubscribe.
+// Training on the GPU is not implemented yet (the CUDA kernels exist and are tested, the layers,
+// optimizer and gradient sync are CPU-only): kind CUDA throws kConfig after decide_device's checks,
+// and kind AUTO uses the CPU, its reason naming the usable GPUs it leaves idle.
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world = {});
+// The same with a given probe result instead of probing this machine (tests).
+DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
+                           const GpuProbe& probe);
 
 // The CPUs (from `cpus`, this process's affinity) that worker `local_rank` of `local_size`
 // pins to: contiguous groups as equal as possible. Empty when there are fewer CPUs than workers

@@ -16,6 +16,10 @@ std::string bytes_text(int64_t bytes) {
   return fmt::format("{} B", bytes);
 }
 
+std::string compute_capability_text(const GpuInfo& gpu) {
+  return fmt::format("{}.{}", gpu.compute_major, gpu.compute_minor);
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string text;
   for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
@@ -39,8 +43,13 @@ nlohmann::json devices_json(const MachineInfo& machine, const std::vector<std::s
     nodes.push_back({{"id", node.id}, {"cpus", format_cpu_list(node.cpus)}});
   }
   nlohmann::json gpus = nlohmann::json::array();
-  for (const GpuInfo& gpu : machine.gpus) {
-    gpus.push_back({{"index", gpu.index}, {"name", gpu.name}, {"memory_bytes", gpu.memory_bytes}});
+  for (const GpuInfo& gpu : machine.gpu.gpus) {
+    gpus.push_back({{"index", gpu.index},
+                    {"name", gpu.name},
+                    {"memory_bytes", gpu.memory_bytes},
+                    {"compute_capability", compute_capability_text(gpu)},
+                    {"usable", gpu.usable},
+                    {"note", gpu.note}});
   }
   const Recommendation advice = recommend(machine);
   return {
@@ -61,7 +70,11 @@ nlohmann::json devices_json(const MachineInfo& machine, const std::vector<std::s
       {"affinity",
        {{"count", static_cast<int>(machine.affinity.size())},
         {"cpus", format_cpu_list(machine.affinity)}}},
-      {"gpus", {{"devices", gpus}, {"reason", machine.gpu_reason}}},
+      {"gpus",
+       {{"devices", gpus},
+        {"driver_version", cuda_version_text(machine.gpu.driver_version)},
+        {"runtime_version", cuda_version_text(machine.gpu.runtime_version)},
+        {"reason", machine.gpu.reason}}},
       {"comm_backends", backends},
       {"recommendation",
        {{"device", advice.device},
@@ -109,11 +122,14 @@ std::string devices_table(const MachineInfo& machine, const std::vector<std::str
   row("affinity",
       fmt::format("{} CPUs ({})", machine.affinity.size(), format_cpu_list(machine.affinity)));
   out += "GPUs\n";
-  if (machine.gpus.empty()) row("", machine.gpu_reason);
-  for (const GpuInfo& gpu : machine.gpus) {
+  row("CUDA", fmt::format("driver {}, runtime {}", cuda_version_text(machine.gpu.driver_version),
+                          cuda_version_text(machine.gpu.runtime_version)));
+  for (const GpuInfo& gpu : machine.gpu.gpus) {
     row(fmt::format("cuda:{}", gpu.index),
-        fmt::format("{}, {}", gpu.name, bytes_text(gpu.memory_bytes)));
+        fmt::format("{}, {}, compute capability {}{}", gpu.name, bytes_text(gpu.memory_bytes),
+                    compute_capability_text(gpu), gpu.usable ? "" : "; not usable: " + gpu.note));
   }
+  if (!machine.gpu.reason.empty()) row("", "n/a: " + machine.gpu.reason);
   out += "Collectives\n";
   row("backends", join(backends));
   const Recommendation advice = recommend(machine);

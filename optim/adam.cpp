@@ -21,19 +21,6 @@ double decimal_value(float value) {
   return std::strtod(text, nullptr);
 }
 
-// Loop-invariant coefficients of one step. Adam has decay = 1; AdamW has l2 = 0.
-struct AdamCoefficients {
-  float l2;     // coupled weight decay added to the gradient
-  float decay;  // p *= decay before the update (1 - lr * wd for AdamW)
-  float beta1;
-  float one_minus_beta1;
-  float beta2;
-  float one_minus_beta2;
-  float step_size;   // lr / (1 - beta1^t)
-  float bias2_sqrt;  // sqrt(1 - beta2^t)
-  float eps;
-};
-
 void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m,
                  float* __restrict v, int64_t n, const AdamCoefficients& c) {
   // Locals so the outlined OpenMP body reads them from registers, not through a reference.
@@ -80,6 +67,13 @@ void Adam::step(Tensor& params, const Tensor& grads, float lr) {
   check_step_tensors(optimizer.c_str(), params, grads, num_params_);
   DPT_CHECK(lr >= 0 && std::isfinite(lr))
       << optimizer << ": lr = " << lr << " must be finite and >= 0";
+  const AdamCoefficients c = coefficients(lr);
+  adam_update(params.data<float>(), grads.data<float>(), m_.data<float>(), v_.data<float>(),
+              num_params_, c);
+  ++steps_;
+}
+
+AdamCoefficients Adam::coefficients(float lr) const {
   const double t = static_cast<double>(steps_ + 1);
   const double bias1 = 1.0 - std::pow(beta1_, t);
   const double bias2 = 1.0 - std::pow(beta2_, t);
@@ -93,9 +87,7 @@ void Adam::step(Tensor& params, const Tensor& grads, float lr) {
   c.step_size = static_cast<float>(lr / bias1);
   c.bias2_sqrt = static_cast<float>(std::sqrt(bias2));
   c.eps = eps_;
-  adam_update(params.data<float>(), grads.data<float>(), m_.data<float>(), v_.data<float>(),
-              num_params_, c);
-  ++steps_;
+  return c;
 }
 
 std::vector<NamedTensor> Adam::state() { return {{"adam.m", m_}, {"adam.v", v_}}; }

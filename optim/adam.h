@@ -13,6 +13,20 @@
 
 namespace dpt {
 
+// Loop-invariant coefficients of one step, computed in double and rounded to float once. Adam has
+// decay = 1; AdamW has l2 = 0. The CUDA kernel (devices/cuda/cuda_ops.h) takes the same values.
+struct AdamCoefficients {
+  float l2;     // coupled weight decay added to the gradient
+  float decay;  // p *= decay before the update (1 - lr * wd for AdamW)
+  float beta1;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float step_size;   // lr / (1 - beta1^t)
+  float bias2_sqrt;  // sqrt(1 - beta2^t)
+  float eps;
+};
+
 class Adam : public Optimizer {
  public:
   // Validates `config` (throws kConfig naming the field under optimizer.adam or optimizer.adamw)
@@ -28,6 +42,8 @@ class Adam : public Optimizer {
   // Restoring the step count restores the bias corrections of the next step.
   void set_steps(int64_t steps) override { steps_ = steps; }
   std::vector<NamedTensor> state() override;
+  // The coefficients the next step() (t = steps() + 1) uses with learning rate `lr`.
+  AdamCoefficients coefficients(float lr) const;
 
  private:
   // Hyper-parameters as the decimals written in the config (see decimal_value in adam.cpp).

@@ -68,6 +68,8 @@ expect "devices" 0 "threads/worker" -- "$dpt" devices
 expect "devices --json" 0 '"recommendation"' -- "$dpt" devices --json
 python3 -c 'import json, sys; json.load(open("out.txt"))' && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: dpt devices --json is not JSON"; }
+# The GPU probe answers on every machine: CUDA versions, then GPUs or why none is usable.
+expect "devices GPUs" 0 "CUDA +driver [0-9a-z.]+, runtime [0-9a-z.]+" -- "$dpt" devices
 
 expect "import" 0 "wrote 40 samples to tiny.h5" -- \
   "$dpt" data import-idx --images images.idx --labels labels.idx --out tiny.h5
@@ -89,6 +91,9 @@ else
   expect "bf16 without the hardware" 2 "device.precision: BF16 requested, but the CPU lists neither" -- \
     "$dpt" train tiny.prototxt --run-dir run_bf16 --set device.precision=BF16
 fi
+# Without a usable GPU the reason is named; with one, GPU training is not implemented yet.
+expect "device.kind CUDA" 2 "device.kind: CUDA" -- \
+  "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done

@@ -136,3 +136,115 @@ TEST(SelectDevice, PrecisionReachesTheDeviceAndIsExplained) {
 
 }  // namespace
 }  // namespace dpt
+
+namespace dpt {
+namespace {
+
+GpuProbe fake_probe(int usable, int too_old = 0) {
+  GpuProbe probe;
+  probe.driver_version = probe.runtime_version = 13000;
+  for (int i = 0; i < too_old + usable; ++i) {
+    GpuInfo gpu;
+    gpu.index = i;
+    gpu.name = i < too_old ? "Tesla T4" : "NVIDIA H100";
+    gpu.compute_major = i < too_old ? 7 : 9;
+    gpu.compute_minor = i < too_old ? 5 : 0;
+    check_compute_capability(gpu);
+    probe.gpus.push_back(gpu);
+  }
+  finish_probe(probe);
+  return probe;
+}
+
+WorldInfo node_of(int local_rank, int local_size) {
+  WorldInfo world;
+  world.rank = world.local_rank = local_rank;
+  world.size = world.local_size = local_size;
+  return world;
+}
+
+TEST(DecideDevice, AutoUsesTheCpuAndSaysWhyWhenNoGpuIsUsable) {
+  GpuProbe no_driver;
+  no_driver.reason = "no NVIDIA driver (libcuda.so.1 not found)";
+  DeviceDecision decision = decide_device(proto::AUTO, no_driver, node_of(0, 1));
+  EXPECT_EQ(decision.kind, DeviceKind::kCpu);
+  EXPECT_EQ(decision.reason,
+            "kind AUTO found no usable GPU: no NVIDIA driver (libcuda.so.1 not found)");
+  decision = decide_device(proto::AUTO, fake_probe(0, 1), node_of(0, 1));
+  EXPECT_EQ(decision.kind, DeviceKind::kCpu);
+  EXPECT_NE(decision.reason.find("too old"), std::string::npos) << decision.reason;
+}
+
+TEST(DecideDevice, LocalRankKOwnsTheKthUsableGpu) {
+  // cuda:0 is too old, so local ranks 0 and 1 get cuda:1 and cuda:2.
+  const GpuProbe probe = fake_probe(2, 1);
+  for (proto::DeviceChoice kind : {proto::AUTO, proto::CUDA}) {
+    const DeviceDecision first = decide_device(kind, probe, node_of(0, 2));
+    const DeviceDecision second = decide_device(kind, probe, node_of(1, 2));
+    EXPECT_EQ(first.kind, DeviceKind::kCuda);
+    EXPECT_EQ(first.gpu, 1);
+    EXPECT_EQ(second.gpu, 2);
+    EXPECT_NE(second.reason.find("local rank 1 owns GPU cuda:2 (NVIDIA H100) of 2 usable"),
+              std::string::npos)
+        << second.reason;
+  }
+  EXPECT_EQ(decide_device(proto::CPU, probe, node_of(0, 1)).kind, DeviceKind::kCpu);
+}
+
+TEST(DecideDevice, CudaWithoutAUsableGpuIsAConfigErrorWithTheReason) {
+  GpuProbe probe;
+  probe.reason = "no CUDA device found";
+  try {
+    decide_device(proto::CUDA, probe, node_of(0, 1));
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+    EXPECT_EQ(std::string(error.what()),
+              "device.kind: CUDA requested, but no GPU is usable: no CUDA device found; use AUTO "
+              "or CPU");
+  }
+}
+
+TEST(DecideDevice, FewerGpusThanLocalWorkersIsAConfigError) {
+  for (proto::DeviceChoice kind : {proto::AUTO, proto::CUDA}) {
+    try {
+      decide_device(kind, fake_probe(2), node_of(2, 3));
+      FAIL() << "no error";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+      EXPECT_NE(std::string(error.what()).find("device.kind"), std::string::npos);
+      EXPECT_NE(std::string(error.what()).find("3 workers on this node but only 2 usable GPU(s)"),
+                std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST(SelectDevice, GpuTrainingIsNotImplementedYet) {
+  proto::DeviceConfig config;
+  config.set_kind(proto::AUTO);
+  DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1));
+  EXPECT_EQ(choice.device->kind(), DeviceKind::kCpu);
+  EXPECT_NE(choice.reason.find("1 usable GPU(s) (cuda:0 NVIDIA H100), but training on the GPU is "
+                               "not implemented yet"),
+            std::string::npos)
+      << choice.reason;
+  config.set_kind(proto::CUDA);
+  try {
+    select_device(config, node_of(0, 1), fake_probe(1));
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(error.what())
+                  .find("device.kind: CUDA: kind CUDA requested: local rank 0 "
+                        "owns GPU cuda:0"),
+              std::string::npos)
+        << error.what();
+  }
+  GpuProbe none;
+  none.reason = "no NVIDIA driver";
+  EXPECT_THROW(select_device(config, node_of(0, 1), none), Error);
+}
+
+}  // namespace
+}  // namespace dpt

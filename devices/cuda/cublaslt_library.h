@@ -1,0 +1,47 @@
+// cuBLASLt loaded at run time with dlopen (libcublasLt.so.13, then libcublasLt.so), so the dpt
+// binary has no link-time dependency on it and starts on machines without the CUDA toolkit. Only
+// the entry points dpt calls are resolved; the types come from cublasLt.h. One instance per
+// CudaDevice, which creates its cublasLtHandle_t through it. Loading needs no GPU or driver.
+#pragma once
+
+#include <cublasLt.h>
+
+#include <string>
+
+namespace dpt {
+
+class CublasLtLibrary {
+ public:
+  // Loads the library (by soname, then from the toolkit directory dpt was built against) and
+  // resolves every entry point. Throws dpt::Error (kConfig) with dlerror()'s text when it cannot.
+  CublasLtLibrary();
+  ~CublasLtLibrary();
+  CublasLtLibrary(const CublasLtLibrary&) = delete;
+  CublasLtLibrary& operator=(const CublasLtLibrary&) = delete;
+
+  std::string version() const;  // e.g. "cuBLASLt 13.0.0 (libcublasLt.so.13)"
+
+  decltype(&cublasLtCreate) create = nullptr;
+  decltype(&cublasLtDestroy) destroy = nullptr;
+  decltype(&cublasLtGetVersion) get_version = nullptr;
+  decltype(&cublasLtGetStatusString) status_string = nullptr;
+  decltype(&cublasLtMatmulDescCreate) desc_create = nullptr;
+  decltype(&cublasLtMatmulDescDestroy) desc_destroy = nullptr;
+  decltype(&cublasLtMatmulDescSetAttribute) desc_set = nullptr;
+  decltype(&cublasLtMatrixLayoutCreate) layout_create = nullptr;
+  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceCreate) preference_create = nullptr;
+  decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) preference_set = nullptr;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
+  decltype(&cublasLtMatmul) matmul = nullptr;
+
+  // Throws dpt::Error (kInternal) when status is not CUBLAS_STATUS_SUCCESS, naming `what`.
+  void check(cublasStatus_t status, const char* what) const;
+
+ private:
+  void* library_ = nullptr;
+  std::string soname_;
+};
+
+}  // namespace dpt

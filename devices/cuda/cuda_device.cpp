@@ -1,0 +1,164 @@
+// CudaDevice: stream, caching pool and cuBLASLt of one GPU.
+#include "devices/cuda/cuda_device.h"
+
+#include <cstdio>
+
+#include "devices/cuda/cuda_check.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+// Pool size classes: 512-byte multiples up to 1 MiB, then 1 MiB multiples, so a block freed by
+// one batch size is reused by the next call of the same layer.
+std::size_t round_size(std::size_t bytes) {
+  const std::size_t unit = bytes <= (std::size_t{1} << 20) ? 512 : (std::size_t{1} << 20);
+  return (bytes + unit - 1) / unit * unit;
+}
+
+}  // namespace
+
+CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) cudaGetLastError();
+  DPT_CHECK_AS(ErrorKind::kConfig, status == cudaSuccess)
+      << "cuda:" << ordinal << ": CUDA is not usable: " << cudaGetErrorName(status) << " ("
+      << cudaGetErrorString(status) << ")";
+  DPT_CHECK_AS(ErrorKind::kConfig, ordinal >= 0 && ordinal < count)
+      << "cuda:" << ordinal << ": no such GPU (" << count << " present)";
+  make_current();
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
+  gpu_name_ = prop.name;
+  total_memory_ = static_cast<int64_t>(prop.totalGlobalMem);
+  compute_capability_ = prop.major * 10 + prop.minor;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  try {
+    cublaslt_ = std::make_unique<CublasLtLibrary>();
+    cublaslt_->check(cublaslt_->create(&cublaslt_handle_), "cublasLtCreate");
+    CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+  } catch (...) {
+    if (cublaslt_handle_ != nullptr) cublaslt_->destroy(cublaslt_handle_);
+    cudaStreamDestroy(stream_);
+    throw;
+  }
+}
+
+CudaDevice::~CudaDevice() {
+  cudaSetDevice(ordinal_);
+  cudaStreamSynchronize(stream_);
+  release_cached();
+  // Blocks still in use belong to Tensors that outlived the device (a caller bug); free them.
+  for (auto& [ptr, size] : in_use_) cudaFree(ptr);
+  cudaFree(workspace_);
+  cublaslt_->destroy(cublaslt_handle_);
+  cublaslt_.reset();
+  cudaStreamDestroy(stream_);
+}
+
+void CudaDevice::make_current() const { CUDA_CHECK(cudaSetDevice(ordinal_)); }
+
+std::string CudaDevice::name() const {
+  char memory[32];
+  std::snprintf(memory, sizeof(memory), "%.1f GiB", total_memory_ / double(int64_t{1} << 30));
+  return "cuda:" + std::to_string(ordinal_) + " (" + gpu_name_ + ", " + memory + ", cc " +
+         std::to_string(compute_capability_ / 10) + "." + std::to_string(compute_capability_ % 10) +
+         ", " + cublaslt_->version() + ")";
+}
+
+void* CudaDevice::allocate(std::size_t bytes) {
+  const std::size_t size = round_size(bytes == 0 ? 1 : bytes);
+  void* ptr = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cached_.find(size);
+    if (it != cached_.end() && !it->second.empty()) {
+      ptr = it->second.back();
+      it->second.pop_back();
+    }
+  }
+  if (ptr == nullptr) {
+    make_current();
+    cudaError_t status = cudaMalloc(&ptr, size);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear the sticky-free error state before retrying
+      synchronize();
+      release_cached();
+      status = cudaMalloc(&ptr, size);
+    }
+    DPT_CHECK(status == cudaSuccess)
+        << "cuda:" << ordinal_ << ": out of memory allocating " << bytes << " bytes ("
+        << memory_counters().current_bytes << " in use, " << reserved_bytes()
+        << " reserved): " << cudaGetErrorString(status);
+    std::lock_guard<std::mutex> lock(mutex_);
+    reserved_ += static_cast<int64_t>(size);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_use_[ptr] = size;
+  }
+  const int64_t now = current_bytes_ += static_cast<int64_t>(size);
+  int64_t peak = peak_bytes_.load();
+  while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now)) {
+  }
+  return ptr;
+}
+
+void CudaDevice::deallocate(void* ptr) noexcept {
+  if (ptr == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = in_use_.find(ptr);
+  if (it == in_use_.end()) return;  // not ours: ignore rather than corrupt the pool
+  current_bytes_ -= static_cast<int64_t>(it->second);
+  cached_[it->second].push_back(ptr);
+  in_use_.erase(it);
+}
+
+void CudaDevice::release_cached() noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (cudaSetDevice(ordinal_) != cudaSuccess) return;
+  for (auto& [size, blocks] : cached_) {
+    for (void* ptr : blocks) {
+      if (cudaFree(ptr) == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
+    }
+  }
+  cached_.clear();
+}
+
+int64_t CudaDevice::reserved_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reserved_;
+}
+
+MemoryCounters CudaDevice::memory_counters() const {
+  return {current_bytes_.load(), peak_bytes_.load()};
+}
+
+void CudaDevice::reset_peak() { peak_bytes_ = current_bytes_.load(); }
+
+void CudaDevice::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaDevice::zero(void* ptr, std::size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, stream_));
+}
+
+void CudaDevice::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  synchronize();
+}
+
+void CudaDevice::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
+}  // namespace dpt

@@ -1,0 +1,85 @@
+// One NVIDIA GPU as a Device: device memory through a caching pool, one CUDA stream on which every
+// copy, memset and kernel of this device is queued (so work is ordered without extra syncs), and
+// the cuBLASLt library and handle its GEMMs use. Host<->device copies are explicit
+// (copy_from_host / copy_to_host); copy() and zero() stay on the device.
+// Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except memory_counters.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "devices/cuda/cublaslt_library.h"
+#include "devices/device.h"
+
+namespace dpt {
+
+class CudaDevice : public Device {
+ public:
+  // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure.
+  explicit CudaDevice(int ordinal);
+  ~CudaDevice() override;
+  CudaDevice(const CudaDevice&) = delete;
+  CudaDevice& operator=(const CudaDevice&) = delete;
+
+  DeviceKind kind() const override { return DeviceKind::kCuda; }
+  int index() const override { return ordinal_; }
+  std::string name() const override;  // "cuda:0 (NVIDIA H100 80GB HBM3, 79.1 GiB, cc 9.0, ...)"
+  // From the pool: a cached block of the same rounded size when there is one, else cudaMalloc
+  // (on out-of-memory the cache is freed and cudaMalloc retried once). 256-byte aligned.
+  void* allocate(std::size_t bytes) override;
+  // Returns the block to the pool (work queued on the stream that still uses it runs first, so
+  // reuse by later work on the same stream is safe).
+  void deallocate(void* ptr) noexcept override;
+  MemoryCounters memory_counters() const override;
+  void reset_peak() override;
+  // Device-to-device copy and memset, queued on the stream (asynchronous).
+  void copy(void* dst, const void* src, std::size_t bytes) override;
+  void zero(void* ptr, std::size_t bytes) override;
+  void synchronize() override;
+
+  // Host -> device and device -> host; both return when the copy has finished.
+  void copy_from_host(void* device_dst, const void* host_src, std::size_t bytes);
+  void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
+  // Frees the pool's cached (unused) blocks.
+  void release_cached() noexcept;
+  // Bytes held from cudaMalloc: blocks in use plus cached ones.
+  int64_t reserved_bytes() const;
+
+  cudaStream_t stream() const { return stream_; }
+  const CublasLtLibrary& cublaslt() const { return *cublaslt_; }
+  cublasLtHandle_t cublaslt_handle() const { return cublaslt_handle_; }
+  // Scratch space for cuBLASLt (fixed size, allocated once).
+  void* gemm_workspace() const { return workspace_; }
+  std::size_t gemm_workspace_bytes() const { return kWorkspaceBytes; }
+  int compute_capability() const { return compute_capability_; }
+
+ private:
+  static constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
+  void make_current() const;
+
+  int ordinal_;
+  std::string gpu_name_;
+  int64_t total_memory_ = 0;
+  int compute_capability_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CublasLtLibrary> cublaslt_;
+  cublasLtHandle_t cublaslt_handle_ = nullptr;
+  void* workspace_ = nullptr;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<void*, std::size_t> in_use_;     // block -> rounded size
+  std::map<std::size_t, std::vector<void*>> cached_;  // rounded size -> free blocks
+  int64_t reserved_ = 0;
+  std::atomic<int64_t> current_bytes_{0};
+  std::atomic<int64_t> peak_bytes_{0};
+};
+
+}  // namespace dpt

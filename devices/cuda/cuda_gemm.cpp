@@ -1,0 +1,117 @@
+// cuda_gemm: row-major GEMM through cuBLASLt. cuBLASLt is column-major; a row-major matrix with
+// row stride ld is the column-major transpose with the same ld, so C = op(A) op(B) is computed as
+// C^T = op(B)^T op(A)^T: B goes in cuBLASLt's A slot, A in its B slot, and m and n swap. The bias
+// of a row-major column j is then per row of the column-major result, which is what cuBLASLt's
+// BIAS epilogues add.
+#include <cstdint>
+
+#include "devices/cuda/cuda_ops.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+// RAII holders for the cuBLASLt descriptors of one call.
+struct Descriptors {
+  const CublasLtLibrary& lt;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t preference = nullptr;
+  explicit Descriptors(const CublasLtLibrary& library) : lt(library) {}
+  ~Descriptors() {
+    if (preference) lt.preference_destroy(preference);
+    if (c) lt.layout_destroy(c);
+    if (b) lt.layout_destroy(b);
+    if (a) lt.layout_destroy(a);
+    if (op) lt.desc_destroy(op);
+  }
+};
+
+// The largest power of two (up to 256) dividing the address: cuBLASLt assumes 256-byte aligned
+// operands unless told otherwise, and views into the flat buffers are only float-aligned.
+uint32_t alignment_of(const void* ptr) {
+  const auto address = reinterpret_cast<uintptr_t>(ptr);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
+}  // namespace
+
+void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float* a, const float* b,
+               float beta, float* c, const CudaGemmOptions& options) {
+  DPT_CHECK(s.m >= 0 && s.n >= 0 && s.k >= 0)
+      << "cuda_gemm: negative shape m=" << s.m << " n=" << s.n << " k=" << s.k;
+  if (s.m == 0 || s.n == 0) return;
+  DPT_CHECK(s.k > 0) << "cuda_gemm: k must be > 0 (got " << s.k << ")";
+  // Row-major sizes of A and B as stored.
+  const int64_t a_cols = s.trans_a ? s.m : s.k, a_rows = s.trans_a ? s.k : s.m;
+  const int64_t b_cols = s.trans_b ? s.k : s.n, b_rows = s.trans_b ? s.n : s.k;
+  DPT_CHECK(s.lda >= a_cols && s.ldb >= b_cols && s.ldc >= s.n)
+      << "cuda_gemm: strides lda=" << s.lda << " ldb=" << s.ldb << " ldc=" << s.ldc
+      << " are smaller than rows of " << a_cols << ", " << b_cols << " and " << s.n;
+  DPT_CHECK(!options.relu || options.bias != nullptr)
+      << "cuda_gemm: the relu epilogue needs a bias (cuBLASLt RELU_BIAS)";
+
+  const CublasLtLibrary& lt = device.cublaslt();
+  Descriptors d(lt);
+  const cublasComputeType_t compute =
+      options.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  lt.check(lt.desc_create(&d.op, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  // cuBLASLt's A is our B, its B our A (see the file comment).
+  const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)),
+           "set TRANSA");
+  lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)),
+           "set TRANSB");
+  if (options.bias != nullptr) {
+    const cublasLtEpilogue_t epilogue =
+        options.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+             "set EPILOGUE");
+    lt.check(
+        lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &options.bias, sizeof(options.bias)),
+        "set BIAS_POINTER");
+  }
+  // Column-major views: stored row-major [rows, cols] with stride ld is [cols, rows], ld.
+  lt.check(lt.layout_create(&d.a, CUDA_R_32F, static_cast<uint64_t>(b_cols),
+                            static_cast<uint64_t>(b_rows), s.ldb),
+           "cublasLtMatrixLayoutCreate(B)");
+  lt.check(lt.layout_create(&d.b, CUDA_R_32F, static_cast<uint64_t>(a_cols),
+                            static_cast<uint64_t>(a_rows), s.lda),
+           "cublasLtMatrixLayoutCreate(A)");
+  lt.check(lt.layout_create(&d.c, CUDA_R_32F, static_cast<uint64_t>(s.n),
+                            static_cast<uint64_t>(s.m), s.ldc),
+           "cublasLtMatrixLayoutCreate(C)");
+
+  lt.check(lt.preference_create(&d.preference), "cublasLtMatmulPreferenceCreate");
+  const uint64_t workspace_bytes = device.gemm_workspace_bytes();
+  lt.check(lt.preference_set(d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                             &workspace_bytes, sizeof(workspace_bytes)),
+           "set MAX_WORKSPACE_BYTES");
+  const struct {
+    cublasLtMatmulPreferenceAttributes_t attribute;
+    const void* ptr;
+  } alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
+  for (const auto& entry : alignments) {
+    const uint32_t bytes = alignment_of(entry.ptr);
+    lt.check(lt.preference_set(d.preference, entry.attribute, &bytes, sizeof(bytes)),
+             "set MIN_ALIGNMENT");
+  }
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  lt.check(lt.heuristic(device.cublaslt_handle(), d.op, d.a, d.b, d.c, d.c, d.preference, 1,
+                        &result, &found),
+           "cublasLtMatmulAlgoGetHeuristic");
+  DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << s.m << " n=" << s.n << " k=" << s.k
+                       << (options.bias ? " with a bias epilogue" : "");
+  lt.check(lt.matmul(device.cublaslt_handle(), d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c,
+                     &result.algo, device.gemm_workspace(), workspace_bytes, device.stream()),
+           "cublasLtMatmul");
+}
+
+}  // namespace dpt

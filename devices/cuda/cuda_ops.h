@@ -1,0 +1,109 @@
+// The CUDA kernels of dpt's ops, on raw device pointers: GEMM through cuBLASLt (fused bias and
+// ReLU epilogues), bias + activation forward and backward, the bias gradient, dropout masks
+// (bit-identical to the CPU's Philox masks), softmax cross-entropy with its gradient, SGD and
+// Adam/AdamW updates fused over the flat parameter buffer, and the sum of squares behind the
+// gradient norm. Each mirrors a CPU reference (core/gemm, core/activation, core/dropout,
+// core/loss, optim/sgd, optim/adam, optim/optimizer global_norm); tests/gpu compares them.
+// Everything is queued on the device's stream; functions returning host values wait for it.
+// The layers do not call these yet: training on the GPU is the next step of the CUDA issue.
+#pragma once
+
+#include <cstdint>
+
+#include "devices/cuda/cuda_device.h"
+#include "devices/gemm_shape.h"
+
+namespace dpt {
+
+enum class CudaActivation { kIdentity, kRelu, kLeakyRelu, kGelu, kTanh, kSigmoid };
+
+struct CudaActivationSpec {
+  CudaActivation kind = CudaActivation::kIdentity;
+  float negative_slope = 0.01f;  // leaky_relu only
+};
+
+struct CudaGemmOptions {
+  bool tf32 = false;            // TF32 tensor cores (10-bit mantissa inputs, fp32 accumulate)
+  const float* bias = nullptr;  // when set, bias[j] is added to column j of C (n floats)
+  bool relu = false;            // then C = max(C, 0); requires bias (cuBLASLt's RELU_BIAS)
+};
+
+// Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
+// cuBLASLt. Throws dpt::Error on a bad shape (k <= 0, a stride smaller than its row) or a cuBLASLt
+// failure. m == 0 or n == 0 does nothing.
+void cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
+               const float* b, float beta, float* c, const CudaGemmOptions& options = {});
+
+// y[r, j] = f(x[r, j] + bias[j]) for a [rows, cols] matrix; bias may be null; y may alias x.
+void cuda_bias_activation_forward(CudaDevice& device, const CudaActivationSpec& spec,
+                                  const float* x, const float* bias, float* y, int64_t rows,
+                                  int64_t cols);
+// dx[i] = dy[i] * f'(x[i]), with y = f(x) (as core/activation.h); dx may alias dy.
+void cuda_activation_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
+                              const float* y, const float* dy, float* dx, int64_t n);
+// grad_bias[j] += sum over r of dy[r, j] (adds, as Layer::backward does into parameter grads).
+void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t cols,
+                    float* grad_bias);
+
+// The Dense layer's forward on the GPU (core/dense.h: y = act(x W^T + b)); x [rows, in],
+// W [out, in], b [out] or null, z and y [rows, out]. Identity and ReLU with a bias run as one
+// cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (z is not written; their backward
+// needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
+// element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
+// erf GELU, so it is not used.
+void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
+                        const float* weight, const float* bias, float* z, float* y, int64_t rows,
+                        int64_t in, int64_t out);
+// Its backward, adding into the parameter gradients as Layer::backward does: dz = dy * act'(z)
+// (dz [rows, out] scratch, may alias dy), grad_bias += column sums of dz (when not null),
+// grad_weight += dz^T x, and dx = dz W when dx is not null. z, y: from cuda_dense_forward.
+void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
+                         const float* weight, const float* z, const float* y, const float* dy,
+                         float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
+                         int64_t in, int64_t out);
+
+// The dropout mask of core/dropout.cpp: element (r, j) is 0 with probability `rate`, else
+// 1 / (1 - rate), from Philox(seed; j / 4, sample, step, layer << 20 ^ sample >> 32) with
+// sample = sample_offset + r. Bit-identical to the CPU's mask.
+void cuda_dropout_mask(CudaDevice& device, float* mask, int64_t rows, int64_t cols, float rate,
+                       uint64_t seed, int layer, int64_t step, int64_t sample_offset);
+// y[i] = x[i] * mask[i]; y may alias x.
+void cuda_multiply(CudaDevice& device, const float* x, const float* mask, float* y, int64_t n);
+
+struct CudaLossSums {
+  double loss_sum = 0.0;  // sum over rows of the per-sample loss
+  int64_t correct = 0;    // rows whose argmax equals the label
+};
+
+// Softmax cross-entropy over logits [rows, cols] and device labels (int32) as core/loss.h: max-
+// shifted, per-sample losses in double added in sample order on the host. grad (nullable) gets
+// grad_scale * d(loss_sum)/d(logits). Waits for the stream; throws dpt::Error (kInternal) naming
+// the first sample whose label is outside [0, cols).
+CudaLossSums cuda_softmax_cross_entropy(CudaDevice& device, const float* logits,
+                                        const int32_t* labels, int64_t rows, int64_t cols,
+                                        float* grad, double grad_scale);
+
+// SGD as optim/sgd.h over n floats: g = grad + wd * p; with momentum buf = momentum * buf + g and
+// g = buf (Nesterov: g + momentum * buf); p -= lr * g. buf is null when momentum == 0.
+void cuda_sgd_step(CudaDevice& device, float* params, const float* grads, float* momentum_buffer,
+                   int64_t n, float lr, float weight_decay, float momentum, bool nesterov);
+
+// The per-step scalars of optim/adam.h (adam_coefficients computes them).
+struct CudaAdamCoefficients {
+  float l2 = 0;     // coupled weight decay added to the gradient (Adam)
+  float decay = 1;  // p *= decay before the update (AdamW: 1 - lr * wd)
+  float beta1 = 0, one_minus_beta1 = 1, beta2 = 0, one_minus_beta2 = 1;
+  float step_size = 0;   // lr / (1 - beta1^t)
+  float bias2_sqrt = 1;  // sqrt(1 - beta2^t)
+  float eps = 1e-8f;
+};
+
+// One fused Adam/AdamW update of n floats (params, m, v in place).
+void cuda_adam_step(CudaDevice& device, float* params, const float* grads, float* m, float* v,
+                    int64_t n, const CudaAdamCoefficients& c);
+
+// Sum of x[i]^2 over n floats, in double: per 4096-element chunk on the GPU, chunks added in order
+// on the host (global_norm's chunking). Waits for the stream.
+double cuda_sum_squares(CudaDevice& device, const float* x, int64_t n);
+
+}  // namespace dpt

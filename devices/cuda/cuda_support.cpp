@@ -1,0 +1,72 @@
+// devices/cuda_support.h with CUDA: the run-time probe over the statically linked CUDA runtime
+// (which loads libcuda.so.1 at the first call and reports its absence as an error code, not a
+// load failure) and the CudaDevice factory.
+#include "devices/cuda_support.h"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "devices/cuda/cuda_device.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+std::string cuda_error_text(cudaError_t status) {
+  return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+}
+
+}  // namespace
+
+GpuProbe probe_gpus() {
+  GpuProbe probe;
+  cudaRuntimeGetVersion(&probe.runtime_version);
+  if (cudaDriverGetVersion(&probe.driver_version) != cudaSuccess) probe.driver_version = 0;
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    const std::string runtime = cuda_version_text(probe.runtime_version);
+    if (probe.driver_version == 0) {
+      probe.reason = "no NVIDIA driver (libcuda.so.1 not found or not loadable; " +
+                     cuda_error_text(status) + ")";
+    } else if (status == cudaErrorInsufficientDriver) {
+      probe.reason = "the NVIDIA driver supports CUDA " + cuda_version_text(probe.driver_version) +
+                     ", older than the CUDA " + runtime + " runtime dpt was built with (" +
+                     cuda_error_text(status) + ")";
+    } else if (status == cudaErrorNoDevice) {
+      probe.reason = "no CUDA device found (" + cuda_error_text(status) + ")";
+    } else {
+      probe.reason = "CUDA initialisation failed (" + cuda_error_text(status) + ")";
+    }
+    return probe;
+  }
+  for (int i = 0; i < count; ++i) {
+    GpuInfo gpu;
+    gpu.index = i;
+    cudaDeviceProp prop{};
+    const cudaError_t prop_status = cudaGetDeviceProperties(&prop, i);
+    if (prop_status != cudaSuccess) {
+      cudaGetLastError();
+      gpu.usable = false;
+      gpu.name = "unknown";
+      gpu.note = "cannot read its properties (" + cuda_error_text(prop_status) + ")";
+    } else {
+      gpu.name = prop.name;
+      gpu.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+      gpu.compute_major = prop.major;
+      gpu.compute_minor = prop.minor;
+      check_compute_capability(gpu);
+    }
+    probe.gpus.push_back(gpu);
+  }
+  finish_probe(probe);
+  return probe;
+}
+
+std::unique_ptr<Device> make_cuda_device(int ordinal) {
+  return std::make_unique<CudaDevice>(ordinal);
+}
+
+}  // namespace dpt

@@ -1,0 +1,125 @@
+// CudaDevice: the caching pool and its counters, copies both ways, zero, Tensors on the GPU; and,
+// on every machine, that probing and asking for a GPU where there is none is a clean answer or a
+// dpt::Error, never a crash.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/tensor.h"
+#include "devices/cuda/cublaslt_library.h"
+#include "devices/cuda/cuda_device.h"
+#include "devices/cuda_support.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+TEST(CudaProbe, AnswersWithGpusOrAReason) {
+  const GpuProbe probe = probe_gpus();
+  EXPECT_GT(probe.runtime_version, 0);  // built with CUDA
+  if (usable_gpus(probe).empty()) {
+    EXPECT_FALSE(probe.reason.empty());
+    EXPECT_THROW(make_cuda_device(0), Error);
+  } else {
+    EXPECT_TRUE(probe.reason.empty()) << probe.reason;
+    EXPECT_GT(probe.driver_version, 0);
+  }
+}
+
+TEST(CudaProbe, NoSuchOrdinalIsAConfigError) {
+  const GpuProbe probe = probe_gpus();
+  try {
+    make_cuda_device(static_cast<int>(probe.gpus.size()) + 3);
+    FAIL() << "no error for a GPU that does not exist";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig) << error.what();
+    EXPECT_NE(std::string(error.what()).find("cuda:"), std::string::npos) << error.what();
+  }
+}
+
+// Loading cuBLASLt needs neither a GPU nor the driver, so this runs on every CUDA build machine
+// that has the toolkit's cuBLAS (it skips where the library is absent, as on a bare runtime host).
+TEST(CublasLt, LoadsAtRunTimeAndResolvesEveryEntryPoint) {
+  std::unique_ptr<CublasLtLibrary> library;
+  try {
+    library = std::make_unique<CublasLtLibrary>();
+  } catch (const Error& error) {
+    GTEST_SKIP() << error.what();
+  }
+  EXPECT_NE(library->version().find("cuBLASLt 13."), std::string::npos) << library->version();
+  EXPECT_NE(library->matmul, nullptr);
+  EXPECT_STREQ(library->status_string(CUBLAS_STATUS_NOT_INITIALIZED),
+               "the library was not initialized");
+}
+
+class CudaDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const GpuProbe probe = probe_gpus();
+    const std::vector<GpuInfo> gpus = usable_gpus(probe);
+    if (gpus.empty()) GTEST_SKIP() << "no usable GPU: " << probe.reason;
+    device_ = std::make_unique<CudaDevice>(gpus.front().index);
+  }
+  std::unique_ptr<CudaDevice> device_;
+};
+
+TEST_F(CudaDeviceTest, PoolReusesFreedBlocksAndCountsBytes) {
+  CudaDevice& device = *device_;
+  EXPECT_EQ(device.kind(), DeviceKind::kCuda);
+  EXPECT_NE(device.name().find("cuda:"), std::string::npos);
+  const MemoryCounters before = device.memory_counters();
+  void* a = device.allocate(1000);
+  EXPECT_EQ(device.memory_counters().current_bytes, before.current_bytes + 1024);
+  device.deallocate(a);
+  EXPECT_EQ(device.memory_counters().current_bytes, before.current_bytes);
+  void* b = device.allocate(1000);  // same size class: the cached block
+  EXPECT_EQ(a, b);
+  device.reset_peak();
+  void* c = device.allocate(3 << 20);
+  EXPECT_EQ(device.memory_counters().peak_bytes, before.current_bytes + 1024 + (3 << 20));
+  device.deallocate(c);
+  device.deallocate(b);
+  const int64_t reserved = device.reserved_bytes();
+  EXPECT_GE(reserved, 1024 + (3 << 20));
+  device.release_cached();
+  EXPECT_EQ(device.reserved_bytes(), reserved - 1024 - (3 << 20));
+}
+
+TEST_F(CudaDeviceTest, CopiesAndZeroRoundTrip) {
+  CudaDevice& device = *device_;
+  std::vector<float> host(1001);
+  for (std::size_t i = 0; i < host.size(); ++i) host[i] = 0.5f * static_cast<float>(i);
+  const std::size_t bytes = host.size() * sizeof(float);
+  void* x = device.allocate(bytes);
+  void* y = device.allocate(bytes);
+  device.copy_from_host(x, host.data(), bytes);
+  device.copy(y, x, bytes);
+  std::vector<float> back(host.size(), -1.0f);
+  device.copy_to_host(back.data(), y, bytes);
+  EXPECT_EQ(back, host);
+  device.zero(y, bytes / 2);
+  device.copy_to_host(back.data(), y, bytes);
+  EXPECT_EQ(back[0], 0.0f);
+  EXPECT_EQ(back[host.size() - 1], host.back());
+  device.deallocate(x);
+  device.deallocate(y);
+}
+
+TEST_F(CudaDeviceTest, TensorsLiveInDeviceMemory) {
+  CudaDevice& device = *device_;
+  const int64_t before = device.memory_counters().current_bytes;
+  {
+    Tensor t(device, {16, 8}, DType::kF32);  // zero-filled on the device
+    Tensor u(device, {16, 8}, DType::kF32);
+    std::vector<float> ones(128, 1.0f), back(128, -1.0f);
+    device.copy_from_host(t.raw(), ones.data(), t.bytes());
+    u.copy_from(t);
+    device.copy_to_host(back.data(), u.raw(), u.bytes());
+    EXPECT_EQ(back, ones);
+    EXPECT_GT(device.memory_counters().current_bytes, before);
+  }
+  EXPECT_EQ(device.memory_counters().current_bytes, before);  // RAII: freed with the Tensors
+}
+
+}  // namespace
+}  // namespace dpt

@@ -1,0 +1,70 @@
+// The pure rules of the GPU probe: compute capability floor, the reason when no GPU is usable,
+// version texts; and that probing this machine answers (GPUs or a reason) without throwing.
+#include "devices/gpu_probe.h"
+
+#include <gtest/gtest.h>
+
+#include "devices/cuda_support.h"
+
+namespace dpt {
+namespace {
+
+GpuInfo gpu(int index, const char* name, int major, int minor) {
+  GpuInfo info;
+  info.index = index;
+  info.name = name;
+  info.compute_major = major;
+  info.compute_minor = minor;
+  check_compute_capability(info);
+  return info;
+}
+
+TEST(GpuProbe, ComputeCapabilityBelow80IsNotUsable) {
+  EXPECT_TRUE(gpu(0, "A100", 8, 0).usable);
+  EXPECT_TRUE(gpu(0, "H100", 9, 0).usable);
+  EXPECT_TRUE(gpu(0, "B200", 10, 0).usable);
+  const GpuInfo v100 = gpu(0, "V100", 7, 0);
+  EXPECT_FALSE(v100.usable);
+  EXPECT_EQ(v100.note, "compute capability 7.0 is too old: dpt is built for 8.0 and newer");
+  EXPECT_FALSE(gpu(0, "T4", 7, 5).usable);
+}
+
+TEST(GpuProbe, ReasonSaysWhyNoGpuIsUsable) {
+  GpuProbe none;
+  finish_probe(none);
+  EXPECT_EQ(none.reason, "no CUDA device found");
+
+  GpuProbe old;
+  old.gpus = {gpu(0, "T4", 7, 5), gpu(1, "V100", 7, 0)};
+  finish_probe(old);
+  EXPECT_TRUE(usable_gpus(old).empty());
+  EXPECT_NE(old.reason.find("cuda:0 T4: compute capability 7.5 is too old"), std::string::npos)
+      << old.reason;
+  EXPECT_NE(old.reason.find("cuda:1 V100"), std::string::npos) << old.reason;
+
+  GpuProbe mixed;
+  mixed.gpus = {gpu(0, "T4", 7, 5), gpu(1, "A100", 8, 0)};
+  finish_probe(mixed);
+  EXPECT_TRUE(mixed.reason.empty());
+  ASSERT_EQ(usable_gpus(mixed).size(), 1u);
+  EXPECT_EQ(usable_gpus(mixed)[0].index, 1);
+
+  GpuProbe no_driver;
+  no_driver.reason = "no NVIDIA driver";
+  finish_probe(no_driver);
+  EXPECT_EQ(no_driver.reason, "no NVIDIA driver");  // kept
+}
+
+TEST(GpuProbe, VersionText) {
+  EXPECT_EQ(cuda_version_text(13000), "13.0");
+  EXPECT_EQ(cuda_version_text(12040), "12.4");
+  EXPECT_EQ(cuda_version_text(0), "none");
+}
+
+TEST(GpuProbe, ProbingThisMachineAnswers) {
+  const GpuProbe probe = probe_gpus();
+  EXPECT_TRUE(!usable_gpus(probe).empty() || !probe.reason.empty());
+}
+
+}  // namespace
+}  // namespace dpt
