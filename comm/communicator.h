@@ -63,7 +63,7 @@ struct CommOptions {
   AllReduceAlgorithm all_reduce = AllReduceAlgorithm::kAuto;
   std::size_t ring_threshold_bytes = 32 << 10;
   std::size_t chunk_bytes = 1 << 20;  // pipelining granularity of the ring algorithms
-  std::string plugin_path;            // the "plugin" backend's shared object (comm/plugin_abi.h)
+  std::string plugin_path = "";       // the "plugin" backend's shared object (comm/plugin_abi.h)
 };
 
 // The options comm { ... } sets.
