@@ -100,3 +100,40 @@ fail() {
   echo "FAIL $*"
   sed 's/^/  | /' out.txt | tail -8
 }
+
+# rank_pid RANK PATTERN: the pid of this test's process of MPI rank RANK whose command line
+# matches PATTERN (pgrep -f), or nothing.
+rank_pid() {
+  local pid
+  for pid in $(pgrep -f "$2"); do
+    [[ $(readlink "/proc/$pid/cwd") == "$work" ]] &&
+      grep -qz "^OMPI_COMM_WORLD_RANK=$1\$" "/proc/$pid/environ" 2>/dev/null && echo "$pid" && return
+  done
+}
+
+# signal_rank1 SIGNAL PATTERN [TRAIN ARGS...]: starts 2-rank training in run directory
+# s<SIGNAL>, sends SIGNAL to rank 1 once it trains, and checks that the job ends non-zero within
+# 30 s with PATTERN (extended regex) in its output. A stopped rank is killed afterwards.
+signal_rank1() {
+  local signal=$1 pattern=$2 start=$SECONDS victim="" job code took
+  shift 2
+  timeout 60 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir "s$signal" \
+    --set train.epochs=100000 "$@" >out.txt 2>&1 &
+  job=$!
+  for _ in $(seq 100); do
+    victim=$(rank_pid 1 "dpt train cfg.prototxt --run-dir s$signal")
+    [[ -n $victim ]] && grep -q "epoch 1 step" out.txt && break
+    sleep 0.1
+  done
+  kill -s "$signal" "$victim" 2>/dev/null
+  wait $job
+  code=$?
+  [[ $signal == STOP ]] && kill -9 "$victim" 2>/dev/null
+  took=$((SECONDS - start))
+  if [[ -n $victim && $code -ne 0 && $took -le 30 ]] && grep -Eq "$pattern" out.txt; then
+    echo "ok SIG$signal of rank 1: exit $code after ${took}s"
+    pass
+  else
+    fail "SIG$signal of rank 1 (pid '$victim'): exit $code after ${took}s, pattern /$pattern/"
+  fi
+}

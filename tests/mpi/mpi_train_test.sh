@@ -17,14 +17,6 @@ synthetic_dataset "$dpt" data.h5 600 4 4 5
 small_mlp_config data.h5 60 4 >cfg.prototxt
 
 # rank_pid RANK PATTERN: the pid of this test's MPI rank RANK whose command line matches PATTERN.
-rank_pid() {
-  local pid
-  for pid in $(pgrep -f "$2"); do
-    [[ $(readlink "/proc/$pid/cwd") == "$work" ]] &&
-      grep -qz "^OMPI_COMM_WORLD_RANK=$1\$" "/proc/$pid/environ" 2>/dev/null && echo "$pid" && return
-  done
-}
-
 # expect_failure NAME PATTERN MAX_SECONDS -- COMMAND...: COMMAND exits non-zero within
 # MAX_SECONDS and its output matches PATTERN.
 expect_failure() {
@@ -65,33 +57,8 @@ for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
 done
 
 # A rank killed with SIGKILL, and one stopped with SIGSTOP (hung, as seen from its peers).
-for signal in KILL STOP; do
-  start=$SECONDS
-  timeout 60 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir "s$signal" --set train.epochs=100000 \
-    >out.txt 2>&1 &
-  job=$!
-  victim=""
-  for _ in $(seq 100); do
-    victim=$(rank_pid 1 "dpt train cfg.prototxt --run-dir s$signal")
-    [[ -n $victim ]] && grep -q "epoch 1 step" out.txt && break
-    sleep 0.1
-  done
-  kill -s "$signal" "$victim" 2>/dev/null
-  wait $job
-  code=$?
-  [[ $signal == STOP ]] && kill -9 "$victim" 2>/dev/null
-  took=$((SECONDS - start))
-  case $signal in
-    KILL) pattern="signal 9|Killed|exited on signal" ;;
-    STOP) pattern="timed out after 4 s; ranks that did not arrive: 1" ;;
-  esac
-  if [[ -n $victim && $code -ne 0 && $took -le 30 ]] && grep -Eq "$pattern" out.txt; then
-    echo "ok SIG$signal of rank 1: exit $code after ${took}s"
-    pass
-  else
-    fail "SIG$signal of rank 1 (pid '$victim'): exit $code after ${took}s, pattern /$pattern/"
-  fi
-done
+signal_rank1 KILL "signal 9|Killed|exited on signal"
+signal_rank1 STOP "timed out after 4 s; ranks that did not arrive: 1"
 
 # 3. A slow rank is named by the straggler report, and the run still finishes.
 if "${mpi[@]}" -np 3 "$dpt" train cfg.prototxt --run-dir slow \
