@@ -15,6 +15,7 @@
 
 #include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "devices/gpu_power.h"
 
 namespace dpt {
 namespace {
@@ -304,6 +305,7 @@ MachineInfo detect_machine() {
     }
   }
   machine.gpu = probe_gpus();
+  if (!machine.gpu.gpus.empty()) read_power_limits(machine.gpu, load_nvml());
   return machine;
 }
 

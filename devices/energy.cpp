@@ -178,6 +178,8 @@ NvmlApi load_nvml(const std::string& library) {
   find(api.handle_by_index, "nvmlDeviceGetHandleByIndex_v2", true);
   find(api.total_energy, "nvmlDeviceGetTotalEnergyConsumption", false);  // Volta and newer
   find(api.power_usage, "nvmlDeviceGetPowerUsage", true);
+  find(api.handle_by_pci_bus_id, "nvmlDeviceGetHandleByPciBusId_v2", false);
+  find(api.power_limit, "nvmlDeviceGetEnforcedPowerLimit", false);
   return api;
 }
 

@@ -73,15 +73,17 @@ class RaplMeter : public EnergyMeter {
 // The few NVML entry points used, declared here (no nvml.h). Return values are nvmlReturn_t
 // (0 = success). Tests fill this with fakes; load_nvml() fills it from the real library.
 struct NvmlApi {
-  using Device = void*;                                        // nvmlDevice_t, an opaque pointer
-  int (*init)() = nullptr;                                     // nvmlInit_v2
-  int (*shutdown)() = nullptr;                                 // nvmlShutdown
-  const char* (*error_string)(int) = nullptr;                  // nvmlErrorString
-  int (*handle_by_index)(unsigned, Device*) = nullptr;         // nvmlDeviceGetHandleByIndex_v2
-  int (*total_energy)(Device, unsigned long long*) = nullptr;  // ...GetTotalEnergyConsumption, mJ
-  int (*power_usage)(Device, unsigned*) = nullptr;             // nvmlDeviceGetPowerUsage, mW
-  std::shared_ptr<void> library;  // keeps the dlopen handle open; null for fakes
-  std::string error;              // why loading failed; "" when every pointer is set
+  using Device = void*;                                         // nvmlDevice_t, an opaque pointer
+  int (*init)() = nullptr;                                      // nvmlInit_v2
+  int (*shutdown)() = nullptr;                                  // nvmlShutdown
+  const char* (*error_string)(int) = nullptr;                   // nvmlErrorString
+  int (*handle_by_index)(unsigned, Device*) = nullptr;          // nvmlDeviceGetHandleByIndex_v2
+  int (*total_energy)(Device, unsigned long long*) = nullptr;   // ...GetTotalEnergyConsumption, mJ
+  int (*power_usage)(Device, unsigned*) = nullptr;              // nvmlDeviceGetPowerUsage, mW
+  int (*handle_by_pci_bus_id)(const char*, Device*) = nullptr;  // ...GetHandleByPciBusId_v2
+  int (*power_limit)(Device, unsigned*) = nullptr;  // nvmlDeviceGetEnforcedPowerLimit, mW
+  std::shared_ptr<void> library;                    // keeps the dlopen handle open; null for fakes
+  std::string error;  // why loading failed; "" when every pointer is set
 };
 
 // dlopen(library) and look up the entry points; on failure returns an api with `error` set.

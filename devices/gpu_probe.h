@@ -22,7 +22,10 @@ struct GpuInfo {
   int compute_major = 0;
   int compute_minor = 0;
   bool usable = true;
-  std::string note;  // why it is not usable; empty when it is
+  std::string note;          // why it is not usable; empty when it is
+  std::string pci_bus_id;    // "0000:3b:00.0"; how NVML finds the same device
+  double power_limit_w = 0;  // enforced power limit from NVML; 0: not known, see power_note
+  std::string power_note;    // why the power limit is not known
   int compute_capability() const { return compute_major * 10 + compute_minor; }
 };
 

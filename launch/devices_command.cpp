@@ -49,7 +49,11 @@ nlohmann::json devices_json(const MachineInfo& machine, const std::vector<std::s
                     {"memory_bytes", gpu.memory_bytes},
                     {"compute_capability", compute_capability_text(gpu)},
                     {"usable", gpu.usable},
-                    {"note", gpu.note}});
+                    {"note", gpu.note},
+                    {"pci_bus_id", gpu.pci_bus_id},
+                    {"power_limit_w", gpu.power_limit_w > 0 ? nlohmann::json(gpu.power_limit_w)
+                                                            : nlohmann::json(nullptr)},
+                    {"power_note", gpu.power_note}});
   }
   const Recommendation advice = recommend(machine);
   return {
@@ -126,8 +130,11 @@ std::string devices_table(const MachineInfo& machine, const std::vector<std::str
                           cuda_version_text(machine.gpu.runtime_version)));
   for (const GpuInfo& gpu : machine.gpu.gpus) {
     row(fmt::format("cuda:{}", gpu.index),
-        fmt::format("{}, {}, compute capability {}{}", gpu.name, bytes_text(gpu.memory_bytes),
-                    compute_capability_text(gpu), gpu.usable ? "" : "; not usable: " + gpu.note));
+        fmt::format("{}, {}, compute capability {}, power limit {}{}", gpu.name,
+                    bytes_text(gpu.memory_bytes), compute_capability_text(gpu),
+                    gpu.power_limit_w > 0 ? fmt::format("{:.0f} W", gpu.power_limit_w)
+                                          : "n/a (" + gpu.power_note + ")",
+                    gpu.usable ? "" : "; not usable: " + gpu.note));
   }
   if (!machine.gpu.reason.empty()) row("", "n/a: " + machine.gpu.reason);
   out += "Collectives\n";

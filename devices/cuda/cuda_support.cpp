@@ -4,6 +4,7 @@
 #include "devices/cuda_support.h"
 
 #include <cuda_runtime_api.h>
+#include <cstdio>
 
 #include <string>
 
@@ -57,6 +58,10 @@ GpuProbe probe_gpus() {
       gpu.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
       gpu.compute_major = prop.major;
       gpu.compute_minor = prop.minor;
+      char bus_id[32];
+      std::snprintf(bus_id, sizeof bus_id, "%04x:%02x:%02x.0", prop.pciDomainID, prop.pciBusID,
+                    prop.pciDeviceID);
+      gpu.pci_bus_id = bus_id;
       check_compute_capability(gpu);
     }
     probe.gpus.push_back(gpu);
