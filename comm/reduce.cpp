@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/bf16.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -24,16 +25,9 @@ inline float bits_float(uint32_t bits) {
   return value;
 }
 
-inline float bf16_to_f32(uint16_t value) { return bits_float(static_cast<uint32_t>(value) << 16); }
-
-inline uint16_t f32_to_bf16(float value) {
-  const uint32_t bits = float_bits(value);
-  // Adding 0x7FFF plus the lowest kept bit rounds to nearest with ties to even; a carry out of
-  // the mantissa correctly bumps the exponent (up to infinity).
-  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-  const uint32_t quiet_nan = (bits >> 16) | 0x0040u;  // keeps sign and top payload bits
-  return static_cast<uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded);
-}
+// bf16 rounding is core's (core/bf16.h), the same the bf16 matmuls use.
+inline float bf16_to_f32(uint16_t value) { return from_bf16(value); }
+inline uint16_t f32_to_bf16(float value) { return to_bf16(value); }
 
 inline float f16_to_f32(uint16_t value) {
   const uint32_t sign = (static_cast<uint32_t>(value) & 0x8000u) << 16;

@@ -1,7 +1,7 @@
 // bf16 (bfloat16: float32's sign and 8-bit exponent, 7 stored mantissa bits) for the bf16 matmul
 // path (core/gemm_bf16.h): float32 -> bf16 rounding to nearest, ties to even, and back. Values
-// are plain uint16_t bit patterns. comm/reduce.h has its own copies for reduced-precision
-// collectives (core cannot see comm, and comm keeps its kernels to itself).
+// are plain uint16_t bit patterns. The reduced-precision collectives (comm/reduce.cpp) round with
+// these too.
 #pragma once
 
 #include <cstdint>
