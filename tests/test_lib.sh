@@ -61,21 +61,22 @@ weights_match() {
           exit !(n > 500 && worst < 2e-5) }'
 }
 
-# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND (output in out.txt) and counts it in
-# $passed when it exits with CODE and PATTERN (extended regex) is in its output, else in $failed
-# with the tail of the output.
+# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND (stdout in out.txt, stderr in err.txt) and
+# counts it in $passed when it exits with CODE and PATTERN (extended regex) is in either, else in
+# $failed with the tail of both.
 expect() {
   local name=$1 code=$2 pattern=$3
   shift 4
-  "$@" >out.txt 2>&1
+  "$@" >out.txt 2>err.txt
   local got=$?
-  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt; then
+  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt err.txt; then
     passed=$((passed + 1))
     echo "ok $name"
   else
     failed=$((failed + 1))
     echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
-    sed 's/^/  | /' out.txt | tail -8
+    sed 's/^/  stdout: /' out.txt | tail -8
+    sed 's/^/  stderr: /' err.txt | tail -5
   fi
 }
 

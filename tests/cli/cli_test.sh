@@ -3,29 +3,8 @@
 # kind giving one clear line and the documented exit code (README "Exit codes"), never a crash.
 # Usage: cli_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0
-failed=0
-
-# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its stderr
-# (or stdout) matches the extended regex PATTERN.
-expect() {
-  local name=$1 code=$2 pattern=$3
-  shift 4
-  "$@" >out.txt 2>err.txt
-  local got=$?
-  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt err.txt; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
-    sed 's/^/  stdout: /' out.txt | head -5
-    sed 's/^/  stderr: /' err.txt | head -5
-  fi
-}
+source "$(dirname "$0")/../test_lib.sh"
+begin_test "$1"
 
 # A tiny IDX dataset: 40 images of 2x2 pixels, class = (brightest pixel), 4 classes.
 be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }

@@ -6,30 +6,9 @@
 # table reports. Bad input gives one line and the documented exit code.
 # Usage: compress_cli_test.sh path/to/dpt
 set -u
-dpt=$(realpath "$1")
 source "$(dirname "$0")/../test_lib.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0
-failed=0
+begin_test "$1"
 
-# expect NAME CODE PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its stdout
-# or stderr matches the extended regex PATTERN.
-expect() {
-  local name=$1 code=$2 pattern=$3
-  shift 4
-  "$@" >out.txt 2>err.txt
-  local got=$?
-  if [[ $got -eq $code ]] && grep -Eq -- "$pattern" out.txt err.txt; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name: exit $got (expected $code), pattern /$pattern/"
-    sed 's/^/  stdout: /' out.txt | head -8
-    sed 's/^/  stderr: /' err.txt | head -5
-  fi
-}
 check() {  # check NAME CONDITION...
   local name=$1
   shift
