@@ -94,6 +94,21 @@ begin_test() {
   failed=0
 }
 
+# check NAME COMMAND...: counts a check that passes when COMMAND succeeds; on failure prints the
+# tail of out.txt.
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    sed 's/^/  | /' out.txt 2>/dev/null | tail -8
+  fi
+}
+
 # pass / fail MESSAGE: count a check; fail prints MESSAGE and the tail of out.txt.
 pass() { passed=$((passed + 1)); }
 fail() {

@@ -22,18 +22,6 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi=(mpirun --oversubscribe)
 passed=0
 failed=0
-check() {  # check NAME CONDITION...: passes when the command succeeds
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    sed 's/^/  | /' out.txt 2>/dev/null | tail -8
-  fi
-}
 
 synthetic_dataset "$dpt" data.h5 2000 8 10 3
 

@@ -9,11 +9,6 @@ set -u
 source "$(dirname "$0")/../test_lib.sh"
 begin_test "$1"
 
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
 # table_accuracy LABEL_REGEX: the test accuracy of the table row whose method matches.
 table_accuracy() { grep -E "^$1 " out.txt | grep -Eo ' 0\.[0-9]{4}| 1\.0000' | head -1 | tr -d ' '; }
 # eval_accuracy: the accuracy printed by dpt eval.

@@ -8,18 +8,6 @@
 set -u
 source "$(dirname "$0")/../test_lib.sh"
 begin_test "$1"
-check() {  # check NAME COMMAND...: passes when the command succeeds
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    sed 's/^/  | /' out.txt 2>/dev/null | tail -8
-  fi
-}
 # json FILE EXPRESSION: evaluates a Python expression over the JSON object `j`; true -> exit 0.
 json() {
   python3 -c "import json, sys; j = json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
