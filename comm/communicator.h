@@ -30,6 +30,9 @@ class Communicator {
   virtual int size() const = 0;
   // Backend name, e.g. "local", "threads", "mpi".
   virtual std::string backend() const = 0;
+  // Whether buffers may be memory of the worker's CUDA device (NCCL). false: host memory only;
+  // callers stage device buffers through host memory.
+  virtual bool device_memory() const { return false; }
 
   // recv[i] = op over ranks of send[i], for i < count; identical bits on every rank.
   virtual void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,

@@ -45,6 +45,12 @@ class CpuDevice : public Device {
   MemoryCounters memory_counters() const override;
   void reset_peak() override;
   void copy(void* dst, const void* src, std::size_t bytes) override;
+  void copy_from_host(void* dst, const void* host_src, std::size_t bytes) override {
+    copy(dst, host_src, bytes);
+  }
+  void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override {
+    copy(host_dst, src, bytes);
+  }
   void zero(void* ptr, std::size_t bytes) override;
   void synchronize() override {}
 

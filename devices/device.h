@@ -36,6 +36,10 @@ class Device {
   virtual void reset_peak() = 0;
   // Copies `bytes` between two buffers of this device (the CPU device: plain memory).
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
+  // Host memory -> this device, and this device -> host memory; both return when the copy has
+  // finished (the CPU device: memcpy).
+  virtual void copy_from_host(void* dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, std::size_t bytes) = 0;
   // Sets `bytes` of device memory to zero.
   virtual void zero(void* ptr, std::size_t bytes) = 0;
   // Blocks until all work queued on this device has finished.

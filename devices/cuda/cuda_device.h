@@ -46,8 +46,8 @@ class CudaDevice : public Device {
   void synchronize() override;
 
   // Host -> device and device -> host; both return when the copy has finished.
-  void copy_from_host(void* device_dst, const void* host_src, std::size_t bytes);
-  void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
+  void copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) override;
   // Frees the pool's cached (unused) blocks.
   void release_cached() noexcept;
   // Bytes held from cudaMalloc: blocks in use plus cached ones.
