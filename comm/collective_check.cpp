@@ -97,8 +97,9 @@ void check_collective(Transport& transport, const CollectiveHeader& header,
   if (n == 1) return;
   const int left = ring_mod(rank - 1, n), right = ring_mod(rank + 1, n);
   const Words mine = encode_header(header);
-  Words theirs{};
-  std::unique_ptr<Request> receive = transport.irecv(theirs.data(), sizeof(Words), left, tag);
+  std::array<char, kHeaderMessageBytes> message;
+  std::unique_ptr<Request> receive =
+      transport.irecv_up_to(message.data(), message.size(), left, tag);
   std::unique_ptr<Request> send = transport.isend(mine.data(), sizeof(Words), right, tag);
   if (!transport.wait(*receive, deadline)) {
     throw CommTimeout(left, "collective check: timed out waiting for rank " + std::to_string(left));
@@ -107,7 +108,16 @@ void check_collective(Transport& transport, const CollectiveHeader& header,
     throw CommTimeout(right,
                       "collective check: timed out sending to rank " + std::to_string(right));
   }
-  check_header(header, rank, theirs, left);
+  check_header(header, rank, read_header(message.data(), receive->received(), left), left);
+}
+
+HeaderWords read_header(const char* message, std::size_t bytes, int peer) {
+  DPT_CHECK_AS(ErrorKind::kComm, bytes >= sizeof(Words))
+      << "rank " << peer << " sent a " << bytes
+      << "-byte message where a collective header was expected";
+  Words words;
+  std::memcpy(words.data(), message, sizeof(Words));
+  return words;
 }
 
 void check_header(const CollectiveHeader& header, int rank, const HeaderWords& theirs, int peer) {

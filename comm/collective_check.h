@@ -47,6 +47,10 @@ std::string describe_call(const CollectiveHeader& header);
 using HeaderWords = std::array<uint64_t, 6>;
 HeaderWords encode_header(const CollectiveHeader& header);
 
+// The header at the start of a message of `bytes` received from rank `peer` on
+// kCollectiveCheckTag; throws dpt::Error(kComm) when the message is too short to hold one.
+HeaderWords read_header(const char* message, std::size_t bytes, int peer);
+
 // Throws dpt::Error(kComm) naming both calls when `theirs`, received from rank `peer`, differs
 // from this rank's `header` (see check_collective for the message).
 void check_header(const CollectiveHeader& header, int rank, const HeaderWords& theirs, int peer);
@@ -57,6 +61,10 @@ constexpr int kCollectiveCheckTag = 1;
 constexpr int kFindMissingTag = 2;
 constexpr int kLatencyDataTag = 4;  // recursive doubling's data (its headers use tag 1)
 constexpr int kRingTagBase = 8;
+// The largest message on kCollectiveCheckTag: a header, or a header followed by the first data of
+// a small all-reduce (comm/latency_all_reduce.h), kept under Open MPI's 4 KiB shared-memory eager
+// limit. Header receives take up to this much, so either kind of message is read and compared.
+constexpr std::size_t kHeaderMessageBytes = 4000;
 
 // Sends this rank's header to rank+1 and compares it with the one from rank-1; around the ring
 // that makes all headers equal. On a mismatch throws dpt::Error(kComm), e.g. "all_reduce #12:

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "comm/collective_check.h"
 #include "comm/transport.h"
@@ -19,10 +20,11 @@ namespace dpt {
 // Works on a copy: recv is written only once the result is complete, so a failure leaves it as
 // it was. Throws CommTimeout at `deadline` and dpt::Error(kComm) on a header mismatch. Headers
 // travel on kCollectiveCheckTag, like check_collective's, so a rank in another collective sees
-// them and names the difference; data on `data_tag`.
+// them and names the difference; data on `data_tag`. `scratch` is working space kept between calls
+// (grown to twice the message, never shrunk).
 void recursive_doubling_all_reduce(Transport& transport, const void* send, void* recv,
                                    std::size_t count, DType dtype, ReduceOp op,
                                    const CollectiveHeader& header, Clock::time_point deadline,
-                                   int data_tag);
+                                   int data_tag, std::vector<char>& scratch);
 
 }  // namespace dpt

@@ -35,8 +35,9 @@ namespace {
 
 class MpiRequest : public Request {
  public:
-  MpiRequest(std::mutex& mutex, bool receive, std::size_t bytes, int peer, int tag)
-      : mutex_(mutex), receive_(receive), bytes_(bytes), peer_(peer), tag_(tag) {}
+  MpiRequest(std::mutex& mutex, bool receive, std::size_t bytes, int peer, int tag,
+             bool exact = true)
+      : mutex_(mutex), receive_(receive), exact_(exact), bytes_(bytes), peer_(peer), tag_(tag) {}
   // A request abandoned before completion (the collective timed out or failed) is cancelled and
   // freed, so MPI forgets it; the communicator is unusable after such a failure anyway.
   ~MpiRequest() override {
@@ -53,6 +54,7 @@ class MpiRequest : public Request {
 
   std::mutex& mutex_;
   bool receive_;
+  bool exact_;  // receives: a shorter message is an error too
   std::size_t bytes_;
   int peer_;
   int tag_;
@@ -106,7 +108,17 @@ std::unique_ptr<Request> MpiTransport::isend(const void* data, std::size_t bytes
 }
 
 std::unique_ptr<Request> MpiTransport::irecv(void* data, std::size_t bytes, int peer, int tag) {
-  auto request = std::make_unique<MpiRequest>(mutex_, true, bytes, peer, tag);
+  return post_receive(data, bytes, peer, tag, true);
+}
+
+std::unique_ptr<Request> MpiTransport::irecv_up_to(void* data, std::size_t capacity, int peer,
+                                                   int tag) {
+  return post_receive(data, capacity, peer, tag, false);
+}
+
+std::unique_ptr<Request> MpiTransport::post_receive(void* data, std::size_t bytes, int peer,
+                                                    int tag, bool exact) {
+  auto request = std::make_unique<MpiRequest>(mutex_, true, bytes, peer, tag, exact);
   const int count = checked_count(bytes, peer);
   std::lock_guard<std::mutex> lock(mutex_);
   MPI_CHECK(MPI_Irecv(data, count, MPI_BYTE, peer, tag, comm_, &request->request_))
@@ -137,9 +149,11 @@ bool MpiTransport::test(Request& base) {
   if (request.receive_) {
     int received = 0;
     MPI_Get_count(&status, MPI_BYTE, &received);
-    DPT_CHECK_AS(ErrorKind::kComm, static_cast<std::size_t>(received) == request.bytes_)
+    DPT_CHECK_AS(ErrorKind::kComm,
+                 !request.exact_ || static_cast<std::size_t>(received) == request.bytes_)
         << request.describe() << ": got " << received
         << " bytes: the ranks disagree about this collective's size";
+    request.set_received(static_cast<std::size_t>(received));
   }
   return true;
 }

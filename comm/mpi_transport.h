@@ -34,6 +34,8 @@ class MpiTransport : public Transport {
   // A message of another size than `bytes` from `peer` fails the receive with kComm naming
   // both sizes (never writes past `bytes`).
   std::unique_ptr<Request> irecv(void* data, std::size_t bytes, int peer, int tag) override;
+  std::unique_ptr<Request> irecv_up_to(void* data, std::size_t capacity, int peer,
+                                       int tag) override;
   bool test(Request& request) override;
   bool wait(Request& request, Clock::time_point deadline) override;
 
@@ -48,6 +50,9 @@ class MpiTransport : public Transport {
   PollPolicy policy_;
   int rank_ = 0;
   int size_ = 1;
+
+  std::unique_ptr<Request> post_receive(void* data, std::size_t bytes, int peer, int tag,
+                                        bool exact);
 };
 
 }  // namespace dpt

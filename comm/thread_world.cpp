@@ -53,6 +53,7 @@ struct ThreadRequest : Request {
   std::string error;     // receives: the message had another size
   void* data = nullptr;  // receives: where the bytes go
   std::size_t bytes = 0;
+  bool exact = true;  // receives: false for irecv_up_to (shorter messages allowed)
   int peer = 0;
   ThreadWorld::State* state = nullptr;  // set for receives
   Channel channel;
@@ -76,17 +77,12 @@ class ThreadTransport : public Transport {
   }
 
   std::unique_ptr<Request> irecv(void* data, std::size_t bytes, int peer, int tag) override {
-    check_peer(peer);
-    auto request = std::make_unique<ThreadRequest>();
-    request->data = data;
-    request->bytes = bytes;
-    request->peer = peer;
-    request->state = &state_;
-    request->channel = {peer, rank_, tag};
-    std::lock_guard<std::mutex> lock(state_.mutex);
-    state_.receives[{peer, rank_, tag}].push_back(request.get());
-    match({peer, rank_, tag});
-    return request;
+    return post_receive(data, bytes, peer, tag, true);
+  }
+
+  std::unique_ptr<Request> irecv_up_to(void* data, std::size_t capacity, int peer,
+                                       int tag) override {
+    return post_receive(data, capacity, peer, tag, false);
   }
 
   bool test(Request& base) override {
@@ -110,6 +106,22 @@ class ThreadTransport : public Transport {
   }
 
  private:
+  std::unique_ptr<Request> post_receive(void* data, std::size_t bytes, int peer, int tag,
+                                        bool exact) {
+    check_peer(peer);
+    auto request = std::make_unique<ThreadRequest>();
+    request->data = data;
+    request->bytes = bytes;
+    request->exact = exact;
+    request->peer = peer;
+    request->state = &state_;
+    request->channel = {peer, rank_, tag};
+    std::lock_guard<std::mutex> lock(state_.mutex);
+    state_.receives[{peer, rank_, tag}].push_back(request.get());
+    match({peer, rank_, tag});
+    return request;
+  }
+
   // Done, or throws the receive's size error. Holds the lock.
   static bool finished(const ThreadRequest& request) {
     DPT_CHECK_AS(ErrorKind::kComm, request.error.empty()) << request.error;
@@ -127,14 +139,17 @@ class ThreadTransport : public Transport {
       const std::vector<char>& message = queue.front();
       // As MPI does, a message of another size fails the receive (when it is waited for), not
       // the send, and is never copied.
-      if (message.size() != request->bytes) {
+      const bool fits =
+          request->exact ? message.size() == request->bytes : message.size() <= request->bytes;
+      if (!fits) {
         request->error = "rank " + std::to_string(std::get<1>(channel)) + " expected " +
                          std::to_string(request->bytes) + " bytes from rank " +
                          std::to_string(request->peer) + " but got " +
                          std::to_string(message.size()) +
                          ": the ranks disagree about this collective's size";
-      } else if (!message.empty()) {
-        std::memcpy(request->data, message.data(), message.size());
+      } else {
+        if (!message.empty()) std::memcpy(request->data, message.data(), message.size());
+        request->set_received(message.size());
       }
       request->done = true;
       queue.pop_front();

@@ -17,6 +17,12 @@ using Clock = std::chrono::steady_clock;
 class Request {
  public:
   virtual ~Request() = default;
+  // Bytes a completed receive got (irecv: its size; irecv_up_to: the message's length).
+  std::size_t received() const { return received_; }
+  void set_received(std::size_t bytes) { received_ = bytes; }
+
+ private:
+  std::size_t received_ = 0;
 };
 
 class Transport {
@@ -30,6 +36,10 @@ class Transport {
                                          int tag) = 0;
   // Posts a receive of exactly `bytes` into `data` from `peer` with `tag`.
   virtual std::unique_ptr<Request> irecv(void* data, std::size_t bytes, int peer, int tag) = 0;
+  // Posts a receive of at most `capacity` bytes: a shorter message completes it too and
+  // received() tells its length; a longer one fails it, as for irecv.
+  virtual std::unique_ptr<Request> irecv_up_to(void* data, std::size_t capacity, int peer,
+                                               int tag) = 0;
   // True when the request has completed (drives progress); never blocks for long.
   virtual bool test(Request& request) = 0;
   // Blocks until the request completes (true) or `deadline` passes (false).

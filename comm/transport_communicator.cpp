@@ -49,7 +49,7 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
     // Small: recursive doubling carries its own header check (no extra round trip).
     run(header, false, [&](Clock::time_point deadline) {
       recursive_doubling_all_reduce(transport_, send, recv, count, dtype, op, header_of_run_,
-                                    deadline, kLatencyDataTag);
+                                    deadline, kLatencyDataTag, latency_scratch_);
     });
     return;
   }

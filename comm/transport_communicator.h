@@ -54,9 +54,10 @@ class TransportCommunicator : public Communicator {
   Transport& transport_;
   CommOptions options_;
   uint64_t sequence_ = 0;
-  CollectiveHeader header_of_run_;  // the running collective's header, sequence number included
-  std::vector<char> scratch_;       // reduce_scatter's full-size buffer
-  std::vector<char> ring_scratch_;  // the ring's reduction chunks, reused between calls
+  CollectiveHeader header_of_run_;     // the running collective's header, sequence number included
+  std::vector<char> scratch_;          // reduce_scatter's full-size buffer
+  std::vector<char> ring_scratch_;     // the ring's reduction chunks, reused between calls
+  std::vector<char> latency_scratch_;  // recursive doubling's buffers, reused between calls
 };
 
 }  // namespace dpt
