@@ -12,20 +12,13 @@
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "tensor_values.h"
 
 namespace dpt {
 namespace {
 
-Tensor make_tensor(Device& device, const std::vector<float>& values) {
-  Tensor tensor(device, {static_cast<int64_t>(values.size())}, DType::kF32);
-  for (std::size_t i = 0; i < values.size(); ++i) tensor.data<float>()[i] = values[i];
-  return tensor;
-}
-
-std::vector<float> values_of(const Tensor& tensor) {
-  const float* data = tensor.data<float>();
-  return std::vector<float>(data, data + tensor.numel());
-}
+using testing::make_tensor;
+using testing::values_of;
 
 proto::SgdConfig sgd_config(float momentum, bool nesterov, float weight_decay) {
   proto::SgdConfig config;
