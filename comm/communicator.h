@@ -55,7 +55,8 @@ class Communicator {
 };
 
 enum class AllReduceAlgorithm {
-  kAuto,    // recursive doubling below ring_threshold_bytes, the ring from there up
+  kAuto,    // one node: shared memory below shm_threshold_bytes; across nodes recursive doubling
+            // below ring_threshold_bytes; the ring above
   kRing,    // dpt's pipelined ring (comm/ring.h) at every size
   kNative,  // the library's own (MPI_Iallreduce) at every size; the ring where it has none
 };
@@ -64,9 +65,12 @@ enum class AllReduceAlgorithm {
 struct CommOptions {
   double timeout_s = 300.0;  // per collective
   AllReduceAlgorithm all_reduce = AllReduceAlgorithm::kAuto;
-  std::size_t ring_threshold_bytes = 32 << 10;
-  std::size_t chunk_bytes = 1 << 20;  // pipelining granularity of the ring algorithms
-  std::string plugin_path = "";       // the "plugin" backend's shared object (comm/plugin_abi.h)
+  std::size_t ring_threshold_bytes = 32 << 10;  // across nodes: recursive doubling below it
+  std::size_t shm_threshold_bytes = 128 << 10;  // on one node: shared memory below it (0: off)
+  // Pipelining granularity of the ring algorithms; 0: automatic (whole blocks on one node, 1 MiB
+  // across nodes).
+  std::size_t chunk_bytes = 0;
+  std::string plugin_path = "";  // the "plugin" backend's shared object (comm/plugin_abi.h)
 };
 
 // The options comm { ... } sets.

@@ -44,6 +44,7 @@ CommOptions comm_options(const proto::CommConfig& config) {
   CommOptions options;
   options.timeout_s = config.timeout_s();
   options.ring_threshold_bytes = static_cast<std::size_t>(config.ring_threshold_bytes());
+  options.shm_threshold_bytes = static_cast<std::size_t>(config.shm_threshold_bytes());
   options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes());
   options.plugin_path = config.plugin_path();
   switch (config.all_reduce()) {

@@ -6,8 +6,11 @@
 
 #include <climits>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "comm/mpi_check.h"
+#include "comm/mpi_shared_memory.h"
 #include "comm/mpi_transport.h"
 #include "comm/reduce.h"
 #include "comm/transport_communicator.h"
@@ -55,7 +58,22 @@ class MpiCommunicator : public TransportCommunicator {
   explicit MpiCommunicator(const CommOptions& options)
       : TransportCommunicator(transport_, options),
         comm_(duplicate_world()),
-        transport_(comm_, mutex_) {}
+        transport_(comm_, mutex_) {
+    if (size() == 1) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    set_one_node(all_on_one_node(comm_));
+    if (options.all_reduce != AllReduceAlgorithm::kAuto || options.shm_threshold_bytes == 0 ||
+        !one_node()) {
+      return;
+    }
+    const std::size_t chunk = ShmAllReduce::chunk_for(options.chunk_bytes);
+    const std::size_t region = ShmAllReduce::region_bytes(chunk);
+    segment_ = map_node_segment(comm_, region, shared_memory_note_);
+    if (segment_ == nullptr) return;
+    std::vector<char*> regions;
+    for (int r = 0; r < size(); ++r) regions.push_back(segment_->data() + r * region);
+    use_shared_memory(std::make_unique<ShmAllReduce>(regions, rank(), chunk));
+  }
   ~MpiCommunicator() override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (mpi_active()) MPI_Comm_free(&comm_);
@@ -94,6 +112,8 @@ class MpiCommunicator : public TransportCommunicator {
   std::mutex mutex_;
   MPI_Comm comm_;
   MpiTransport transport_;
+  std::unique_ptr<SharedSegment> segment_;  // the shared-memory all-reduce's regions, or null
+  std::string shared_memory_note_;          // why there is none
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "comm/thread_world.h"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -10,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "comm/shm_all_reduce.h"
 #include "comm/transport.h"
 #include "comm/transport_communicator.h"
 #include "devices/error.h"
@@ -30,6 +32,9 @@ struct ThreadWorld::State {
   std::map<Channel, std::deque<std::vector<char>>> messages;
   std::map<Channel, std::deque<ThreadRequest*>> receives;
   int aborted_by = -1;
+  // The ranks' shared-memory all-reduce regions (comm/shm_all_reduce.h), zeroed, 64-byte aligned.
+  std::size_t chunk_bytes = 0, region_bytes = 0;
+  std::unique_ptr<char, decltype(&std::free)> regions{nullptr, &std::free};
 };
 
 namespace {
@@ -175,7 +180,18 @@ class ThreadTransport : public Transport {
 class ThreadCommunicator : public TransportCommunicator {
  public:
   ThreadCommunicator(ThreadWorld::State& state, int rank, const CommOptions& options)
-      : TransportCommunicator(transport_, options), transport_(state, rank), state_(state) {}
+      : TransportCommunicator(transport_, options), transport_(state, rank), state_(state) {
+    set_one_node(state.regions != nullptr);
+    if (state.regions == nullptr) return;
+    std::vector<char*> regions;
+    for (int r = 0; r < state.size; ++r)
+      regions.push_back(state.regions.get() + r * state.region_bytes);
+    use_shared_memory(std::make_unique<ShmAllReduce>(regions, rank, state.chunk_bytes, [&state] {
+      std::lock_guard<std::mutex> lock(state.mutex);
+      DPT_CHECK_AS(ErrorKind::kComm, state.aborted_by < 0)
+          << "the job was aborted by rank " << state.aborted_by;
+    }));
+  }
   std::string backend() const override { return "threads"; }
   void abort(int exit_code) noexcept override {
     {
@@ -192,9 +208,19 @@ class ThreadCommunicator : public TransportCommunicator {
 
 }  // namespace
 
-ThreadWorld::ThreadWorld(int size, const CommOptions& options)
+ThreadWorld::ThreadWorld(int size, const CommOptions& options, bool shared_memory)
     : state_(std::make_unique<State>(size)), options_(options) {
   DPT_CHECK(size >= 1) << "ThreadWorld: size must be >= 1, got " << size;
+  if (!shared_memory || options.all_reduce != AllReduceAlgorithm::kAuto ||
+      options.shm_threshold_bytes == 0 || size == 1) {
+    return;
+  }
+  state_->chunk_bytes = ShmAllReduce::chunk_for(options.chunk_bytes);
+  state_->region_bytes = ShmAllReduce::region_bytes(state_->chunk_bytes);
+  const std::size_t total = state_->region_bytes * static_cast<std::size_t>(size);
+  state_->regions.reset(static_cast<char*>(std::aligned_alloc(64, total)));
+  DPT_CHECK(state_->regions != nullptr) << "ThreadWorld: cannot allocate " << total << " bytes";
+  std::memset(state_->regions.get(), 0, total);
 }
 
 ThreadWorld::~ThreadWorld() = default;

@@ -12,7 +12,10 @@ namespace dpt {
 
 class ThreadWorld {
  public:
-  ThreadWorld(int size, const CommOptions& options);
+  // With ALL_REDUCE_AUTO and `shared_memory`, the ranks also share memory regions, so all-reduce
+  // and the agreement checks go through comm/shm_all_reduce.h as on one node under MPI; without,
+  // the message-based algorithms run (as across nodes).
+  ThreadWorld(int size, const CommOptions& options, bool shared_memory = true);
   ~ThreadWorld();
   ThreadWorld(const ThreadWorld&) = delete;
   ThreadWorld& operator=(const ThreadWorld&) = delete;

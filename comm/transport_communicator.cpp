@@ -12,12 +12,14 @@ namespace dpt {
 TransportCommunicator::TransportCommunicator(Transport& transport, const CommOptions& options)
     : transport_(transport), options_(options) {
   DPT_CHECK(options.timeout_s > 0) << "comm: timeout_s must be > 0, got " << options.timeout_s;
-  DPT_CHECK(options.chunk_bytes > 0) << "comm: chunk_bytes must be > 0";
 }
 
 RingOptions TransportCommunicator::ring_options() {
   RingOptions ring;
-  ring.chunk_bytes = options_.chunk_bytes;
+  // Automatic: the largest message MPI counts (one per block) on one node, else 1 MiB pieces.
+  ring.chunk_bytes = options_.chunk_bytes > 0 ? options_.chunk_bytes
+                     : one_node_              ? std::size_t{1} << 30
+                                              : std::size_t{1} << 20;
   ring.tag = kRingTagBase;
   ring.scratch = &ring_scratch_;
   return ring;
@@ -29,7 +31,11 @@ void TransportCommunicator::run(CollectiveHeader header, bool check, Body body) 
   header_of_run_ = header;
   const Clock::time_point deadline = deadline_after(options_.timeout_s);
   try {
-    if (check) check_collective(transport_, header, deadline);
+    if (check && shm_ != nullptr) {
+      shm_->check(header, deadline);
+    } else if (check) {
+      check_collective(transport_, header, deadline);
+    }
     body(deadline);
   } catch (const CommTimeout& timeout) {
     throw collective_timeout_error(transport_, header, options_.timeout_s, timeout);
@@ -45,7 +51,16 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
     return;
   }
   const AllReduceAlgorithm algorithm = options_.all_reduce;
-  if (algorithm == AllReduceAlgorithm::kAuto && bytes < options_.ring_threshold_bytes) {
+  if (algorithm == AllReduceAlgorithm::kAuto && shm_ != nullptr &&
+      bytes < options_.shm_threshold_bytes) {
+    // Carries its own header check (every rank reads every header before reducing).
+    run(header, false, [&](Clock::time_point deadline) {
+      shm_->run(send, recv, count, dtype, op, header_of_run_, deadline);
+    });
+    return;
+  }
+  if (algorithm == AllReduceAlgorithm::kAuto && shm_ == nullptr &&
+      bytes < options_.ring_threshold_bytes) {
     // Small: recursive doubling carries its own header check (no extra round trip).
     run(header, false, [&](Clock::time_point deadline) {
       recursive_doubling_all_reduce(transport_, send, recv, count, dtype, op, header_of_run_,
@@ -102,7 +117,8 @@ void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::si
 void TransportCommunicator::barrier() {
   const CollectiveHeader header = make_header(CollectiveKind::kBarrier, 0, DType::kF32);
   run(header, true, [&](Clock::time_point deadline) {
-    dissemination_barrier(transport_, deadline, ring_options());
+    // The shared-memory check returns only once every rank has arrived: a barrier already.
+    if (shm_ == nullptr) dissemination_barrier(transport_, deadline, ring_options());
   });
 }
 

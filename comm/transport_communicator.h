@@ -1,19 +1,22 @@
 // A Communicator over a Transport: every collective checks that all ranks were asked for the same
 // thing (comm/collective_check.h; small all-reduces carry the check in their messages) and runs
-// dpt's algorithms (comm/latency_all_reduce.h below comm.ring_threshold_bytes, comm/ring.h from
-// there up; or the backend library's own with ALL_REDUCE_NATIVE), all against one deadline per
-// collective. A deadline
-// that passes becomes dpt::Error(kComm) naming the collective, its sequence number and the ranks
-// that did not arrive. The thread world and the MPI backend are this class plus a Transport.
-// One thread at a time may call a communicator (the gradient-sync thread, or the main thread).
+// dpt's algorithms, all against one deadline per collective: all-reduce through shared memory
+// when every rank is on one node (comm/shm_all_reduce.h), else comm/latency_all_reduce.h below
+// comm.ring_threshold_bytes and comm/ring.h from there up; or the backend library's own with
+// ALL_REDUCE_NATIVE. A deadline that passes becomes dpt::Error(kComm) naming the collective, its
+// sequence number and the ranks that did not arrive. The thread world and the MPI backend are this
+// class plus a Transport. One thread at a time may call a communicator (the gradient-sync thread,
+// or the main thread).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "comm/collective_check.h"
 #include "comm/communicator.h"
 #include "comm/ring.h"
+#include "comm/shm_all_reduce.h"
 #include "comm/transport.h"
 
 namespace dpt {
@@ -42,6 +45,12 @@ class TransportCommunicator : public Communicator {
                                  Clock::time_point deadline) {
     return false;
   }
+  // Gives the communicator a shared-memory all-reduce over every rank (all on one node), which
+  // ALL_REDUCE_AUTO then uses at every size. Every rank must set it, or none.
+  void use_shared_memory(std::unique_ptr<ShmAllReduce> shm) { shm_ = std::move(shm); }
+  // Every rank runs on this node (the automatic chunk_bytes sends whole blocks then).
+  void set_one_node(bool one_node) { one_node_ = one_node; }
+  bool one_node() const { return one_node_; }
 
  private:
   // Checks agreement, then runs `body` with the collective's deadline; turns a timeout into
@@ -58,6 +67,8 @@ class TransportCommunicator : public Communicator {
   std::vector<char> scratch_;          // reduce_scatter's full-size buffer
   std::vector<char> ring_scratch_;     // the ring's reduction chunks, reused between calls
   std::vector<char> latency_scratch_;  // recursive doubling's buffers, reused between calls
+  bool one_node_ = false;
+  std::unique_ptr<ShmAllReduce> shm_;  // set when every rank shares this node's memory
 };
 
 }  // namespace dpt

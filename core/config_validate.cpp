@@ -38,7 +38,7 @@ constexpr Range kFraction{0, false, 1, false, "in [0, 1]"};
 constexpr Range kDecay{0, false, 1, true, "in [0, 1)"};
 constexpr Range kFactor{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAnyFinite{-kInf, true, kInf, true, "finite"};
-constexpr Range kChunkBytes{4096, false, kInf, false, ">= 4096"};
+constexpr Range kChunkBytes{4096, false, kInf, false, "0 (automatic) or >= 4096"};
 constexpr Range kPositiveFraction{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAtLeastTen{10, false, kInf, false, ">= 10"};
 constexpr Range kPercentile{50, false, 100, false, "in [50, 100]"};
@@ -253,7 +253,8 @@ class Validator {
     check_float(node, "timeout_s", static_cast<float>(comm.timeout_s()), kPositive);
     check_float(node, "bucket_mb", static_cast<float>(comm.bucket_mb()), kPositive);
     check_int(node, "ring_threshold_bytes", comm.ring_threshold_bytes(), kNonNegative);
-    check_int(node, "chunk_bytes", comm.chunk_bytes(), kChunkBytes);
+    check_int(node, "shm_threshold_bytes", comm.shm_threshold_bytes(), kNonNegative);
+    if (comm.chunk_bytes() != 0) check_int(node, "chunk_bytes", comm.chunk_bytes(), kChunkBytes);
     check_int(node, "balance_warmup_steps", comm.balance_warmup_steps(), kNonNegative);
     check_int(node, "balance_steps", comm.balance_steps(), kPositive);
     check_int(node, "rebalance_every_steps", comm.rebalance_every_steps(), kNonNegative);

@@ -218,6 +218,7 @@ std::shared_ptr<Communicator> make_backend(const BenchCommArgs& args) {
   config.set_plugin_path(args.plugin_path);
   config.set_chunk_bytes(static_cast<int64_t>(args.chunk_bytes));
   config.set_ring_threshold_bytes(static_cast<int64_t>(args.threshold_bytes));
+  config.set_shm_threshold_bytes(static_cast<int64_t>(args.shm_threshold_bytes));
   return make_communicator(config);
 }
 
@@ -253,11 +254,14 @@ void print_header(const nlohmann::json& json, const std::vector<AlgorithmInfo>& 
       "average {:.2f})\n",
       json["world_size"].get<int>(), json["host_cpu"].get<std::string>(),
       json["host_cpus"].get<unsigned>(), json["load_average_at_start"].get<double>());
+  const uint64_t chunk = json["chunk_bytes"].get<uint64_t>();
   fmt::print(
       "dpt ring/native/auto: chunk_bytes {}; native is MPI_Iallreduce polled against the "
-      "deadline; auto uses recursive doubling below {} (ring_threshold_bytes), the ring from "
-      "there up\n",
-      size_text(json["chunk_bytes"].get<uint64_t>()),
+      "deadline; auto with every rank on one node: shared memory below {} (shm_threshold_bytes), "
+      "across nodes recursive doubling below {} (ring_threshold_bytes), the ring from there up\n",
+      chunk == 0 ? std::string("automatic (whole blocks on one node, 1 MiB across nodes)")
+                 : size_text(chunk),
+      size_text(json["shm_threshold_bytes"].get<uint64_t>()),
       size_text(json["ring_threshold_bytes"].get<uint64_t>()));
   fmt::print(
       "bound: memcpy of {} (best of {}; GB/s = bytes copied / s, read+write traffic is "
@@ -289,7 +293,8 @@ void validate(const BenchCommArgs& args) {
       << "--max-bytes: at most " << uint64_t{INT_MAX} * sizeof(float) << " (MPI's int count)";
   DPT_CHECK_AS(ErrorKind::kConfig, args.iters >= 0 && args.warmup >= -1)
       << "--iters must be >= 0 and --warmup >= -1";
-  DPT_CHECK_AS(ErrorKind::kConfig, args.chunk_bytes > 0) << "--chunk-bytes must be > 0";
+  DPT_CHECK_AS(ErrorKind::kConfig, args.chunk_bytes == 0 || args.chunk_bytes >= 4096)
+      << "--chunk-bytes must be 0 (automatic) or >= 4096";
 }
 
 }  // namespace
@@ -306,6 +311,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   CommOptions options;
   options.chunk_bytes = args.chunk_bytes;
   options.ring_threshold_bytes = args.threshold_bytes;
+  options.shm_threshold_bytes = args.shm_threshold_bytes;
   std::vector<AllReduce> calls;
   for (const AlgorithmInfo& info : chosen) calls.push_back(make_all_reduce(info, options));
   if (!args.backend.empty()) {
@@ -342,6 +348,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
       {"load_average_at_start", load_average()},
       {"chunk_bytes", args.chunk_bytes},
       {"ring_threshold_bytes", args.threshold_bytes},
+      {"shm_threshold_bytes", args.shm_threshold_bytes},
       {"backend", args.backend.empty() ? nlohmann::json() : nlohmann::json(chosen.back().title)},
       {"definitions",
        {{"time_us", "median over calls of the slowest rank's time; ranks start together"},

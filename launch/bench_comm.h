@@ -18,8 +18,9 @@ struct BenchCommArgs {
   uint64_t max_bytes = 128 << 20;  // last message size (and the memcpy buffer)
   int64_t iters = 0;               // timed calls per size and algorithm; 0: scaled by size
   int64_t warmup = -1;             // untimed calls before each pass; -1: scaled by size
-  uint64_t chunk_bytes = CommOptions{}.chunk_bytes;               // for dpt's algorithms
-  uint64_t threshold_bytes = CommOptions{}.ring_threshold_bytes;  // for dpt auto
+  uint64_t chunk_bytes = CommOptions{}.chunk_bytes;                  // for dpt's algorithms
+  uint64_t threshold_bytes = CommOptions{}.ring_threshold_bytes;     // for dpt auto across nodes
+  uint64_t shm_threshold_bytes = CommOptions{}.shm_threshold_bytes;  // for dpt auto on one node
   std::vector<std::string> algorithms;  // subset of ring, mpi, native, auto; empty: all (with
                                         // --backend: mpi only)
   std::string backend;                  // a comm.backend to time as well ("plugin", "mpi", ...)

@@ -118,12 +118,19 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
       ->capture_default_str();
   all_reduce->add_option("--warmup", comm.warmup, "Untimed calls before each of 3 passes")
       ->capture_default_str();
-  all_reduce->add_option("--chunk-bytes", comm.chunk_bytes, "comm.chunk_bytes for dpt's ring")
+  all_reduce
+      ->add_option("--chunk-bytes", comm.chunk_bytes,
+                   "comm.chunk_bytes for dpt's ring (0: automatic)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
   all_reduce
       ->add_option("--threshold-bytes", comm.threshold_bytes,
                    "comm.ring_threshold_bytes for dpt auto")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  all_reduce
+      ->add_option("--shm-threshold-bytes", comm.shm_threshold_bytes,
+                   "comm.shm_threshold_bytes for dpt auto (ranks on one node)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
   all_reduce

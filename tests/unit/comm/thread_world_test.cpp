@@ -112,10 +112,13 @@ struct Variant {
   AllReduceAlgorithm algorithm;
   std::size_t chunk_bytes;
   bool large;
+  bool shared_memory = true;  // auto: the shared-memory all-reduce (else the messages' algorithms)
 };
 
 constexpr Variant kVariants[] = {
     {"auto", AllReduceAlgorithm::kAuto, 1 << 20, true},
+    {"auto_shm_chunk64", AllReduceAlgorithm::kAuto, 64, false},
+    {"auto_messages", AllReduceAlgorithm::kAuto, 1 << 20, true, false},
     {"ring_chunk64", AllReduceAlgorithm::kRing, 64, false},
     {"native_chunk4k", AllReduceAlgorithm::kNative, 4096, false},
 };
@@ -125,7 +128,8 @@ class Conformance : public ::testing::TestWithParam<std::tuple<int, int>> {};
 TEST_P(Conformance, Suite) {
   const int n = std::get<0>(GetParam());
   const Variant& variant = kVariants[std::get<1>(GetParam())];
-  ThreadWorld world(n, options_with(60, variant.algorithm, variant.chunk_bytes));
+  ThreadWorld world(n, options_with(60, variant.algorithm, variant.chunk_bytes),
+                    variant.shared_memory);
   std::vector<conformance::Report> reports(static_cast<std::size_t>(n));
   conformance::SuiteOptions suite;
   suite.seed = static_cast<uint64_t>(n * 10 + std::get<1>(GetParam()));
@@ -149,7 +153,7 @@ TEST_P(Conformance, Suite) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CommThreadWorld, Conformance,
-                         ::testing::Combine(::testing::Range(1, 6), ::testing::Range(0, 3)),
+                         ::testing::Combine(::testing::Range(1, 6), ::testing::Range(0, 5)),
                          [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
                            return std::to_string(std::get<0>(info.param)) + "ranks_" +
                                   kVariants[std::get<1>(info.param)].name;
@@ -290,10 +294,10 @@ std::vector<int> expect_refused(const std::vector<Outcome>& outcomes,
 // Rank 1 asks for 999 elements, the others for 1000, with both all-reduce algorithms.
 TEST(CommThreadWorldFaults, CountMismatchIsRefusedBeforeDataMoves) {
   const int n = 3;
-  for (AllReduceAlgorithm algorithm : {AllReduceAlgorithm::kAuto, AllReduceAlgorithm::kRing}) {
+  for (int variant = 0; variant < 3; ++variant) {  // shared memory, recursive doubling, ring
     CommOptions options = options_with(0.5);
-    options.all_reduce = algorithm;
-    ThreadWorld world(n, options);
+    options.all_reduce = variant == 2 ? AllReduceAlgorithm::kRing : AllReduceAlgorithm::kAuto;
+    ThreadWorld world(n, options, variant == 0);
     std::vector<char> untouched(n, 0);  // not vector<bool>: threads write it
     const auto outcomes = run_ranks(world, [&](int rank, Communicator& comm) {
       const std::size_t count = rank == 1 ? 999 : 1000;
@@ -312,11 +316,14 @@ TEST(CommThreadWorldFaults, CountMismatchIsRefusedBeforeDataMoves) {
   }
 }
 
-// Same for dtypes (rank 0 sends float64, the others float32) and for different collectives.
-TEST(CommThreadWorldFaults, DTypeAndKindMismatchesAreRefused) {
+// Same for dtypes (rank 0 sends float64, the others float32) and for different collectives, with
+// and without shared memory.
+class KindMismatch : public ::testing::TestWithParam<bool> {};
+
+TEST_P(KindMismatch, DTypeAndKindMismatchesAreRefused) {
   const int n = 3;
   {
-    ThreadWorld world(n, options_with(0.5));
+    ThreadWorld world(n, options_with(0.5), GetParam());
     const auto outcomes = run_ranks(world, [&](int rank, Communicator& comm) {
       std::vector<double> data(10, 1.0);
       comm.all_reduce(data.data(), data.data(), 10, rank == 0 ? DType::kF64 : DType::kF32,
@@ -325,7 +332,7 @@ TEST(CommThreadWorldFaults, DTypeAndKindMismatchesAreRefused) {
     expect_refused(outcomes, {"float64", "float32"});
   }
   {
-    ThreadWorld world(n, options_with(0.5));
+    ThreadWorld world(n, options_with(0.5), GetParam());
     const auto outcomes = run_ranks(world, [&](int rank, Communicator& comm) {
       float value = 1.0f;
       if (rank == 1) {
@@ -337,6 +344,11 @@ TEST(CommThreadWorldFaults, DTypeAndKindMismatchesAreRefused) {
     expect_refused(outcomes, {"barrier()", "all_reduce(count=1, float32, max)"});
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(CommThreadWorldFaults, KindMismatch, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "shared_memory" : "messages";
+                         });
 
 // abort() by rank 0 releases ranks blocked in a collective long before the timeout, and every
 // later collective fails at once; the first aborting rank is the one named.
