@@ -5,13 +5,16 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "comm/collective_check.h"
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
+#include "comm/mpi_transport.h"
 #include "comm/nccl_library.h"
 #include "comm/nccl_watchdog.h"
 #include "devices/cuda/cuda_check.h"
@@ -96,6 +99,11 @@ class NcclCommunicator : public Communicator {
       // Pinned, so the agreement check's copies are asynchronous and the watchdog bounds them.
       CUDA_CHECK(cudaMallocHost(&host_headers_, sizeof(HeaderWords) * (size_ + 1)));
       const ncclUniqueId id = bootstrap_id(nccl_, rank_, timeout_s_);
+      if (mpi_active() && size_ > 1) {
+        MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &diagnosis_comm_)) << "nccl: set-up";
+        MPI_CHECK(MPI_Comm_set_errhandler(diagnosis_comm_, MPI_ERRORS_RETURN)) << "nccl: set-up";
+        diagnosis_ = std::make_unique<MpiTransport>(diagnosis_comm_, diagnosis_mutex_);
+      }
       ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
       config.blocking = 0;
       const Clock::time_point deadline = deadline_after(timeout_s_);
@@ -176,6 +184,8 @@ class NcclCommunicator : public Communicator {
 
   // Frees what the constructor created (whatever it got to).
   void release() noexcept {
+    diagnosis_.reset();
+    if (diagnosis_comm_ != MPI_COMM_NULL && mpi_active()) MPI_Comm_free(&diagnosis_comm_);
     if (host_headers_ != nullptr) cudaFreeHost(host_headers_);
     if (headers_ != nullptr) cudaFree(headers_);
     if (comm_done_ != nullptr) cudaEventDestroy(comm_done_);
@@ -234,7 +244,25 @@ class NcclCommunicator : public Communicator {
     };
     hooks.abort_requested = [this] { return abort_requested_.load(); };
     hooks.abort = [this] { abort_comm(); };
+    if (diagnosis_ && in_flight_ > 0) hooks.missing = [this] { return missing_ranks(); };
     watch_until_done(what, rank_, timeout_s_, deadline, hooks);
+  }
+
+  // After a timeout: asks the other ranks over MPI how far they got (comm/collective_check.h).
+  std::string missing_ranks() {
+    try {
+      const double grace_s = std::min(1.0, timeout_s_ / 4);
+      const std::vector<int> missing =
+          find_missing_ranks(*diagnosis_, in_flight_, deadline_after(grace_s));
+      if (missing.empty()) return "every rank reached it";
+      std::string text = "ranks that did not arrive: ";
+      for (std::size_t i = 0; i < missing.size(); ++i) {
+        text += (i > 0 ? ", " : "") + std::to_string(missing[i]);
+      }
+      return text;
+    } catch (const std::exception& error) {
+      return std::string("asking the others where they are failed: ") + error.what();
+    }
   }
 
   // Every rank's header, compared on every rank (one all_gather of six words per rank).
@@ -258,6 +286,7 @@ class NcclCommunicator : public Communicator {
   void run(CollectiveHeader header, Enqueue enqueue) {
     std::lock_guard<std::mutex> lock(mutex_);
     header.sequence = ++sequence_;
+    in_flight_ = header.sequence;
     const std::string what = collective_label(header);
     DPT_CHECK_AS(ErrorKind::kComm, !aborted_ && !abort_requested_)
         << "nccl: " << what << " on rank " << rank_ << ": the communicator was aborted";
@@ -271,6 +300,7 @@ class NcclCommunicator : public Communicator {
     wait_stream(what, deadline);
     // Later compute reads the result: order it after the collective on the device as well.
     CUDA_CHECK(cudaStreamWaitEvent(device_.stream(), comm_done_, 0));
+    in_flight_ = 0;
   }
 
   NcclLibrary nccl_;
@@ -286,6 +316,11 @@ class NcclCommunicator : public Communicator {
   HeaderWords* host_headers_ = nullptr;  // pinned host copy of the same
   std::mutex mutex_;
   uint64_t sequence_ = 0;
+  uint64_t in_flight_ = 0;  // the collective being waited for; 0: none (set-up)
+  // MPI, for the missing-rank diagnosis after a timeout only (several processes).
+  MPI_Comm diagnosis_comm_ = MPI_COMM_NULL;
+  std::mutex diagnosis_mutex_;
+  std::unique_ptr<MpiTransport> diagnosis_;
   std::atomic<bool> aborted_{false};
   std::atomic<bool> abort_requested_{false};
 };

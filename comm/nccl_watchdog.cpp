@@ -14,6 +14,7 @@ void watch_until_done(const std::string& what, int rank, double timeout_s,
   const Clock::time_point start = Clock::now();
   const auto spin = std::chrono::microseconds(200);
   std::string reason;
+  bool timed_out = false;
   while (true) {
     if (hooks.done()) return;
     reason = hooks.failed();
@@ -30,6 +31,7 @@ void watch_until_done(const std::string& what, int rank, double timeout_s,
       std::ostringstream text;
       text << "timed out after " << timeout_s << " s";
       reason = text.str();
+      timed_out = true;
       break;
     }
     if (now - start < spin) {
@@ -39,6 +41,10 @@ void watch_until_done(const std::string& what, int rank, double timeout_s,
     }
   }
   hooks.abort();
+  if (timed_out && hooks.missing) {
+    const std::string missing = hooks.missing();
+    if (!missing.empty()) reason += "; " + missing;
+  }
   DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank << " " << reason
                               << "; communicator aborted (a peer is dead, hung or in another "
                                  "collective)";

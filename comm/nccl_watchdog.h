@@ -17,11 +17,15 @@ struct WatchHooks {
   std::function<std::string()> failed;    // non-empty: the communicator's asynchronous error
   std::function<bool()> abort_requested;  // Communicator::abort() was called on another thread
   std::function<void()> abort;            // aborts the communicator (ncclCommAbort); noexcept
+  // Optional, after a timeout only (the communicator already aborted): who did not arrive, e.g.
+  // "ranks that did not arrive: 2" (collective_check.h's find_missing_ranks over MPI).
+  std::function<std::string()> missing;
 };
 
 // Returns once hooks.done() is true. Otherwise calls hooks.abort() once and throws
-// dpt::Error(kComm): "nccl: all_reduce #7 on rank 1 timed out after 0.5 s; communicator aborted
-// (a peer is dead, hung or in another collective)", "nccl: all_reduce #7 on rank 1 failed:
+// dpt::Error(kComm): "nccl: all_reduce #7 on rank 1 timed out after 0.5 s; ranks that did not
+// arrive: 2; communicator aborted (a peer is dead, hung or in another collective)" (the middle
+// part from hooks.missing, when given), "nccl: all_reduce #7 on rank 1 failed:
 // <error>; communicator aborted" or "... was aborted on request". `what` names the operation,
 // e.g. "all_reduce #7"; `timeout_s` is what the deadline was set from.
 void watch_until_done(const std::string& what, int rank, double timeout_s,

@@ -69,6 +69,25 @@ TEST(NcclWatchdog, TimeoutAbortsOnceAndNamesTheCollective) {
   EXPECT_EQ(fake.aborts, 1);
 }
 
+TEST(NcclWatchdog, TimeoutNamesTheMissingRanksAfterAborting) {
+  Fake fake;
+  WatchHooks hooks = fake.hooks();
+  int aborts_before_missing = -1;
+  hooks.missing = [&] {
+    aborts_before_missing = fake.aborts;
+    return std::string("ranks that did not arrive: 2, 3");
+  };
+  try {
+    watch_until_done("all_reduce #7", 1, 0.05, deadline_after(0.05), hooks);
+    ADD_FAILURE() << "watch_until_done returned";
+  } catch (const Error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("all_reduce #7 on rank 1 timed out after 0.05 s; ranks "
+                                        "that did not arrive: 2, 3; communicator aborted"));
+  }
+  EXPECT_EQ(aborts_before_missing, 1);
+  EXPECT_EQ(fake.aborts, 1);
+}
+
 TEST(NcclWatchdog, AsyncErrorAbortsWithItsText) {
   Fake fake;
   fake.error = "remote process exited or there was a network error";
