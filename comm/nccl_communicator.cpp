@@ -15,6 +15,7 @@
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_transport.h"
+#include "comm/nccl_bootstrap.h"
 #include "comm/nccl_library.h"
 #include "comm/nccl_watchdog.h"
 #include "devices/cuda/cuda_check.h"
@@ -23,62 +24,6 @@
 
 namespace dpt {
 namespace {
-
-ncclDataType_t nccl_type(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return ncclFloat32;
-    case DType::kF64:
-      return ncclFloat64;
-    case DType::kBF16:
-      return ncclBfloat16;
-    case DType::kF16:
-      return ncclFloat16;
-    case DType::kI32:
-      return ncclInt32;
-    case DType::kI64:
-      return ncclInt64;
-  }
-  return ncclFloat32;
-}
-
-ncclRedOp_t nccl_op(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::kMax:
-      return ncclMax;
-    case ReduceOp::kMin:
-      return ncclMin;
-    case ReduceOp::kAvg:
-      return ncclAvg;  // floats: each input times 1/n, then summed; integers: sum / n
-    default:
-      return ncclSum;
-  }
-}
-
-// Rank 0's unique id on every rank: MPI_Ibcast over MPI_COMM_WORLD polled against the deadline,
-// so a rank that never starts gives an error instead of a hang.
-ncclUniqueId bootstrap_id(const NcclLibrary& nccl, int rank, double timeout_s) {
-  ncclUniqueId id{};
-  if (rank == 0) {
-    const ncclResult_t result = nccl.get_unique_id(&id);
-    DPT_CHECK_AS(ErrorKind::kComm, result == ncclSuccess)
-        << "nccl: ncclGetUniqueId failed on rank 0: " << nccl.describe(result, nullptr);
-  }
-  if (!mpi_active()) return id;  // a world of one
-  MPI_Request request = MPI_REQUEST_NULL;
-  MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &request))
-      << "nccl: broadcasting the unique id";
-  const Clock::time_point deadline = deadline_after(timeout_s);
-  int done = 0;
-  while (true) {
-    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE)) << "nccl: broadcasting the unique id";
-    if (done != 0) return id;
-    DPT_CHECK_AS(ErrorKind::kComm, Clock::now() < deadline)
-        << "nccl: rank " << rank << " did not receive the unique id from rank 0 within "
-        << timeout_s << " s (comm.timeout_s; did every rank start?)";
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-}
 
 class NcclCommunicator : public Communicator {
  public:
@@ -143,7 +88,8 @@ class NcclCommunicator : public Communicator {
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
     run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
-      return nccl_.all_reduce(send, recv, count, nccl_type(dtype), nccl_op(op), comm_, stream_);
+      return nccl_.all_reduce(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
+                              stream_);
     });
   }
   void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
@@ -152,17 +98,18 @@ class NcclCommunicator : public Communicator {
     CollectiveHeader header = make_header(CollectiveKind::kBroadcast, count, dtype);
     header.root = root;
     run(header, [&] {
-      return nccl_.broadcast(buffer, buffer, count, nccl_type(dtype), root, comm_, stream_);
+      return nccl_.broadcast(buffer, buffer, count, nccl_dtype(dtype), root, comm_, stream_);
     });
   }
   void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
     run(make_header(CollectiveKind::kAllGather, count, dtype),
-        [&] { return nccl_.all_gather(send, recv, count, nccl_type(dtype), comm_, stream_); });
+        [&] { return nccl_.all_gather(send, recv, count, nccl_dtype(dtype), comm_, stream_); });
   }
   void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                       ReduceOp op) override {
     run(make_header(CollectiveKind::kReduceScatter, count, dtype, op), [&] {
-      return nccl_.reduce_scatter(send, recv, count, nccl_type(dtype), nccl_op(op), comm_, stream_);
+      return nccl_.reduce_scatter(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
+                                  stream_);
     });
   }
   // The header exchange is itself an all_gather every rank must join: that is the barrier.

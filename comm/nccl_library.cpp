@@ -82,4 +82,35 @@ std::string NcclLibrary::describe(ncclResult_t result, ncclComm_t comm) const {
   return text;
 }
 
+ncclDataType_t nccl_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return ncclFloat32;
+    case DType::kF64:
+      return ncclFloat64;
+    case DType::kBF16:
+      return ncclBfloat16;
+    case DType::kF16:
+      return ncclFloat16;
+    case DType::kI32:
+      return ncclInt32;
+    case DType::kI64:
+      return ncclInt64;
+  }
+  return ncclFloat32;
+}
+
+ncclRedOp_t nccl_reduce_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kMin:
+      return ncclMin;
+    case ReduceOp::kAvg:
+      return ncclAvg;  // floats: each input times 1/n, then summed; integers: sum / n
+    default:
+      return ncclSum;
+  }
+}
+
 }  // namespace dpt

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "comm/communicator.h"
+
 namespace dpt {
 
 class NcclLibrary {
@@ -46,5 +48,10 @@ class NcclLibrary {
   std::string soname_;
   int version_ = 0;
 };
+
+// NCCL's type for a dtype (all six have one) and its op for a ReduceOp (kAvg: ncclAvg, which
+// multiplies float inputs by 1/n before summing and divides integer sums by n).
+ncclDataType_t nccl_dtype(DType dtype);
+ncclRedOp_t nccl_reduce_op(ReduceOp op);
 
 }  // namespace dpt
