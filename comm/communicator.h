@@ -76,10 +76,10 @@ CommOptions comm_options(const proto::CommConfig& config);
 // Builds the backend named by config.backend: "local" (a world of one), "mpi", "plugin" (the
 // shared object at config.plugin_path, comm/plugin_communicator.h), "nccl" (on the worker's
 // CUDA `device`, comm/nccl_communicator.h) or "auto" (with MPI initialised and more than one
-// process: nccl when `device` is a CUDA device, else mpi; otherwise local). "mpi", "plugin" and
-// nccl with more than one process need MPI initialised by the caller (launch/world.h's
-// MpiSession); nccl needs the worker's device set first. Throws kConfig for an unknown or
-// unavailable backend, naming the field and the backends built in.
+// process: nccl when `device` is a CUDA device and this build has nccl, else mpi; otherwise local).
+// "mpi", "plugin" and nccl with more than one process need MPI initialised by the caller
+// (launch/world.h's MpiSession); nccl needs the worker's device set first. Throws kConfig for an
+// unknown or unavailable backend, naming the field and the backends built in.
 std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config,
                                                 Device* device = nullptr);
 

@@ -36,7 +36,7 @@ std::unique_ptr<Communicator> make_auto(const CommOptions& options, Device* devi
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size == 1) return make_local_communicator();
-  if (device != nullptr && device->kind() == DeviceKind::kCuda) {
+  if (device != nullptr && device->kind() == DeviceKind::kCuda && nccl_built()) {
     return make_nccl_communicator(options, device);
   }
   return make_mpi_communicator(options);
