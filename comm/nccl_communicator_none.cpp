@@ -6,9 +6,9 @@
 namespace dpt {
 
 std::unique_ptr<Communicator> make_nccl_communicator(const CommOptions&, Device*) {
-  DPT_THROW(ErrorKind::kConfig)
-      << "comm.backend: \"nccl\": this build has no NCCL/CUDA support (built without "
-         "DPT_WITH_CUDA or without nccl.h)";
+  DPT_THROW(ErrorKind::kConfig) << "comm.backend: \"nccl\": this build has no NCCL/CUDA support "
+                                   "(built with DPT_WITH_NCCL=OFF; it needs DPT_WITH_CUDA and "
+                                   "nccl.h)";
 }
 
 bool nccl_built() { return false; }
