@@ -4,8 +4,8 @@
 // Every collective is bounded in time: when it does not complete within the timeout, it throws
 // dpt::Error(kComm) naming the collective, its sequence number and the ranks that did not arrive;
 // the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
-// (local, thread world for tests, mpi, plugin), chosen by make_communicator() from the config.
-// Buffers are host memory for now; device buffers arrive with the CUDA and NCCL issues.
+// (local, thread world for tests, mpi, plugin, nccl), chosen by make_communicator() from the
+// config. Buffers are host memory, except on backends whose device_memory() is true (nccl).
 #pragma once
 
 #include <cstddef>
@@ -16,6 +16,7 @@
 
 #include "core/config.pb.h"
 #include "core/tensor.h"
+#include "devices/device.h"
 
 namespace dpt {
 
@@ -77,11 +78,14 @@ struct CommOptions {
 CommOptions comm_options(const proto::CommConfig& config);
 
 // Builds the backend named by config.backend: "local" (a world of one), "mpi", "plugin" (the
-// shared object at config.plugin_path, comm/plugin_communicator.h) or "auto" (mpi when MPI is
-// initialised with more than one process, else local). "mpi" and "plugin" need MPI initialised
-// by the caller (launch/world.h's MpiSession). Throws kConfig for an unknown or
-// unavailable backend, naming the field and the backends built in.
-std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config);
+// shared object at config.plugin_path, comm/plugin_communicator.h), "nccl" (on the worker's
+// CUDA `device`, comm/nccl_communicator.h) or "auto" (with MPI initialised and more than one
+// process: nccl when `device` is a CUDA device and this build has nccl, else mpi; otherwise local).
+// "mpi", "plugin" and nccl with more than one process need MPI initialised by the caller
+// (launch/world.h's MpiSession); nccl needs the worker's device set first. Throws kConfig for an
+// unknown or unavailable backend, naming the field and the backends built in.
+std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config,
+                                                Device* device = nullptr);
 
 // The comm.backend names make_communicator() accepts in this build, in registry order.
 std::vector<std::string> communicator_backends();

@@ -1,10 +1,13 @@
-// The backend registry: config name -> backend. A new backend (nccl, a vendor plug-in) is one
-// more file and one more line in kBackends.
+// The backend registry: config name -> backend. A new backend is one more file and one more line
+// in kBackends.
+#include <mpi.h>
+
 #include <string>
 
 #include "comm/communicator.h"
 #include "comm/local_communicator.h"
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "comm/plugin_communicator.h"
 #include "devices/error.h"
 
@@ -13,30 +16,47 @@ namespace {
 
 struct Backend {
   const char* name;
-  std::unique_ptr<Communicator> (*make)(const CommOptions& options);
+  std::unique_ptr<Communicator> (*make)(const CommOptions& options, Device* device);
 };
 
-std::unique_ptr<Communicator> make_local(const CommOptions&) { return make_local_communicator(); }
-
-std::unique_ptr<Communicator> make_auto(const CommOptions& options) {
-  if (!mpi_active()) return make_local_communicator();
-  std::unique_ptr<Communicator> mpi = make_mpi_communicator(options);
-  if (mpi->size() > 1) return mpi;
+std::unique_ptr<Communicator> make_local(const CommOptions&, Device*) {
   return make_local_communicator();
+}
+
+std::unique_ptr<Communicator> make_mpi(const CommOptions& options, Device*) {
+  return make_mpi_communicator(options);
+}
+
+std::unique_ptr<Communicator> make_plugin(const CommOptions& options, Device*) {
+  return make_plugin_communicator(options);
+}
+
+std::unique_ptr<Communicator> make_auto(const CommOptions& options, Device* device) {
+  if (!mpi_active()) return make_local_communicator();
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size == 1) return make_local_communicator();
+  if (device != nullptr && device->kind() == DeviceKind::kCuda && nccl_built()) {
+    return make_nccl_communicator(options, device);
+  }
+  return make_mpi_communicator(options);
 }
 
 constexpr Backend kBackends[] = {
     {"auto", make_auto},
     {"local", make_local},
-    {"mpi", make_mpi_communicator},
-    {"plugin", make_plugin_communicator},
+    {"mpi", make_mpi},
+    {"plugin", make_plugin},
+    {"nccl", make_nccl_communicator},
 };
 
 }  // namespace
 
 std::vector<std::string> communicator_backends() {
   std::vector<std::string> names;
-  for (const Backend& backend : kBackends) names.push_back(backend.name);
+  for (const Backend& backend : kBackends) {
+    if (std::string(backend.name) != "nccl" || nccl_built()) names.push_back(backend.name);
+  }
   return names;
 }
 
@@ -61,10 +81,10 @@ CommOptions comm_options(const proto::CommConfig& config) {
   return options;
 }
 
-std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config) {
+std::unique_ptr<Communicator> make_communicator(const proto::CommConfig& config, Device* device) {
   std::string names;
   for (const Backend& backend : kBackends) {
-    if (config.backend() == backend.name) return backend.make(comm_options(config));
+    if (config.backend() == backend.name) return backend.make(comm_options(config), device);
     names += names.empty() ? backend.name : std::string(", ") + backend.name;
   }
   DPT_THROW(ErrorKind::kConfig) << "comm.backend: unknown backend \"" << config.backend()

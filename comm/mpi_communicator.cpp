@@ -2,6 +2,7 @@
 // the native all-reduce.
 #include "comm/mpi_communicator.h"
 
+#include <dlfcn.h>
 #include <mpi.h>
 
 #include <climits>
@@ -123,6 +124,12 @@ bool mpi_active() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   return initialized != 0 && finalized == 0;
+}
+
+bool mpi_cuda_aware() {
+  using Query = int (*)();
+  const auto query = reinterpret_cast<Query>(dlsym(RTLD_DEFAULT, "MPIX_Query_cuda_support"));
+  return query != nullptr && query() == 1;
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options) {

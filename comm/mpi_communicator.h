@@ -18,4 +18,10 @@ std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options);
 // True when MPI has been initialised in this process and not finalised.
 bool mpi_active();
 
+// Whether the MPI library can move CUDA device buffers itself (CUDA-aware MPI): Open MPI's
+// MPIX_Query_cuda_support, looked up with dlsym so MPIs without it (answer: false) link too.
+// Meaningful after MPI_Init. Reported only: the "mpi" backend reduces in host memory (its ring
+// adds on the CPU), so its device_memory() stays false and GPU callers stage through the host.
+bool mpi_cuda_aware();
+
 }  // namespace dpt

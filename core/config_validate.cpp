@@ -243,9 +243,11 @@ class Validator {
 
   void check_comm(const Node& node, const proto::CommConfig& comm) const {
     const std::string& backend = comm.backend();
-    if (backend != "auto" && backend != "local" && backend != "mpi" && backend != "plugin") {
+    if (backend != "auto" && backend != "local" && backend != "mpi" && backend != "plugin" &&
+        backend != "nccl") {
       fail(node, "backend",
-           "must be \"auto\", \"local\", \"mpi\" or \"plugin\" (got " + quoted(backend) + ")");
+           "must be \"auto\", \"local\", \"mpi\", \"plugin\" or \"nccl\" (got " + quoted(backend) +
+               ")");
     }
     if (backend == "plugin" && comm.plugin_path().empty()) {
       fail(node, "backend", "\"plugin\" needs comm.plugin_path (the plug-in's .so)");

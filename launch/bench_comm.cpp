@@ -1,7 +1,9 @@
 // dpt bench comm (launch/bench_comm.h). Every call is: refill the buffer with known small integers,
 // MPI_Barrier so the ranks start together, time one in-place all-reduce, check every element
 // against the exact sum. The table reports the median over calls of the slowest rank's time.
-// MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would.
+// MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would. A --backend whose
+// buffers are device memory (nccl) works on a GPU buffer: the input is copied in before the
+// barrier and the result out after the timed call, so only the collective is timed.
 #include "launch/bench_comm.h"
 
 #include <fmt/core.h>
@@ -20,6 +22,7 @@
 
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
+#include "devices/cuda_support.h"
 #include "devices/error.h"
 #include "launch/metrics_writer.h"
 
@@ -28,6 +31,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using AllReduce = std::function<void(float* data, std::size_t count)>;
+
+// One timed all-reduce. With `device` (a backend whose buffers are device memory, e.g. nccl) the
+// input is copied to `device_buffer` before the barrier and the result back after the timed
+// call, so the copies are not timed.
+struct BenchCall {
+  AllReduce run;
+  Device* device = nullptr;
+  float* device_buffer = nullptr;
+};
 
 struct AlgorithmInfo {
   std::string key;    // --algorithms and JSON name ("backend" for --backend)
@@ -103,7 +115,7 @@ void require_exact(const Mismatch& mismatch, const char* name, std::size_t bytes
 constexpr int64_t kPasses = 3;
 
 // One size: every call checked. Returns per algorithm the timed calls' seconds, max over ranks.
-std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
+std::vector<std::vector<double>> time_size(const std::vector<BenchCall>& calls,
                                            const std::vector<AlgorithmInfo>& chosen,
                                            const std::vector<float>& input,
                                            std::vector<float>& work, std::size_t count,
@@ -115,12 +127,20 @@ std::vector<std::vector<double>> time_size(const std::vector<AllReduce>& calls,
     const int64_t timed = iters / kPasses + (pass < iters % kPasses ? 1 : 0);
     for (std::size_t k = 0; k < calls.size(); ++k) {
       for (int64_t call = 0; call < warmup + timed; ++call) {
-        std::memcpy(work.data(), input.data(), count * sizeof(float));
+        const BenchCall& bench = calls[k];
+        const std::size_t bytes = count * sizeof(float);
+        if (bench.device != nullptr) {
+          bench.device->copy_from_host(bench.device_buffer, input.data(), bytes);
+        } else {
+          std::memcpy(work.data(), input.data(), bytes);
+        }
         MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
         const Clock::time_point start = Clock::now();
-        calls[k](work.data(), count);
+        bench.run(bench.device != nullptr ? bench.device_buffer : work.data(), count);
         const double elapsed = seconds_since(start);
         if (call >= warmup) seconds[k].push_back(elapsed);
+        if (bench.device != nullptr)
+          bench.device->copy_to_host(work.data(), bench.device_buffer, bytes);
         check_sum(work.data(), count, expected, mismatches[k]);
       }
     }
@@ -210,16 +230,27 @@ int position(const std::vector<AlgorithmInfo>& chosen, const char* key) {
   return -1;
 }
 
+// The GPU of --backend nccl: node-local rank k uses GPU k (as training's device selection).
+std::shared_ptr<Device> backend_device(const BenchCommArgs& args, const WorldInfo& world) {
+  if (args.backend != "nccl") return nullptr;
+  try {
+    return make_cuda_device(world.local_rank);
+  } catch (const Error& error) {
+    DPT_THROW(error.kind()) << "--backend nccl needs one usable GPU per rank (rank " << world.rank
+                            << " wants cuda:" << world.local_rank << "): " << error.what();
+  }
+}
+
 // The --backend communicator (collective: every rank), as make_communicator builds it from
-// comm { backend plugin_path chunk_bytes ring_threshold_bytes }.
-std::shared_ptr<Communicator> make_backend(const BenchCommArgs& args) {
+// comm { backend plugin_path chunk_bytes ring_threshold_bytes } on `device` (may be null).
+std::shared_ptr<Communicator> make_backend(const BenchCommArgs& args, Device* device) {
   proto::CommConfig config;
   config.set_backend(args.backend);
   config.set_plugin_path(args.plugin_path);
   config.set_chunk_bytes(static_cast<int64_t>(args.chunk_bytes));
   config.set_ring_threshold_bytes(static_cast<int64_t>(args.threshold_bytes));
   config.set_shm_threshold_bytes(static_cast<int64_t>(args.shm_threshold_bytes));
-  return make_communicator(config);
+  return make_communicator(config, device);
 }
 
 AllReduce all_reduce_of(std::shared_ptr<Communicator> comm) {
@@ -312,15 +343,27 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   options.chunk_bytes = args.chunk_bytes;
   options.ring_threshold_bytes = args.threshold_bytes;
   options.shm_threshold_bytes = args.shm_threshold_bytes;
-  std::vector<AllReduce> calls;
-  for (const AlgorithmInfo& info : chosen) calls.push_back(make_all_reduce(info, options));
+  const std::size_t max_count = args.max_bytes / sizeof(float);
+  // Declared before the calls: the device outlives its communicator and buffer.
+  const std::shared_ptr<Device> device = backend_device(args, world);
+  std::vector<BenchCall> calls;
+  for (const AlgorithmInfo& info : chosen) calls.push_back({make_all_reduce(info, options)});
+  std::shared_ptr<void> device_buffer;
   if (!args.backend.empty()) {
-    std::shared_ptr<Communicator> backend = make_backend(args);
+    std::shared_ptr<Communicator> backend = make_backend(args, device.get());
     chosen.push_back({"backend", backend->backend()});
-    calls.push_back(all_reduce_of(backend));
+    BenchCall call{all_reduce_of(backend)};
+    if (backend->device_memory()) {
+      DPT_CHECK_AS(ErrorKind::kConfig, device != nullptr)
+          << "--backend " << args.backend << ": its buffers are device memory but no device";
+      device_buffer.reset(device->allocate(max_count * sizeof(float)),
+                          [device](void* p) { device->deallocate(p); });
+      call.device = device.get();
+      call.device_buffer = static_cast<float*>(device_buffer.get());
+    }
+    calls.push_back(call);
   }
 
-  const std::size_t max_count = args.max_bytes / sizeof(float);
   std::vector<float> input(max_count), work(max_count), expected(kPeriod, 0.0f);
   for (std::size_t i = 0; i < max_count; ++i) input[i] = input_value(i, world.rank);
   for (std::size_t j = 0; j < kPeriod; ++j) {

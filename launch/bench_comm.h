@@ -1,7 +1,7 @@
 // dpt bench comm: float32 sum all-reduce per message size with dpt's ring, dpt's native path
 // (MPI_Iallreduce, polled), dpt's auto choice, any comm.backend by name (--backend, e.g. a
-// collectives plug-in) and a plain blocking MPI_Allreduce, next to the memory copy bandwidth that
-// bounds them. Every result is checked. Needs mpirun -np >= 2.
+// collectives plug-in, or nccl with one GPU per rank) and a plain blocking MPI_Allreduce, next to
+// the memory copy bandwidth that bounds them. Every result is checked. Needs mpirun -np >= 2.
 #pragma once
 
 #include <cstdint>

@@ -77,7 +77,7 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   const std::vector<std::string> bf16_cpu = bf16_features(detect_cpu());
   const std::string bf16_na =
       bf16_cpu.empty() ? "n/a: the CPU lists neither avx512_bf16 nor amx_bf16" : "";
-  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm(), choice.device.get());
   // Same threads and sgemm library as configured; only the matmul precision differs. The two
   // take turns in kBlocks blocks of steps after their warm-up.
   const int64_t total = args.warmup + args.steps;

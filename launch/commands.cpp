@@ -39,11 +39,12 @@ void print_rank_stats(const std::vector<RankStats>& stats) {
 
 int run_train(const TrainArgs& args, const WorldInfo& world) {
   const proto::Config config = load_config(args.config, args.overrides);
-  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  // The device first: the nccl backend (and auto's choice of it) needs the worker's GPU set.
+  DeviceChoice choice = select_device(config.device(), world);
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm(), choice.device.get());
   DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
       << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()
       << " but the launcher started " << world.size << " processes";
-  DeviceChoice choice = select_device(config.device(), world);
   if (comm->rank() == 0) {
     if (world.size > 1) {
       fmt::print(stderr, "world: {} workers over {} (rank 0 on {} node-local workers)\n",

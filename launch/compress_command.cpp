@@ -209,11 +209,12 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
          "compress.quantize.enabled=true)";
   // With both, OUT is the int8 model and the pruned float32 model goes next to it.
   const std::string fp32_out = pruning && quantizing ? fp32_sibling(args.out) : args.out;
-  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  // The device first: the nccl backend (and auto's choice of it) needs the worker's GPU set.
+  DeviceChoice choice = select_device(config.device(), world);
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm(), choice.device.get());
   DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
       << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()
       << " but the launcher started " << world.size << " processes";
-  DeviceChoice choice = select_device(config.device(), world);
   Device& device = *choice.device;
   const bool writer = comm->rank() == 0;
   if (writer) prepare_out_dir(args.out);

@@ -4,6 +4,9 @@
 #include <fmt/core.h>
 
 #include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
+#include "devices/error.h"
 
 namespace dpt {
 namespace {
@@ -24,6 +27,24 @@ std::string join(const std::vector<std::string>& items) {
   std::string text;
   for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
   return text;
+}
+
+// MPIX_Query_cuda_support's answer, and when it may not be the library's final word.
+std::string mpi_cuda_aware_text() {
+  const std::string answer = mpi_cuda_aware() ? "yes" : "no";
+  if (mpi_active()) return answer + " (MPIX_Query_cuda_support)";
+  return answer +
+         " (MPIX_Query_cuda_support before MPI_Init; run under mpirun for the answer "
+         "the training run gets)";
+}
+
+// The NCCL library the nccl backend would load, or why there is none.
+std::string nccl_text() {
+  try {
+    return nccl_version();
+  } catch (const Error& error) {
+    return std::string("n/a: ") + error.what();
+  }
 }
 
 }  // namespace
@@ -80,6 +101,8 @@ nlohmann::json devices_json(const MachineInfo& machine, const std::vector<std::s
         {"runtime_version", cuda_version_text(machine.gpu.runtime_version)},
         {"reason", machine.gpu.reason}}},
       {"comm_backends", backends},
+      {"mpi_cuda_aware", mpi_cuda_aware()},
+      {"nccl", nccl_text()},
       {"recommendation",
        {{"device", advice.device},
         {"device_rule", advice.device_rule},
@@ -139,6 +162,8 @@ std::string devices_table(const MachineInfo& machine, const std::vector<std::str
   if (!machine.gpu.reason.empty()) row("", "n/a: " + machine.gpu.reason);
   out += "Collectives\n";
   row("backends", join(backends));
+  row("CUDA-aware MPI", mpi_cuda_aware_text());
+  row("NCCL", nccl_text());
   const Recommendation advice = recommend(machine);
   out += "Recommendation\n";
   row("device", fmt::format("{}: {}", advice.device, advice.device_rule));

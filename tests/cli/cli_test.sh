@@ -73,6 +73,11 @@ fi
 # Without a usable GPU the reason is named; with one, GPU training is not implemented yet.
 expect "device.kind CUDA" 2 "device.kind: CUDA" -- \
   "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+# The nccl backend needs workers that own CUDA devices: on the CPU it is a config error by name.
+expect "comm.backend nccl on the CPU" 2 'comm.backend: "nccl"' -- \
+  "$dpt" train tiny.prototxt --run-dir run_nccl --set device.kind=CPU --set comm.backend=nccl
+expect "comm.backend unknown" 2 'comm.backend: must be "auto", "local", "mpi", "plugin" or "nccl"' -- \
+  "$dpt" train tiny.prototxt --run-dir run_nccl --set comm.backend=bogus
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done

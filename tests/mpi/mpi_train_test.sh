@@ -111,6 +111,19 @@ else
   fail "bench comm"
 fi
 
+# 5b. bench comm --backend nccl: with one usable GPU per rank it times NCCL, otherwise a config
+# error naming the flag (every build and machine answers one way or the other, never a crash).
+gpus=$("$dpt" devices --json | python3 -c 'import json, sys
+print(sum(1 for g in json.load(sys.stdin)["gpus"]["devices"] if g["usable"]))')
+if [[ $gpus -ge 2 ]]; then
+  "${mpi[@]}" -np 2 "$dpt" bench comm --backend nccl --min-bytes 4K --max-bytes 64K --iters 3 \
+    >out.txt 2>&1 && grep -q "nccl" out.txt && { echo "ok bench comm nccl"; pass; } ||
+    fail "bench comm nccl"
+else
+  expect_failure "bench comm nccl without GPUs" "--backend nccl needs one usable GPU per rank" 30 -- \
+    "${mpi[@]}" -np 2 "$dpt" bench comm --backend nccl --max-bytes 64K
+fi
+
 # 6. Ranks that disagree are refused at start-up.
 expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 20 -- \
   "${mpi[@]}" -np 1 "$dpt" train cfg.prototxt --run-dir d : \

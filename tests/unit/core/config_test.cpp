@@ -351,9 +351,9 @@ TEST(ConfigTest, EveryValidationRuleNamesFieldAndLocation) {
        "cfg.prototxt:18:25: train.max_consecutive_skips: must be > 0 (got 0)"},
       {"epochs: 3 }\n", "epochs: 3 }\ndevice { threads: -1 }\n",
        "cfg.prototxt:19:10: device.threads: must be >= 0 (got -1)"},
-      {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"nccl\" }\n",
-       "cfg.prototxt:19:8: comm.backend: must be \"auto\", \"local\", \"mpi\" or \"plugin\" (got "
-       "\"nccl\")"},
+      {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"gloo\" }\n",
+       "cfg.prototxt:19:8: comm.backend: must be \"auto\", \"local\", \"mpi\", \"plugin\" or "
+       "\"nccl\" (got \"gloo\")"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { backend: \"plugin\" }\n",
        "cfg.prototxt:19:8: comm.backend: \"plugin\" needs comm.plugin_path (the plug-in's .so)"},
       {"epochs: 3 }\n", "epochs: 3 }\ncomm { balance: BALANCE_THROUGHPUT balance_steps: 0 }\n",

@@ -1,0 +1,290 @@
+// NcclCommunicator (comm/nccl_communicator.h): bootstrap over MPI, one non-blocking NCCL
+// communicator, a communication stream ordered with the compute stream by events, and every wait
+// bounded by the watchdog poll loop.
+#include "comm/nccl_communicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "comm/collective_check.h"
+#include "comm/mpi_check.h"
+#include "comm/mpi_communicator.h"
+#include "comm/mpi_transport.h"
+#include "comm/nccl_bootstrap.h"
+#include "comm/nccl_library.h"
+#include "comm/nccl_watchdog.h"
+#include "devices/cuda/cuda_check.h"
+#include "devices/cuda/cuda_device.h"
+#include "devices/error.h"
+
+namespace dpt {
+namespace {
+
+class NcclCommunicator : public Communicator {
+ public:
+  NcclCommunicator(const CommOptions& options, CudaDevice& device)
+      : device_(device), timeout_s_(options.timeout_s) {
+    if (mpi_active()) {
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+      MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    }
+    try {
+      make_current();
+      int low = 0, high = 0;
+      CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&low, &high));
+      CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, high));
+      CUDA_CHECK(cudaEventCreateWithFlags(&compute_ready_, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming));
+      CUDA_CHECK(cudaMalloc(&headers_, sizeof(HeaderWords) * (size_ + 1)));
+      // Pinned, so the agreement check's copies are asynchronous and the watchdog bounds them.
+      CUDA_CHECK(cudaMallocHost(&host_headers_, sizeof(HeaderWords) * (size_ + 1)));
+      const ncclUniqueId id = bootstrap_id(nccl_, rank_, timeout_s_);
+      if (mpi_active() && size_ > 1) {
+        MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &diagnosis_comm_)) << "nccl: set-up";
+        MPI_CHECK(MPI_Comm_set_errhandler(diagnosis_comm_, MPI_ERRORS_RETURN)) << "nccl: set-up";
+        diagnosis_ = std::make_unique<MpiTransport>(diagnosis_comm_, diagnosis_mutex_);
+      }
+      ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+      config.blocking = 0;
+      const Clock::time_point deadline = deadline_after(timeout_s_);
+      check(nccl_.comm_init_rank_config(&comm_, size_, id, rank_, &config),
+            "creating the communicator", deadline);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~NcclCommunicator() override {
+    cudaSetDevice(device_.index());
+    if (comm_ != nullptr && !aborted_) {
+      // Finalize flushes outstanding work; bounded like a collective, then destroy (or abort).
+      const ncclResult_t finalize = nccl_.comm_finalize(comm_);
+      const Clock::time_point deadline = deadline_after(timeout_s_);
+      ncclResult_t state = finalize == ncclInProgress ? ncclInProgress : finalize;
+      while (state == ncclInProgress && Clock::now() < deadline &&
+             nccl_.comm_get_async_error(comm_, &state) == ncclSuccess) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      if (state == ncclSuccess) {
+        nccl_.comm_destroy(comm_);
+      } else {
+        nccl_.comm_abort(comm_);
+      }
+    }
+    release();
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "nccl"; }
+  bool device_memory() const override { return true; }
+
+  void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
+                  ReduceOp op) override {
+    run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
+      return nccl_.all_reduce(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
+                              stream_);
+    });
+  }
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
+    DPT_CHECK(root >= 0 && root < size_)
+        << "nccl: broadcast root " << root << " is not a rank of " << size_;
+    CollectiveHeader header = make_header(CollectiveKind::kBroadcast, count, dtype);
+    header.root = root;
+    run(header, [&] {
+      return nccl_.broadcast(buffer, buffer, count, nccl_dtype(dtype), root, comm_, stream_);
+    });
+  }
+  void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
+    run(make_header(CollectiveKind::kAllGather, count, dtype),
+        [&] { return nccl_.all_gather(send, recv, count, nccl_dtype(dtype), comm_, stream_); });
+  }
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
+                      ReduceOp op) override {
+    run(make_header(CollectiveKind::kReduceScatter, count, dtype, op), [&] {
+      return nccl_.reduce_scatter(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
+                                  stream_);
+    });
+  }
+  // The header exchange is itself an all_gather every rank must join: that is the barrier.
+  void barrier() override {
+    run(make_header(CollectiveKind::kBarrier, 0, DType::kF32), [] { return ncclSuccess; });
+  }
+
+  void abort(int exit_code) noexcept override {
+    abort_requested_ = true;
+    if (mutex_.try_lock()) {  // no collective in flight: abort here (else its poll loop does)
+      abort_comm();
+      mutex_.unlock();
+    }
+    if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+
+ private:
+  void make_current() const { CUDA_CHECK(cudaSetDevice(device_.index())); }
+
+  // Frees what the constructor created (whatever it got to).
+  void release() noexcept {
+    diagnosis_.reset();
+    if (diagnosis_comm_ != MPI_COMM_NULL && mpi_active()) MPI_Comm_free(&diagnosis_comm_);
+    if (host_headers_ != nullptr) cudaFreeHost(host_headers_);
+    if (headers_ != nullptr) cudaFree(headers_);
+    if (comm_done_ != nullptr) cudaEventDestroy(comm_done_);
+    if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  void abort_comm() noexcept {
+    if (comm_ != nullptr && !aborted_.exchange(true)) nccl_.comm_abort(comm_);
+  }
+
+  // Waits until the work queued on stream_ so far is done (or fails, or the deadline passes).
+  void wait_stream(const std::string& what, Clock::time_point deadline) {
+    CUDA_CHECK(cudaEventRecord(comm_done_, stream_));
+    watch(what, deadline, [this] {
+      const cudaError_t state = cudaEventQuery(comm_done_);
+      DPT_CHECK(state == cudaSuccess || state == cudaErrorNotReady)
+          << "nccl: waiting for the communication stream: " << cudaGetErrorString(state);
+      return state == cudaSuccess;
+    });
+  }
+
+  // An NCCL call's result in non-blocking mode: ncclInProgress until the communicator's state
+  // (ncclCommGetAsyncError) leaves it.
+  void check(ncclResult_t result, const std::string& what, Clock::time_point deadline) {
+    if (result == ncclSuccess) return;
+    if (result != ncclInProgress) {
+      abort_comm();
+      DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank_
+                                  << " failed: " << nccl_.describe(result, comm_)
+                                  << "; communicator aborted";
+    }
+    ncclResult_t state = ncclInProgress;
+    watch(what, deadline, [this, &state] {
+      nccl_.comm_get_async_error(comm_, &state);
+      return state != ncclInProgress;
+    });
+    if (state != ncclSuccess) {
+      abort_comm();
+      DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank_
+                                  << " failed: " << nccl_.describe(state, comm_)
+                                  << "; communicator aborted";
+    }
+  }
+
+  template <typename Done>
+  void watch(const std::string& what, Clock::time_point deadline, Done done) {
+    WatchHooks hooks;
+    hooks.done = done;
+    hooks.failed = [this]() -> std::string {
+      if (comm_ == nullptr) return "";
+      ncclResult_t state = ncclSuccess;
+      const ncclResult_t result = nccl_.comm_get_async_error(comm_, &state);
+      if (result != ncclSuccess) return nccl_.describe(result, comm_);
+      return state == ncclSuccess || state == ncclInProgress ? "" : nccl_.describe(state, comm_);
+    };
+    hooks.abort_requested = [this] { return abort_requested_.load(); };
+    hooks.abort = [this] { abort_comm(); };
+    if (diagnosis_ && in_flight_ > 0) hooks.missing = [this] { return missing_ranks(); };
+    watch_until_done(what, rank_, timeout_s_, deadline, hooks);
+  }
+
+  // After a timeout: asks the other ranks over MPI how far they got (comm/collective_check.h).
+  std::string missing_ranks() {
+    try {
+      const double grace_s = std::min(1.0, timeout_s_ / 4);
+      const std::vector<int> missing =
+          find_missing_ranks(*diagnosis_, in_flight_, deadline_after(grace_s));
+      if (missing.empty()) return "every rank reached it";
+      std::string text = "ranks that did not arrive: ";
+      for (std::size_t i = 0; i < missing.size(); ++i) {
+        text += (i > 0 ? ", " : "") + std::to_string(missing[i]);
+      }
+      return text;
+    } catch (const std::exception& error) {
+      return std::string("asking the others where they are failed: ") + error.what();
+    }
+  }
+
+  // Every rank's header, compared on every rank (one all_gather of six words per rank).
+  void check_agreement(const CollectiveHeader& header, const std::string& what,
+                       Clock::time_point deadline) {
+    host_headers_[0] = encode_header(header);
+    HeaderWords* gathered = headers_ + 1;
+    CUDA_CHECK(cudaMemcpyAsync(headers_, host_headers_, sizeof(HeaderWords), cudaMemcpyHostToDevice,
+                               stream_));
+    check(nccl_.all_gather(headers_, gathered, host_headers_[0].size(), ncclUint64, comm_, stream_),
+          what + " (agreement check)", deadline);
+    CUDA_CHECK(cudaMemcpyAsync(host_headers_ + 1, gathered, sizeof(HeaderWords) * size_,
+                               cudaMemcpyDeviceToHost, stream_));
+    wait_stream(what + " (agreement check)", deadline);
+    for (int peer = 0; peer < size_; ++peer) {
+      check_header(header, rank_, host_headers_[1 + peer], peer);
+    }
+  }
+
+  template <typename Enqueue>
+  void run(CollectiveHeader header, Enqueue enqueue) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    header.sequence = ++sequence_;
+    in_flight_ = header.sequence;
+    const std::string what = collective_label(header);
+    DPT_CHECK_AS(ErrorKind::kComm, !aborted_ && !abort_requested_)
+        << "nccl: " << what << " on rank " << rank_ << ": the communicator was aborted";
+    const Clock::time_point deadline = deadline_after(timeout_s_);
+    make_current();
+    // The data is ready once the compute stream's work queued so far has run.
+    CUDA_CHECK(cudaEventRecord(compute_ready_, device_.stream()));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_ready_, 0));
+    if (size_ > 1) check_agreement(header, what, deadline);
+    if (header.count > 0) check(enqueue(), what, deadline);
+    wait_stream(what, deadline);
+    // Later compute reads the result: order it after the collective on the device as well.
+    CUDA_CHECK(cudaStreamWaitEvent(device_.stream(), comm_done_, 0));
+    in_flight_ = 0;
+  }
+
+  NcclLibrary nccl_;
+  CudaDevice& device_;
+  double timeout_s_;
+  int rank_ = 0;
+  int size_ = 1;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t compute_ready_ = nullptr;
+  cudaEvent_t comm_done_ = nullptr;
+  HeaderWords* headers_ = nullptr;       // device: [0] this rank's header, [1, size] everyone's
+  HeaderWords* host_headers_ = nullptr;  // pinned host copy of the same
+  std::mutex mutex_;
+  uint64_t sequence_ = 0;
+  uint64_t in_flight_ = 0;  // the collective being waited for; 0: none (set-up)
+  // MPI, for the missing-rank diagnosis after a timeout only (several processes).
+  MPI_Comm diagnosis_comm_ = MPI_COMM_NULL;
+  std::mutex diagnosis_mutex_;
+  std::unique_ptr<MpiTransport> diagnosis_;
+  std::atomic<bool> aborted_{false};
+  std::atomic<bool> abort_requested_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(const CommOptions& options, Device* device) {
+  auto* cuda = dynamic_cast<CudaDevice*>(device);
+  DPT_CHECK_AS(ErrorKind::kConfig, cuda != nullptr)
+      << "comm.backend: \"nccl\" needs workers that own CUDA devices (device { kind: CUDA }); "
+         "this worker runs on "
+      << (device != nullptr ? device->name() : std::string("no device"));
+  return std::make_unique<NcclCommunicator>(options, *cuda);
+}
+
+bool nccl_built() { return true; }
+
+std::string nccl_version() { return NcclLibrary().version(); }
+
+}  // namespace dpt
