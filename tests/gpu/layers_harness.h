@@ -1,0 +1,42 @@
+// tests/gpu/ops_harness.h one level up, for core/ and optim/ objects rather than raw kernels: a
+// test builds the same layer, loss, optimizer or Model on the CPU (the reference) and on the
+// device under test, with the same values, and compares through host copies. The device under
+// test is the GPU, or, in the CPU instance (where no GPU is needed), a second CPU device: the
+// same test code then runs here, checking the Tensor copies and that the comparison works.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tests/gpu/ops_harness.h"
+
+namespace dpt {
+
+class LayersOnDevice : public OpsOnDevice {
+ protected:
+  Device& target() { return on_gpu() ? static_cast<Device&>(cuda()) : other_cpu_; }
+  // A copy of `tensor` on the device under test.
+  Tensor on_target(const Tensor& tensor) {
+    Tensor copy(target(), tensor.shape(), tensor.dtype());
+    copy.copy_from(tensor);
+    return copy;
+  }
+
+ private:
+  CpuDevice other_cpu_{CpuDeviceOptions{2, CpuGemmLibrary::kOpenBlas, MatmulPrecision::kFp32}};
+};
+
+// A float32 tensor's values, from any device.
+inline std::vector<float> host_values(const Tensor& tensor) {
+  std::vector<float> values(static_cast<std::size_t>(tensor.numel()));
+  tensor.copy_to_host(values.data());
+  return values;
+}
+
+// expect_close on two tensors (any devices): |a - b| <= tolerance * max(|a|, |b|, 1).
+inline void expect_tensors_close(const Tensor& actual, const Tensor& expected, double tolerance,
+                                 const std::string& what) {
+  expect_close(host_values(actual), as_double(host_values(expected)), tolerance, what);
+}
+
+}  // namespace dpt
