@@ -1,8 +1,9 @@
 // Device dispatch that can be checked without a GPU: Tensor copies between devices (which copy
 // each direction uses, values intact), core/ on a device that claims to be CUDA (a test double:
 // initialisation and weight files go through host copies, compute reaches devices/gpu_ops.h,
-// which refuses the double with a dpt::Error instead of crashing), the Model's config errors for
-// what the GPU layers lack, the loss's tensor-labels overload, and TF32 on the CPU being float32.
+// which refuses the double with a dpt::Error instead of crashing; pruning masks and counts go
+// through host memory), the Model's config errors for what the GPU layers lack, the loss's
+// tensor-labels overload, and TF32 on the CPU being float32.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "core/config.h"
 #include "core/loss.h"
 #include "core/model.h"
+#include "core/prune.h"
 #include "devices/cpu_device.h"
 #include "devices/error.h"
 #include "fake_gpu_device.h"
@@ -158,6 +160,35 @@ TEST(GpuDispatch, ModelOnAGpuRejectsWhatTheGpuLayersLack) {
   config.mutable_device()->set_precision(proto::TF32);
   Model tf32(gpu, config);  // TF32 is a GPU format
   EXPECT_EQ(tf32.num_params(), 4 * 5 + 4 + 3 * 4 + 3);
+}
+
+TEST(GpuDispatch, PruningMasksAndCountsAModelOnAGpuThroughHostMemory) {
+  const proto::Config config = parse_config(kModel, "model.prototxt");
+  FakeGpuDevice gpu;
+  Model model(gpu, config);
+  const int64_t n = model.num_params();
+  ParamMask mask;
+  mask.keep.assign(static_cast<std::size_t>(n), 1);
+  for (int64_t i = 0; i < n; i += 3) mask.keep[i] = 0;
+  std::vector<float> expected = host_values(model.params());
+  for (int64_t i = 0; i < n; i += 3) expected[i] = 0.0f;
+  const int to_host = gpu.to_host, from_host = gpu.from_host;
+  mask.apply(model.params());
+  EXPECT_EQ(gpu.to_host, to_host + 1);
+  EXPECT_EQ(gpu.from_host, from_host + 1);
+  EXPECT_EQ(host_values(model.params()), expected);
+  int64_t nonzero = 0;
+  for (float v : expected) nonzero += v != 0.0f ? 1 : 0;
+  EXPECT_EQ(count_nonzero(model), nonzero);
+  try {
+    choose_neurons(config, model, 1);
+    FAIL() << "neurons chosen on a GPU model";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(error.what()).find("choose_neurons: runs on a model on the CPU"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(Precision, Tf32OnTheCpuIsFloat32) {
