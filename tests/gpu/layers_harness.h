@@ -5,6 +5,8 @@
 // same test code then runs here, checking the Tensor copies and that the comparison works.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,21 @@ class LayersOnDevice : public OpsOnDevice {
  private:
   CpuDevice other_cpu_{CpuDeviceOptions{2, CpuGemmLibrary::kOpenBlas, MatmulPrecision::kFp32}};
 };
+
+// `values` rounded to TF32 (10 stored mantissa bits, to nearest even; finite values). Products of
+// two such values are exact in float32, so a TF32 GEMM over them differs from the CPU's float32
+// GEMM only in summation order: tests feed these to keep ReLU's kink from amplifying TF32's
+// rounding into a different branch (dy versus 0) on the two devices.
+inline std::vector<float> tf32_values(std::vector<float> values) {
+  for (float& value : values) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    bits += 0xFFFu + ((bits >> 13) & 1u);
+    bits &= ~0x1FFFu;
+    std::memcpy(&value, &bits, sizeof bits);
+  }
+  return values;
+}
 
 // A float32 tensor's values, from any device.
 inline std::vector<float> host_values(const Tensor& tensor) {
