@@ -195,7 +195,8 @@ TEST(Precision, Tf32OnTheCpuIsFloat32) {
   CpuDevice cpu = make_cpu();
   proto::Config config = parse_config(kModel, "model.prototxt");
   Model fp32(cpu, config);
-  config.mutable_device()->set_precision(proto::TF32);
+  config = parse_config(std::string(kModel) + "device { precision: TF32 }", "tf32.prototxt");
+  EXPECT_EQ(config.device().precision(), proto::TF32);
   Model tf32(cpu, config);
   Tensor input = filled(cpu, {3, 5}, -0.7f);
   const Pass pass{true, 2, 0, false};
