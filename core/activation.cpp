@@ -1,5 +1,6 @@
 // Activation kernels (float and double from one template, kept private to this file) and the
 // Activation layer. Loops are plain and branch-light so GCC vectorises them; OpenMP splits rows.
+// On a CUDA device the layer calls the GPU kernels (devices/gpu_ops.h, float32 only).
 #include "core/activation.h"
 
 #include <cmath>
@@ -97,6 +98,30 @@ const char* activation_name(proto::ActivationKind kind) {
   return "unknown";
 }
 
+GpuActivationSpec gpu_activation(const std::optional<ActivationSpec>& spec) {
+  GpuActivationSpec gpu;
+  if (!spec) return gpu;
+  gpu.negative_slope = spec->negative_slope;
+  switch (spec->kind) {
+    case proto::RELU:
+      gpu.kind = GpuActivation::kRelu;
+      return gpu;
+    case proto::LEAKY_RELU:
+      gpu.kind = GpuActivation::kLeakyRelu;
+      return gpu;
+    case proto::GELU:
+      gpu.kind = GpuActivation::kGelu;
+      return gpu;
+    case proto::TANH:
+      gpu.kind = GpuActivation::kTanh;
+      return gpu;
+    case proto::SIGMOID:
+      gpu.kind = GpuActivation::kSigmoid;
+      return gpu;
+  }
+  DPT_THROW(ErrorKind::kInternal) << "unknown activation kind " << spec->kind;
+}
+
 void activation_forward(const ActivationSpec& spec, const float* x, float* y, int64_t n) {
   forward_impl(spec, x, y, n);
 }
@@ -118,7 +143,10 @@ Activation::Activation(std::string name, int index, int64_t size, const Activati
 void Activation::forward(const Tensor& input, Tensor& output, const Pass& pass) {
   input_ = input;
   output_ = output;
-  if (input.dtype() == DType::kF32) {
+  if (input.device().kind() == DeviceKind::kCuda) {
+    gpu_bias_activation_forward(input.device(), gpu_activation(spec_), input.data<float>(), nullptr,
+                                output.data<float>(), 1, input.numel());
+  } else if (input.dtype() == DType::kF32) {
     activation_forward(spec_, input.data<float>(), output.data<float>(), input.numel());
   } else {
     activation_forward(spec_, input.data<double>(), output.data<double>(), input.numel());
@@ -127,7 +155,11 @@ void Activation::forward(const Tensor& input, Tensor& output, const Pass& pass) 
 
 void Activation::backward(const Tensor& grad_output, Tensor* grad_input) {
   if (grad_input == nullptr) return;
-  if (grad_output.dtype() == DType::kF32) {
+  if (grad_output.device().kind() == DeviceKind::kCuda) {
+    gpu_activation_backward(grad_output.device(), gpu_activation(spec_), input_.data<float>(),
+                            output_.data<float>(), grad_output.data<float>(),
+                            grad_input->data<float>(), grad_output.numel());
+  } else if (grad_output.dtype() == DType::kF32) {
     activation_backward(spec_, input_.data<float>(), output_.data<float>(),
                         grad_output.data<float>(), grad_input->data<float>(), grad_output.numel());
   } else {

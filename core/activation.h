@@ -1,11 +1,14 @@
 // Element-wise activations (relu, leaky_relu, gelu, tanh, sigmoid): the kernels, shared by the
-// Activation layer and the Dense layer's fused epilogue, and the Activation layer itself.
+// Activation layer and the Dense layer's fused epilogue, and the Activation layer itself, which on
+// a CUDA device runs the GPU kernels of devices/gpu_ops.h instead.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "core/config.pb.h"
 #include "core/layer.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 
@@ -16,6 +19,9 @@ struct ActivationSpec {
 
 // Lowercase name: "relu", "leaky_relu", "gelu", "tanh", "sigmoid".
 const char* activation_name(proto::ActivationKind kind);
+
+// The same activation for the GPU kernels (devices/gpu_ops.h); none is the identity.
+GpuActivationSpec gpu_activation(const std::optional<ActivationSpec>& spec);
 
 // y[i] = f(x[i]) for i < n. x and y may alias.
 void activation_forward(const ActivationSpec& spec, const float* x, float* y, int64_t n);

@@ -1,14 +1,16 @@
 // Dense layer: GEMMs through core/gemm (or core/gemm_bf16), bias and activation fused into one
 // pass after the GEMM, and the CPU reference loops for the bias (kept simple: they are a few
-// percent of the GEMMs).
+// percent of the GEMMs). On a CUDA device forward and backward are one gpu_ops call each.
 #include "core/dense.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/bf16.h"
 #include "core/gemm.h"
 #include "core/random.h"
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 namespace {
@@ -98,11 +100,13 @@ Tensor to_bf16_tensor(Tensor& buffer, Device& device, const Tensor& src) {
 }  // namespace
 
 Dense::Dense(Device& device, std::string name, int index, int64_t input_size,
-             const proto::DenseConfig& config, std::optional<ActivationSpec> activation)
+             const proto::DenseConfig& config, std::optional<ActivationSpec> activation,
+             GpuMatmul gpu_precision)
     : Layer(std::move(name), index, input_size, config.units()),
       device_(device),
       config_(config),
       activation_(activation),
+      gpu_precision_(gpu_precision),
       bf16_(bf16_matmul(device) ? std::make_unique<Bf16Gemm>() : nullptr) {}
 
 std::string Dense::kind() const {
@@ -141,12 +145,15 @@ void Dense::init_params(uint64_t seed) {
     }
     DPT_THROW(ErrorKind::kInternal) << name() << ": unknown init " << config_.init();
   };
+  // Drawn on the host, then copied to the weights' device.
   if (weight_.dtype() == DType::kF32) {
-    float* w = weight_.data<float>();
-    for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(draw());
+    std::vector<float> w(static_cast<std::size_t>(n));
+    for (float& value : w) value = static_cast<float>(draw());
+    weight_.copy_from_host(w.data());
   } else {
-    double* w = weight_.data<double>();
-    for (int64_t i = 0; i < n; ++i) w[i] = draw();
+    std::vector<double> w(static_cast<std::size_t>(n));
+    for (double& value : w) value = draw();
+    weight_.copy_from_host(w.data());
   }
   if (bias_.defined()) bias_.fill_zero();
 }
@@ -167,7 +174,9 @@ void Dense::forward(const Tensor& input, Tensor& output, const Pass& pass) {
   pre_activation_ = needs_pre_activation(activation_)
                         ? workspace(pre_buffer_, device_, output.shape(), output.dtype())
                         : output;
-  if (input.dtype() == DType::kF32) {
+  if (device_.kind() == DeviceKind::kCuda) {
+    forward_gpu(input, output);
+  } else if (input.dtype() == DType::kF32) {
     if (bf16_) {
       forward_gemm_bf16(input, pre_activation_, pass);
     } else {
@@ -203,7 +212,30 @@ void Dense::backward_gemms_bf16(const Tensor& grad_pre, Tensor* grad_input) {
   }
 }
 
+void Dense::forward_gpu(const Tensor& input, Tensor& output) {
+  gpu_dense_forward(device_, gpu_activation(activation_), gpu_precision_, input.data<float>(),
+                    weight_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr,
+                    pre_activation_.data<float>(), output.data<float>(), input.dim(0), input_size(),
+                    output_size());
+}
+
+void Dense::backward_gpu(const Tensor& grad_output, Tensor* grad_input) {
+  // dz always gets its own buffer: the kernels may not overwrite grad_output.
+  const Tensor grad_pre =
+      workspace(grad_pre_buffer_, device_, grad_output.shape(), grad_output.dtype());
+  gpu_dense_backward(device_, gpu_activation(activation_), gpu_precision_, input_.data<float>(),
+                     weight_.data<float>(), pre_activation_.data<float>(), output_.data<float>(),
+                     grad_output.data<float>(), grad_pre.data<float>(), grad_weight_.data<float>(),
+                     grad_bias_.defined() ? grad_bias_.data<float>() : nullptr,
+                     grad_input != nullptr ? grad_input->data<float>() : nullptr,
+                     grad_output.dim(0), input_size(), output_size());
+}
+
 void Dense::backward(const Tensor& grad_output, Tensor* grad_input) {
+  if (device_.kind() == DeviceKind::kCuda) {
+    backward_gpu(grad_output, grad_input);
+    return;
+  }
   Tensor grad_pre = grad_output;
   if (activation_) {
     grad_pre = workspace(grad_pre_buffer_, device_, grad_output.shape(), grad_output.dtype());

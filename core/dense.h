@@ -4,7 +4,9 @@
 // dz in one pass). Three GEMMs per step: forward, grad-weight, grad-input. On a device with bf16
 // matmuls (core/gemm_bf16.h) float32 layers round the GEMM operands to bf16: the weights once per
 // step, the input once in forward (kept for grad-weight), dz once in backward; the bias, the
-// activation, the parameters and their gradients stay float32.
+// activation, the parameters and their gradients stay float32. On a CUDA device (float32 only)
+// forward and backward are devices/gpu_ops.h's Dense kernels: cuBLASLt GEMMs with the bias or
+// bias + ReLU fused into the forward GEMM's epilogue, in float32 or TF32.
 #pragma once
 
 #include <memory>
@@ -19,9 +21,11 @@ namespace dpt {
 
 class Dense : public Layer {
  public:
-  // `activation`, when set, is fused into this layer.
+  // `activation`, when set, is fused into this layer. `gpu_precision`: the GEMMs' format on a
+  // CUDA device (ignored on the CPU).
   Dense(Device& device, std::string name, int index, int64_t input_size,
-        const proto::DenseConfig& config, std::optional<ActivationSpec> activation);
+        const proto::DenseConfig& config, std::optional<ActivationSpec> activation,
+        GpuMatmul gpu_precision = GpuMatmul::kFp32);
   std::string kind() const override;
   int64_t num_params() const override;
   void bind_params(const Tensor& params, const Tensor& grads) override;
@@ -38,10 +42,14 @@ class Dense : public Layer {
   // The float32 GEMMs in bf16: z = x W^T; dW += dz^T x and dx = dz W.
   void forward_gemm_bf16(const Tensor& input, const Tensor& z, const Pass& pass);
   void backward_gemms_bf16(const Tensor& grad_pre, Tensor* grad_input);
+  // The CUDA path of forward and backward (pre_activation_ set by forward).
+  void forward_gpu(const Tensor& input, Tensor& output);
+  void backward_gpu(const Tensor& grad_output, Tensor* grad_input);
 
   Device& device_;
   proto::DenseConfig config_;
   std::optional<ActivationSpec> activation_;
+  GpuMatmul gpu_precision_;
   Tensor weight_, bias_, grad_weight_, grad_bias_;
   Tensor input_, output_, pre_activation_;  // cached by forward
   Tensor pre_buffer_, grad_pre_buffer_;     // scratch, grown to the largest batch

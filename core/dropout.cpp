@@ -1,8 +1,10 @@
 // Dropout with counter-based masks: Philox block (feature / 4, sample, step, layer) keyed by the
-// seed gives four uniforms, one per feature.
+// seed gives four uniforms, one per feature. On a CUDA device the same masks come from
+// gpu_dropout_mask (devices/gpu_ops.h), bit for bit.
 #include "core/dropout.h"
 
 #include "core/random.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 namespace {
@@ -46,7 +48,12 @@ void Dropout::forward(const Tensor& input, Tensor& output, const Pass& pass) {
   }
   const int64_t rows = input.dim(0), cols = input.dim(1);
   mask_ = workspace(mask_buffer_, device_, input.shape(), input.dtype());
-  if (input.dtype() == DType::kF32) {
+  if (device_.kind() == DeviceKind::kCuda) {
+    gpu_dropout_mask(device_, mask_.data<float>(), rows, cols, rate_, seed_, index(), pass.step,
+                     pass.sample_offset);
+    gpu_multiply(device_, input.data<float>(), mask_.data<float>(), output.data<float>(),
+                 input.numel());
+  } else if (input.dtype() == DType::kF32) {
     fill_mask(mask_.data<float>(), rows, cols, rate_, seed_, index(), pass);
     apply_mask(input.data<float>(), mask_.data<float>(), output.data<float>(), input.numel());
   } else {
@@ -61,7 +68,10 @@ void Dropout::backward(const Tensor& grad_output, Tensor* grad_input) {
     if (grad_input->raw() != grad_output.raw()) grad_input->copy_from(grad_output);
     return;
   }
-  if (grad_output.dtype() == DType::kF32) {
+  if (device_.kind() == DeviceKind::kCuda) {
+    gpu_multiply(device_, grad_output.data<float>(), mask_.data<float>(), grad_input->data<float>(),
+                 grad_output.numel());
+  } else if (grad_output.dtype() == DType::kF32) {
     apply_mask(grad_output.data<float>(), mask_.data<float>(), grad_input->data<float>(),
                grad_output.numel());
   } else {

@@ -1,5 +1,5 @@
-// CPU GEMM dispatch to oneDNN or OpenBLAS. The cuBLASLt path for CUDA devices is
-// devices/cuda/cuda_gemm.cpp; layers call it once they run on the GPU (not yet).
+// GEMM dispatch: the CPU to oneDNN or OpenBLAS, a CUDA device to cuBLASLt through
+// devices/gpu_ops.h (devices/cuda/cuda_gemm.cpp).
 #include "core/gemm.h"
 
 #include <cblas.h>
@@ -12,7 +12,8 @@ namespace dpt {
 namespace {
 
 const CpuDevice& as_cpu(Device& device) {
-  DPT_CHECK(device.kind() == DeviceKind::kCpu) << "gemm: only the CPU device is supported";
+  DPT_CHECK(device.kind() == DeviceKind::kCpu)
+      << "gemm: " << device.name() << " is not the CPU (float64 GEMMs run on the CPU only)";
   return static_cast<const CpuDevice&>(device);
 }
 
@@ -34,7 +35,11 @@ GemmShape dense_gemm_shape(bool trans_a, bool trans_b, int64_t m, int64_t n, int
 }
 
 void gemm(Device& device, const GemmShape& s, float alpha, const float* a, const float* b,
-          float beta, float* c) {
+          float beta, float* c, GpuMatmul gpu_precision) {
+  if (device.kind() == DeviceKind::kCuda) {
+    gpu_gemm(device, s, alpha, a, b, beta, c, gpu_precision);
+    return;
+  }
   if (s.m == 0 || s.n == 0) return;
   if (as_cpu(device).gemm_library() == CpuGemmLibrary::kOneDnn) {
     dnnl_status_t status = dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k,

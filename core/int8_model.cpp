@@ -26,7 +26,8 @@ Int8Model::Int8Model(Device& device, const QuantizedModel& model)
       input_size_(model.input_size),
       max_width_(model.input_size),
       input_activations_(model.input_activations) {
-  DPT_CHECK(device.kind() == DeviceKind::kCpu) << "int8 inference runs on the CPU only";
+  DPT_CHECK_AS(ErrorKind::kConfig, device.kind() == DeviceKind::kCpu)
+      << "int8 inference runs on the CPU only, not on " << device.name();
   DPT_CHECK(!model.layers.empty()) << "int8 model without layers";
   for (std::size_t i = 0; i < model.layers.size(); ++i) {
     const QuantizedDense& layer = model.layers[i];

@@ -1,8 +1,9 @@
 // Model construction (with Dense + activation fusion), the forward/backward passes over the layer
-// list, and weight files.
+// list, and weight files (through host memory, so a model on a GPU saves and loads the same).
 #include "core/model.h"
 
 #include <optional>
+#include <vector>
 
 #include "core/activation.h"
 #include "core/array_file.h"
@@ -10,6 +11,7 @@
 #include "core/dense.h"
 #include "core/dropout.h"
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 namespace {
@@ -20,6 +22,24 @@ ActivationSpec activation_spec(const proto::ActivationConfig& config) {
 
 std::string param_path(const NamedParam& param) { return "params/" + param.name; }
 
+// The Dense GEMMs' format on a CUDA device, from device.precision (the CPU reads it through
+// CpuDevice::matmul_precision instead). Throws kConfig for a format the GPU layers lack.
+GpuMatmul gpu_matmul(const proto::Config& config, const Device& device) {
+  switch (config.device().precision()) {
+    case proto::PRECISION_AUTO:
+    case proto::FP32:
+      return GpuMatmul::kFp32;
+    case proto::TF32:
+      return GpuMatmul::kTf32;
+    case proto::BF16:
+      break;
+  }
+  DPT_THROW(ErrorKind::kConfig) << "device.precision: "
+                                << proto::Precision_Name(config.device().precision())
+                                << " is not available on " << device.name()
+                                << " yet (GPU layers run FP32 or TF32)";
+}
+
 }  // namespace
 
 Model::Model(Device& device, const proto::Config& config, const ModelOptions& options)
@@ -27,6 +47,11 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
       options_(options),
       input_size_(config.model().input_size()),
       init_seed_(config.model().seed()) {
+  const bool on_gpu = device.kind() == DeviceKind::kCuda;
+  DPT_CHECK_AS(ErrorKind::kConfig, !on_gpu || options_.dtype == DType::kF32)
+      << "model: " << dtype_name(options_.dtype) << " models run on the CPU only, not on "
+      << device.name();
+  const GpuMatmul gpu_precision = on_gpu ? gpu_matmul(config, device) : GpuMatmul::kFp32;
   const auto& layer_configs = config.model().layer();
   int64_t width = input_size_;
   for (int i = 0; i < layer_configs.size(); ++i) {
@@ -41,7 +66,8 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
           fused = activation_spec(layer_configs[i + 1].activation());
           name += "+" + layer_name(config, i + 1);
         }
-        layers_.push_back(std::make_unique<Dense>(device, name, i, width, layer.dense(), fused));
+        layers_.push_back(
+            std::make_unique<Dense>(device, name, i, width, layer.dense(), fused, gpu_precision));
         if (fused) ++i;
         break;
       }
@@ -106,6 +132,8 @@ const Tensor& Model::forward(const Tensor& input, const Pass& pass) {
   DPT_CHECK(input.ndim() == 2 && input.dim(1) == input_size_ && input.dtype() == options_.dtype)
       << "model input " << dtype_name(input.dtype()) << shape_string(input.shape()) << ", expected "
       << dtype_name(options_.dtype) << "[B, " << input_size_ << "]";
+  DPT_CHECK(input.device().kind() == device_.kind())
+      << "model input on " << input.device().name() << ", the model on " << device_.name();
   const int64_t batch = input.dim(0);
   input_ = input;
   const Tensor* current = &input_;
@@ -155,9 +183,9 @@ void Model::save_weights(const std::string& path,
   file.attributes = std::move(attributes);
   file.attributes["format"] = kWeightsFormat;
   for (const NamedParam& param : named_params()) {
-    const float* values = param.value.data<float>();
-    file.arrays.push_back(
-        {param_path(param), param.value.shape(), {values, values + param.value.numel()}});
+    std::vector<float> values(static_cast<std::size_t>(param.value.numel()));
+    param.value.copy_to_host(values.data());
+    file.arrays.push_back({param_path(param), param.value.shape(), std::move(values)});
   }
   write_array_file(path, file);
 }
@@ -180,13 +208,15 @@ void Model::load_weights(const std::string& path) {
     DPT_CHECK_AS(ErrorKind::kCheckpoint, array->shape == param.value.shape())
         << path << ": " << param_path(param) << " has shape " << shape_string(array->shape)
         << ", the model expects " << shape_string(param.value.shape());
+    DPT_CHECK_AS(ErrorKind::kCheckpoint,
+                 static_cast<int64_t>(array->values.size()) == param.value.numel())
+        << path << ": " << param_path(param) << " holds no float32 values";
   }
   DPT_CHECK_AS(ErrorKind::kCheckpoint, file.arrays.size() == params.size())
       << path << ": holds " << file.arrays.size() << " arrays, the model has " << params.size()
       << " parameters (a different architecture?)";
-  for (const NamedParam& param : params) {
-    const Array* array = file.find(param_path(param));
-    std::copy(array->values.begin(), array->values.end(), param.value.data<float>());
+  for (NamedParam& param : params) {
+    param.value.copy_from_host(file.find(param_path(param))->values.data());
   }
 }
 

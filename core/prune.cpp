@@ -1,16 +1,24 @@
 // Magnitude pruning (see prune.h): the global threshold by partial selection over (|w|, index)
 // keys, and the structured neuron choice and model shrinking over each Dense layer's weight
-// [units, inputs] and bias [units] views of the flat buffer.
+// [units, inputs] and bias [units] views of the flat buffer. Masks and counts work on a model on
+// any device (through host memory off the CPU); the neuron choice needs a CPU model.
 #include "core/prune.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "devices/error.h"
 
 namespace dpt {
 namespace {
+
+// The neuron choice reads weights in place: a model on a GPU is copied to the CPU first.
+void check_on_cpu(const Model& model, const char* what) {
+  DPT_CHECK_AS(ErrorKind::kConfig, model.device().kind() == DeviceKind::kCpu)
+      << what << ": runs on a model on the CPU, not on " << model.device().name();
+}
 
 // A Dense layer's parameters by config layer index.
 struct DenseParams {
@@ -57,8 +65,15 @@ void ParamMask::apply(Tensor& params) const {
   DPT_CHECK(params.dtype() == DType::kF32 && params.numel() == static_cast<int64_t>(keep.size()))
       << "mask of " << keep.size() << " entries applied to " << dtype_name(params.dtype())
       << shape_string(params.shape());
-  float* values = params.data<float>();
   const int64_t n = params.numel();
+  if (params.device().kind() != DeviceKind::kCpu) {  // through host memory
+    std::vector<float> host(static_cast<std::size_t>(n));
+    params.copy_to_host(host.data());
+    for (int64_t i = 0; i < n; ++i) host[i] = keep[i] ? host[i] : 0.0f;
+    params.copy_from_host(host.data());
+    return;
+  }
+  float* values = params.data<float>();
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) values[i] = keep[i] ? values[i] : 0.0f;
 }
@@ -109,6 +124,7 @@ int64_t NeuronPlan::removed() const {
 }
 
 NeuronPlan choose_neurons(const proto::Config& config, const Model& model, int64_t count) {
+  check_on_cpu(model, "choose_neurons");
   const std::vector<DenseParams> dense = dense_params(model);
   DPT_CHECK(dense.size() == static_cast<std::size_t>(std::count_if(
                                 config.model().layer().begin(), config.model().layer().end(),
@@ -168,6 +184,7 @@ NeuronPlan choose_neurons(const proto::Config& config, const Model& model, int64
 
 ShrunkModel remove_neurons(const proto::Config& config, const Model& model,
                            const NeuronPlan& plan) {
+  check_on_cpu(model, "remove_neurons");
   const std::vector<DenseParams> dense = dense_params(model);
   DPT_CHECK(plan.layers.size() + 1 == dense.size())
       << "remove_neurons: the plan has " << plan.layers.size() << " hidden layers, the model "
@@ -206,6 +223,11 @@ ShrunkModel remove_neurons(const proto::Config& config, const Model& model,
 
 int64_t count_nonzero(const Model& model) {
   DPT_CHECK(model.dtype() == DType::kF32) << "count_nonzero works on float32 models";
+  if (model.device().kind() != DeviceKind::kCpu) {
+    std::vector<float> host(static_cast<std::size_t>(model.num_params()));
+    model.params().copy_to_host(host.data());
+    return std::count_if(host.begin(), host.end(), [](float v) { return v != 0.0f; });
+  }
   const float* values = static_cast<const float*>(model.params().raw());
   return std::count_if(values, values + model.num_params(), [](float v) { return v != 0.0f; });
 }

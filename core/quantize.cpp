@@ -146,6 +146,8 @@ QuantizeOptions quantize_options_from(const proto::QuantizeConfig& config) {
 QuantizedModel quantized_structure(const Model& model) {
   DPT_CHECK_AS(ErrorKind::kConfig, model.dtype() == DType::kF32)
       << "quantization needs a float32 model, got " << dtype_name(model.dtype());
+  DPT_CHECK_AS(ErrorKind::kConfig, model.device().kind() == DeviceKind::kCpu)
+      << "quantization runs on a model on the CPU, not on " << model.device().name();
   QuantizedModel result;
   result.input_size = model.input_size();
   result.layout = model.summary();

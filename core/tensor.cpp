@@ -1,5 +1,7 @@
-// Tensor storage, views and dtype checks.
+// Tensor storage, views, dtype checks and copies between devices.
 #include "core/tensor.h"
+
+#include <vector>
 
 #include "devices/error.h"
 
@@ -150,7 +152,28 @@ void Tensor::copy_from(const Tensor& src) {
   DPT_CHECK(src.dtype() == dtype_ && src.numel() == numel())
       << "copy of " << dtype_name(src.dtype()) << shape_string(src.shape()) << " into "
       << dtype_name(dtype_) << shape_string(shape_);
-  device().copy(raw(), src.raw(), bytes());
+  if (bytes() == 0) return;
+  Device& to = device();
+  Device& from = src.device();
+  if (&to == &from) {
+    to.copy(raw(), src.raw(), bytes());
+  } else if (from.kind() == DeviceKind::kCpu) {
+    to.copy_from_host(raw(), src.raw(), bytes());
+  } else if (to.kind() == DeviceKind::kCpu) {
+    from.copy_to_host(raw(), src.raw(), bytes());
+  } else {  // two GPUs: through host memory
+    std::vector<unsigned char> host(bytes());
+    from.copy_to_host(host.data(), src.raw(), bytes());
+    to.copy_from_host(raw(), host.data(), bytes());
+  }
+}
+
+void Tensor::copy_from_host(const void* host_src) {
+  if (bytes() > 0) device().copy_from_host(raw(), host_src, bytes());
+}
+
+void Tensor::copy_to_host(void* host_dst) const {
+  if (bytes() > 0) device().copy_to_host(host_dst, raw(), bytes());
 }
 
 Tensor workspace(Tensor& buffer, Device& device, const Shape& shape, DType dtype) {

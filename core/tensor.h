@@ -1,6 +1,8 @@
 // Tensor: a dense row-major array of float32 or float64 on one Device. Copies of a Tensor share
 // storage (like a view); slice() makes a view into part of the same storage, which is how layers
-// see the model's flat parameter and gradient buffers. Not thread-safe to mutate concurrently.
+// see the model's flat parameter and gradient buffers. data<T>() is a pointer into the device's
+// memory: host code reads a GPU tensor through copy_to_host. Not thread-safe to mutate
+// concurrently.
 #pragma once
 
 #include <cstdint>
@@ -52,9 +54,16 @@ class Tensor {
   // The first `rows` rows of a tensor of rank >= 1; shares storage.
   Tensor rows(int64_t rows) const;
 
+  // Sets every element to zero on the tensor's device.
   void fill_zero();
-  // Copies all elements from `src` (same dtype and numel).
+  // Copies all elements from `src` (same dtype and numel), which may live on another device:
+  // within one device through Device::copy (queued on a GPU's stream), CPU <-> GPU through the
+  // GPU's copy_from_host / copy_to_host (they return when done), GPU <-> GPU through host memory.
   void copy_from(const Tensor& src);
+  // bytes() from host memory into this tensor, and from this tensor into host memory; both return
+  // when the copy has finished (on the CPU: memcpy). For host loops over a device tensor.
+  void copy_from_host(const void* host_src);
+  void copy_to_host(void* host_dst) const;
 
  private:
   struct Storage;

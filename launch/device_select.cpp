@@ -77,6 +77,9 @@ PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu)
     case proto::FP32:
       choice.reason = "precision: float32 (FP32 requested)";
       return choice;
+    case proto::TF32:
+      choice.reason = "precision: float32 (TF32 requested; TF32 applies to CUDA devices only)";
+      return choice;
     case proto::BF16:
       DPT_CHECK_AS(ErrorKind::kConfig, bf16_ok)
           << "device.precision: BF16 requested, but " << lists << " (" << cpu.model_name

@@ -1,6 +1,7 @@
 // Adam/AdamW update: the per-step scalars (bias corrections, step size, decoupled decay factor)
 // are computed once in double; the per-element loop is one fused, branch-free OpenMP loop in
-// float that GCC vectorises. Semantics and operation order follow torch.optim.Adam / AdamW.
+// float that GCC vectorises (on a CUDA device: gpu_adam_step, same coefficients). Semantics and
+// operation order follow torch.optim.Adam / AdamW.
 #include "optim/adam.h"
 
 #include <charconv>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 namespace {
@@ -42,7 +44,8 @@ void adam_update(float* __restrict p, const float* __restrict g, float* __restri
 }  // namespace
 
 Adam::Adam(Device& device, const proto::AdamConfig& config, bool decoupled, int64_t num_params)
-    : beta1_(decimal_value(config.beta1())),
+    : device_(device),
+      beta1_(decimal_value(config.beta1())),
       beta2_(decimal_value(config.beta2())),
       eps_(config.eps()),
       weight_decay_(decimal_value(config.weight_decay())),
@@ -64,10 +67,19 @@ Adam::Adam(Device& device, const proto::AdamConfig& config, bool decoupled, int6
 
 void Adam::step(Tensor& params, const Tensor& grads, float lr) {
   const std::string optimizer = name();
-  check_step_tensors(optimizer.c_str(), params, grads, num_params_);
+  check_step_tensors(optimizer.c_str(), device_, params, grads, num_params_);
   DPT_CHECK(lr >= 0 && std::isfinite(lr))
       << optimizer << ": lr = " << lr << " must be finite and >= 0";
   const AdamCoefficients c = coefficients(lr);
+  if (device_.kind() == DeviceKind::kCuda) {
+    const GpuAdamCoefficients gpu{c.l2,    c.decay,           c.beta1,     c.one_minus_beta1,
+                                  c.beta2, c.one_minus_beta2, c.step_size, c.bias2_sqrt,
+                                  c.eps};
+    gpu_adam_step(device_, params.data<float>(), grads.data<float>(), m_.data<float>(),
+                  v_.data<float>(), num_params_, gpu);
+    ++steps_;
+    return;
+  }
   adam_update(params.data<float>(), grads.data<float>(), m_.data<float>(), v_.data<float>(),
               num_params_, c);
   ++steps_;

@@ -1,6 +1,7 @@
 // Adam and AdamW (one class; `decoupled` picks AdamW), with PyTorch's torch.optim.Adam / AdamW
-// semantics (amsgrad off). Updates the flat float32 parameter buffer in one fused OpenMP loop;
-// bias corrections are computed once per step in double. State: "adam.m" and "adam.v".
+// semantics (amsgrad off). Updates the flat float32 parameter buffer in one fused OpenMP loop (one
+// kernel on a CUDA device, devices/gpu_ops.h); bias corrections are computed once per step in
+// double. State: "adam.m" and "adam.v".
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,7 @@ class Adam : public Optimizer {
 
  private:
   // Hyper-parameters as the decimals written in the config (see decimal_value in adam.cpp).
+  Device& device_;
   double beta1_;
   double beta2_;
   float eps_;

@@ -1,12 +1,14 @@
 // The optimizer factory (a switch over the config's oneof), the step-argument check shared by the
 // optimizers, and gradient clipping by global L2 norm. The norm is summed in double over fixed
-// chunks so that it is bitwise the same for any OpenMP thread count.
+// chunks so that it is bitwise the same for any OpenMP thread count; on a CUDA device the same
+// chunks are summed by gpu_sum_squares and the scaling is gpu_scale (devices/gpu_ops.h).
 #include "optim/optimizer.h"
 
 #include <cmath>
 #include <vector>
 
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 
@@ -51,8 +53,6 @@ std::unique_ptr<Optimizer> make_optimizer(Device& device, const proto::Optimizer
   DPT_CHECK_AS(ErrorKind::kConfig,
                config.clip_grad_norm() >= 0 && std::isfinite(config.clip_grad_norm()))
       << "optimizer.clip_grad_norm: must be >= 0 (got " << config.clip_grad_norm() << ")";
-  DPT_CHECK(device.kind() == DeviceKind::kCpu)
-      << "optimizer: no update kernels for device " << device.name() << " (CPU only)";
   switch (config.kind_case()) {
     case proto::OptimizerConfig::kSgd:
       return std::make_unique<Sgd>(device, config.sgd(), num_params);
@@ -66,8 +66,8 @@ std::unique_ptr<Optimizer> make_optimizer(Device& device, const proto::Optimizer
   DPT_THROW(ErrorKind::kInternal) << "optimizer: unknown kind case " << config.kind_case();
 }
 
-void check_step_tensors(const char* optimizer, const Tensor& params, const Tensor& grads,
-                        int64_t num_params) {
+void check_step_tensors(const char* optimizer, const Device& device, const Tensor& params,
+                        const Tensor& grads, int64_t num_params) {
   DPT_CHECK(params.defined() && grads.defined())
       << optimizer << ": params or grads is an undefined tensor";
   DPT_CHECK(params.dtype() == DType::kF32 && grads.dtype() == DType::kF32 &&
@@ -75,9 +75,9 @@ void check_step_tensors(const char* optimizer, const Tensor& params, const Tenso
       << optimizer << ": params is " << dtype_name(params.dtype()) << shape_string(params.shape())
       << " and grads is " << dtype_name(grads.dtype()) << shape_string(grads.shape())
       << "; both must be float32 with " << num_params << " elements";
-  DPT_CHECK(params.device().kind() == DeviceKind::kCpu && grads.device().kind() == DeviceKind::kCpu)
+  DPT_CHECK(params.device().kind() == device.kind() && grads.device().kind() == device.kind())
       << optimizer << ": params on " << params.device().name() << ", grads on "
-      << grads.device().name() << "; only CPU tensors are supported";
+      << grads.device().name() << "; the optimizer's state is on " << device.name();
 }
 
 double global_norm(const Tensor& grads) {
@@ -85,6 +85,9 @@ double global_norm(const Tensor& grads) {
       << "global_norm: grads must be a float32 tensor";
   const float* x = grads.data<float>();
   const int64_t n = grads.numel();
+  if (grads.device().kind() == DeviceKind::kCuda) {
+    return std::sqrt(gpu_sum_squares(grads.device(), x, n));
+  }
   const int64_t chunks = (n + kNormChunk - 1) / kNormChunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks));
   double* partial_data = partial.data();
@@ -104,7 +107,12 @@ double clip_grad_norm(Tensor& grads, double max_norm) {
                           << "); optimizer.clip_grad_norm = 0 means do not call it";
   const double norm = global_norm(grads);
   if (std::isfinite(norm) && norm > max_norm) {
-    scale(grads.data<float>(), grads.numel(), static_cast<float>(max_norm / norm));
+    const float factor = static_cast<float>(max_norm / norm);
+    if (grads.device().kind() == DeviceKind::kCuda) {
+      gpu_scale(grads.device(), grads.data<float>(), grads.numel(), factor);
+    } else {
+      scale(grads.data<float>(), grads.numel(), factor);
+    }
   }
   return norm;
 }

@@ -1,7 +1,8 @@
 // The Optimizer interface: updates the model's flat float32 parameter buffer in place from the
-// flat gradient buffer, in one fused loop over n floats. It owns its state (moments, step count)
-// and exposes it by name so checkpoints can save and restore it without knowing the optimizer.
-// Built from the config by make_optimizer(); the trainer calls step() once per global batch.
+// flat gradient buffer, in one fused loop over n floats (one kernel on a CUDA device). It owns its
+// state (moments, step count) and exposes it by name so checkpoints can save and restore it without
+// knowing the optimizer. Built from the config by make_optimizer(); the trainer calls step() once
+// per global batch.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +40,9 @@ class Optimizer {
 std::unique_ptr<Optimizer> make_optimizer(Device& device, const proto::OptimizerConfig& config,
                                           int64_t num_params);
 
-// Global L2 norm of `grads` (float32), summed in double in a fixed order (so the result does
-// not depend on the thread count): fixed 4096-element chunks, chunk sums added in chunk order.
+// Global L2 norm of `grads` (float32, on the CPU or a CUDA device), summed in double in a fixed
+// order (so the result does not depend on the thread count): fixed 4096-element chunks, chunk sums
+// added in chunk order. On a GPU it waits for the device.
 double global_norm(const Tensor& grads);
 
 // Scales grads by max_norm / norm when norm > max_norm (max_norm > 0). Returns the norm before
@@ -48,8 +50,9 @@ double global_norm(const Tensor& grads);
 double clip_grad_norm(Tensor& grads, double max_norm);
 
 // For Optimizer implementations: throws dpt::Error (kInternal) naming `optimizer` unless params
-// and grads are float32 tensors of `num_params` elements each on a CPU device.
-void check_step_tensors(const char* optimizer, const Tensor& params, const Tensor& grads,
-                        int64_t num_params);
+// and grads are float32 tensors of `num_params` elements each on a device of the kind of `device`
+// (where the optimizer keeps its state).
+void check_step_tensors(const char* optimizer, const Device& device, const Tensor& params,
+                        const Tensor& grads, int64_t num_params);
 
 }  // namespace dpt

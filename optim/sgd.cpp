@@ -1,10 +1,12 @@
 // SGD update loops: one fused, branch-free OpenMP loop per variant (plain, momentum, Nesterov),
-// chosen once per step so that GCC vectorises each. Semantics follow torch.optim.SGD.
+// chosen once per step so that GCC vectorises each; on a CUDA device one fused kernel
+// (gpu_sgd_step). Semantics follow torch.optim.SGD.
 #include "optim/sgd.h"
 
 #include <cmath>
 
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 namespace {
@@ -41,7 +43,8 @@ void sgd_nesterov(float* __restrict p, const float* __restrict g, float* __restr
 }  // namespace
 
 Sgd::Sgd(Device& device, const proto::SgdConfig& config, int64_t num_params)
-    : momentum_(config.momentum()),
+    : device_(device),
+      momentum_(config.momentum()),
       nesterov_(config.nesterov()),
       weight_decay_(config.weight_decay()),
       num_params_(num_params) {
@@ -56,11 +59,14 @@ Sgd::Sgd(Device& device, const proto::SgdConfig& config, int64_t num_params)
 }
 
 void Sgd::step(Tensor& params, const Tensor& grads, float lr) {
-  check_step_tensors("sgd", params, grads, num_params_);
+  check_step_tensors("sgd", device_, params, grads, num_params_);
   DPT_CHECK(lr >= 0 && std::isfinite(lr)) << "sgd: lr = " << lr << " must be finite and >= 0";
   float* p = params.data<float>();
   const float* g = grads.data<float>();
-  if (momentum_ == 0) {
+  if (device_.kind() == DeviceKind::kCuda) {
+    gpu_sgd_step(device_, p, g, momentum_ > 0 ? momentum_buffer_.data<float>() : nullptr,
+                 num_params_, lr, weight_decay_, momentum_, nesterov_);
+  } else if (momentum_ == 0) {
     sgd_plain(p, g, num_params_, lr, weight_decay_);
   } else if (nesterov_) {
     sgd_nesterov(p, g, momentum_buffer_.data<float>(), num_params_, lr, weight_decay_, momentum_);

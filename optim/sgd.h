@@ -1,6 +1,7 @@
 // Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, with
 // PyTorch's torch.optim.SGD semantics (dampening 0). Updates the flat float32 parameter buffer in
-// one fused OpenMP loop. State: "sgd.momentum" (num_params floats), only when momentum > 0.
+// one fused OpenMP loop, or one kernel on a CUDA device (devices/gpu_ops.h). State: "sgd.momentum"
+// (num_params floats), only when momentum > 0.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,7 @@ class Sgd : public Optimizer {
   std::vector<NamedTensor> state() override;
 
  private:
+  Device& device_;
   float momentum_;
   bool nesterov_;
   float weight_decay_;

@@ -5,7 +5,7 @@
 // gradient norm. Each mirrors a CPU reference (core/gemm, core/activation, core/dropout,
 // core/loss, optim/sgd, optim/adam, optim/optimizer global_norm); tests/gpu compares them.
 // Everything is queued on the device's stream; functions returning host values wait for it.
-// The layers do not call these yet: training on the GPU is the next step of the CUDA issue.
+// core/ and optim/ reach them through the CUDA-free devices/gpu_ops.h (devices/cuda/gpu_ops.cpp).
 #pragma once
 
 #include <cstdint>
@@ -50,17 +50,17 @@ void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t c
 // cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (z is not written; their backward
 // needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
 // element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
-// erf GELU, so it is not used.
+// erf GELU, so it is not used. tf32: the GEMM on TF32 tensor cores (CudaGemmOptions::tf32).
 void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                         const float* weight, const float* bias, float* z, float* y, int64_t rows,
-                        int64_t in, int64_t out);
+                        int64_t in, int64_t out, bool tf32 = false);
 // Its backward, adding into the parameter gradients as Layer::backward does: dz = dy * act'(z)
 // (dz [rows, out] scratch, may alias dy), grad_bias += column sums of dz (when not null),
 // grad_weight += dz^T x, and dx = dz W when dx is not null. z, y: from cuda_dense_forward.
 void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                          const float* weight, const float* z, const float* y, const float* dy,
                          float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
-                         int64_t in, int64_t out);
+                         int64_t in, int64_t out, bool tf32 = false);
 
 // The dropout mask of core/dropout.cpp: element (r, j) is 0 with probability `rate`, else
 // 1 / (1 - rate), from Philox(seed; j / 4, sample, step, layer << 20 ^ sample >> 32) with
@@ -105,5 +105,7 @@ void cuda_adam_step(CudaDevice& device, float* params, const float* grads, float
 // Sum of x[i]^2 over n floats, in double: per 4096-element chunk on the GPU, chunks added in order
 // on the host (global_norm's chunking). Waits for the stream.
 double cuda_sum_squares(CudaDevice& device, const float* x, int64_t n);
+// x[i] *= factor over n floats (gradient clipping).
+void cuda_scale(CudaDevice& device, float* x, int64_t n, float factor);
 
 }  // namespace dpt

@@ -1,6 +1,7 @@
 // Optimizer kernels over the flat parameter buffer: SGD (plain, momentum, Nesterov) and
 // Adam/AdamW, each one fused grid-stride loop with optim/sgd.cpp's and optim/adam.cpp's loop
-// bodies, and the chunked sum of squares behind the global gradient norm.
+// bodies, the chunked sum of squares behind the global gradient norm, and gradient clipping's
+// scaling.
 #include <cuda_runtime.h>
 
 #include <vector>
@@ -62,6 +63,13 @@ __global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
   if (threadIdx.x == 0) partial[blockIdx.x] = shared[0];
 }
 
+__global__ void scale_kernel(float* x, int64_t n, float factor) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    x[i] *= factor;
+  }
+}
+
 }  // namespace
 
 void cuda_sgd_step(CudaDevice& device, float* params, const float* grads, float* momentum_buffer,
@@ -101,6 +109,12 @@ double cuda_sum_squares(CudaDevice& device, const float* x, int64_t n) {
   double sum = 0.0;
   for (double chunk : host) sum += chunk;
   return sum;
+}
+
+void cuda_scale(CudaDevice& device, float* x, int64_t n, float factor) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n), kThreads, 0, device.stream()>>>(x, n, factor);
+  CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 }  // namespace dpt

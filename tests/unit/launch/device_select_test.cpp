@@ -102,6 +102,10 @@ TEST(ChoosePrecision, ExplicitChoicesAreHonoured) {
   EXPECT_EQ(bf16.precision, MatmulPrecision::kBf16);
   EXPECT_TRUE(contains(bf16.reason, "BF16 requested")) << bf16.reason;
   EXPECT_EQ(choose_precision(proto::FP32, cpu_with({})).precision, MatmulPrecision::kFp32);
+  // TF32 is a GPU format: the CPU runs float32 (not bf16) and says why.
+  const PrecisionChoice tf32 = choose_precision(proto::TF32, bf16_cpu);
+  EXPECT_EQ(tf32.precision, MatmulPrecision::kFp32);
+  EXPECT_TRUE(contains(tf32.reason, "TF32 applies to CUDA devices only")) << tf32.reason;
 }
 
 TEST(ChoosePrecision, Bf16WithoutHardwareIsAConfigErrorNamingFieldAndFeatures) {

@@ -1,5 +1,6 @@
 // make_optimizer's dispatch and validation, the step-argument checks, global_norm (bitwise the
-// same for 1, 2 and 3 OpenMP threads, and equal to a double reference) and clip_grad_norm.
+// same for 1, 2 and 3 OpenMP threads, and equal to a double reference) and clip_grad_norm, and
+// their dispatch to devices/gpu_ops.h on a device that claims to be CUDA (a test double).
 #include "optim/optimizer.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "fake_gpu_device.h"
 #include "tensor_values.h"
 
 namespace dpt {
@@ -195,6 +197,29 @@ TEST(ClipGradNorm, RejectsNonPositiveMaxNorm) {
   Tensor doubles(device, {2}, DType::kF64);
   expect_error([&] { global_norm(doubles); }, ErrorKind::kInternal,
                "global_norm: grads must be a float32 tensor");
+}
+
+// On a device that claims to be CUDA, updates and norms go to devices/gpu_ops.h, which refuses the
+// double (not a CudaDevice; or, without CUDA, says so): errors, never a host loop over device
+// memory. Tensors on another kind of device than the optimizer's state are refused first.
+TEST(GpuDispatch, OptimizersAndNormsOnAClaimedGpuReachGpuOps) {
+  testing::FakeGpuDevice gpu;
+  CpuDevice cpu;
+  Tensor params(gpu, {3}, DType::kF32), grads(gpu, {3}, DType::kF32);
+  for (const char* kind : {"sgd", "adam", "adamw"}) {
+    proto::OptimizerConfig config;
+    if (kind == std::string("sgd")) config.mutable_sgd()->set_momentum(0.9f);
+    if (kind == std::string("adam")) config.mutable_adam();
+    if (kind == std::string("adamw")) config.mutable_adamw();
+    auto optimizer = make_optimizer(gpu, config, 3);
+    EXPECT_THROW(optimizer->step(params, grads, 0.1f), Error) << kind;
+    EXPECT_EQ(optimizer->steps(), 0) << kind;
+    Tensor cpu_params = make_tensor(cpu, {1, 2, 3}), cpu_grads = make_tensor(cpu, {1, 2, 3});
+    expect_error([&] { optimizer->step(cpu_params, cpu_grads, 0.1f); }, ErrorKind::kInternal,
+                 "the optimizer's state is on fake-cuda:0");
+  }
+  EXPECT_THROW(global_norm(grads), Error);
+  EXPECT_THROW(clip_grad_norm(grads, 1.0), Error);
 }
 
 }  // namespace
