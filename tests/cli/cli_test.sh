@@ -70,9 +70,14 @@ else
   expect "bf16 without the hardware" 2 "device.precision: BF16 requested, but the CPU lists neither" -- \
     "$dpt" train tiny.prototxt --run-dir run_bf16 --set device.precision=BF16
 fi
-# Without a usable GPU the reason is named; with one, GPU training is not implemented yet.
-expect "device.kind CUDA" 2 "device.kind: CUDA" -- \
-  "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+# Without a usable GPU the reason is named; with one, the run trains on cuda:0.
+if "$dpt" devices --json | grep -qE '"usable": *true'; then
+  expect "device.kind CUDA" 0 "device: cuda:0 \\(" -- \
+    "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+else
+  expect "device.kind CUDA" 2 "device.kind: CUDA requested, but no GPU is usable" -- \
+    "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+fi
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done
