@@ -213,7 +213,8 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
   DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
       << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()
       << " but the launcher started " << world.size << " processes";
-  DeviceChoice choice = select_device(config.device(), world);
+  // Pruning and int8 quantization are CPU code.
+  DeviceChoice choice = select_device(cpu_only(config.device(), "dpt compress"), world);
   Device& device = *choice.device;
   const bool writer = comm->rank() == 0;
   if (writer) prepare_out_dir(args.out);

@@ -136,6 +136,13 @@ DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
   return decision;
 }
 
+proto::DeviceConfig cpu_only(proto::DeviceConfig config, const std::string& what) {
+  DPT_CHECK_AS(ErrorKind::kConfig, config.kind() != proto::CUDA)
+      << "device.kind: CUDA requested, but " << what << " runs on the CPU only; use AUTO or CPU";
+  config.set_kind(proto::CPU);
+  return config;
+}
+
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
   const GpuProbe probe =
       config.kind() == proto::CPU ? GpuProbe{{}, 0, 0, "not probed (kind CPU)"} : probe_gpus();

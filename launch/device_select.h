@@ -68,6 +68,10 @@ using GpuFactory = std::function<std::unique_ptr<Device>(int ordinal)>;
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
                            const GpuProbe& probe, const GpuFactory& make_gpu);
 
+// `config` for work that has only a CPU implementation (`what`, e.g. "dpt compress"): kind AUTO
+// becomes CPU; kind CUDA throws kConfig naming device.kind and `what`.
+proto::DeviceConfig cpu_only(proto::DeviceConfig config, const std::string& what);
+
 // The CPUs (from `cpus`, this process's affinity) that worker `local_rank` of `local_size`
 // pins to: contiguous groups as equal as possible. Empty when there are fewer CPUs than workers
 // (then no worker pins, and each uses one thread).

@@ -268,6 +268,25 @@ TEST(SelectDevice, AutoFallsBackToTheCpuAndCudaFailsWithoutAUsableGpu) {
   EXPECT_THROW(select_device(config, node_of(1, 2), fake_probe(1), never), Error);
 }
 
+TEST(CpuOnly, AutoBecomesTheCpuAndCudaIsAConfigErrorNamingTheWork) {
+  proto::DeviceConfig config;
+  config.set_kind(proto::AUTO);
+  config.set_threads(3);
+  const proto::DeviceConfig cpu = cpu_only(config, "dpt compress");
+  EXPECT_EQ(cpu.kind(), proto::CPU);
+  EXPECT_EQ(cpu.threads(), 3);
+  config.set_kind(proto::CUDA);
+  try {
+    cpu_only(config, "dpt compress");
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+    EXPECT_EQ(
+        std::string(error.what()),
+        "device.kind: CUDA requested, but dpt compress runs on the CPU only; use AUTO or CPU");
+  }
+}
+
 TEST(SelectDevice, CudaCreatesARealCudaDeviceOrFailsWithAConfigError) {
   // With a fake probe claiming a GPU, the real factory either opens cuda:0 (a GPU is present)
   // or fails as a config error naming it (no driver, or a build without CUDA).
