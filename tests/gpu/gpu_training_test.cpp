@@ -1,7 +1,8 @@
 // Training end to end on a GPU against the same run on the CPU: a Fashion-MNIST-shaped synthetic
 // problem (784 features, 10 classes) for 300 steps, one worker and two (two threads sharing
 // cuda:0, so the gradient sync stages buckets through host memory); and a checkpoint saved on
-// the GPU resumes there to the same parameters. Skipped where no GPU is usable.
+// the GPU resumes there to the same parameters; and the loader and gradient staging on their own.
+// Skipped where no GPU is usable.
 // Tolerances: float32 on both sides, but different GEMM libraries and summation orders, so the
 // per-step losses drift apart slowly; windows of 20 steps must agree within 3% (relative) and
 // the final test accuracy within 2 points.
@@ -9,9 +10,11 @@
 
 #include <filesystem>
 
+#include "comm/grad_sync.h"
 #include "comm/local_communicator.h"
 #include "comm/thread_world.h"
 #include "devices/cuda_support.h"
+#include "launch/batch_loader.h"
 #include "launch/trainer.h"
 #include "train_fixture.h"
 
@@ -24,6 +27,67 @@ bool have_gpu(std::string& why) {
   const GpuProbe probe = probe_gpus();
   why = probe.reason;
   return !usable_gpus(probe).empty();
+}
+
+// The plumbing alone, without the layers: batches through page-locked memory and async copies,
+// and gradient buckets staged through host memory between two workers sharing the GPU.
+TEST(GpuPlumbing, BatchLoaderDeliversPrefetchedBatchesToTheGpu) {
+  std::string why;
+  if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+  std::unique_ptr<Device> gpu = make_cuda_device(0);
+  BatchLoader loader(*gpu, 64, 5, DType::kF32);
+  auto source = [](int64_t step) -> BatchSource {
+    return [step](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      for (int64_t i = 0; i < n * 5; ++i) inputs.data<float>()[i] = float(step * 1000 + row + i);
+      for (int64_t i = 0; i < n; ++i) labels[i] = int32_t(step + i);
+    };
+  };
+  DeviceBatch batch = loader.take({0, 0, 64}, source(0));
+  for (int64_t step = 1; step < 20; ++step) {
+    loader.prefetch({step, 3, 50}, source(step));
+    const DeviceBatch previous = batch;
+    batch = loader.take({step, 3, 50}, source(step));
+    std::vector<float> x(50 * 5);
+    std::vector<int32_t> labels(50);
+    gpu->copy_to_host(x.data(), batch.inputs.raw(), x.size() * sizeof(float));
+    gpu->copy_to_host(labels.data(), batch.labels.raw(), labels.size() * sizeof(int32_t));
+    for (int64_t i = 0; i < 250; ++i) ASSERT_EQ(x[i], float(step * 1000 + 3 + i)) << step;
+    for (int64_t i = 0; i < 50; ++i) ASSERT_EQ(labels[i], int32_t(step + i)) << step;
+    EXPECT_NE(previous.inputs.raw(), batch.inputs.raw());
+  }
+  EXPECT_EQ(loader.hits(), 19);
+}
+
+TEST(GpuPlumbing, GradSyncStagesBucketsThroughHostMemory) {
+  std::string why;
+  if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+  ThreadWorld world(2, CommOptions{30.0});
+  const std::vector<FlatRange> layers = {{0, 1000}, {1000, 0}, {1000, 300000}, {301000, 7}};
+  std::vector<std::vector<float>> results(2);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      std::unique_ptr<Communicator> comm = world.communicator(rank);
+      std::unique_ptr<Device> gpu = make_cuda_device(0);
+      Tensor grads(*gpu, {301007}, DType::kF32);
+      std::vector<float> mine(301007);
+      for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = float(rank + 1) * float(i % 97);
+      gpu->copy_from_host(grads.raw(), mine.data(), grads.bytes());
+      GradSyncOptions options;
+      options.bucket_bytes = 64 << 10;
+      GradSync sync(*comm, grads, layers, options);
+      EXPECT_TRUE(sync.staged());
+      sync.begin();
+      for (std::size_t i = layers.size(); i-- > 0;) sync.ready(layers[i]);
+      sync.finish();
+      results[static_cast<std::size_t>(rank)].resize(mine.size());
+      gpu->copy_to_host(results[static_cast<std::size_t>(rank)].data(), grads.raw(), grads.bytes());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::vector<float>& result : results) {
+    for (std::size_t i = 0; i < result.size(); i += 101) ASSERT_EQ(result[i], 3.0f * float(i % 97));
+  }
 }
 
 class StepLosses : public TrainListener {
