@@ -10,7 +10,15 @@ namespace dpt {
 
 GradSync::GradSync(Communicator& comm, const Tensor& grads, const std::vector<FlatRange>& params,
                    const GradSyncOptions& options)
-    : comm_(comm), data_(grads.data<float>()), options_(options), params_(params) {
+    : comm_(comm),
+      device_(grads.device()),
+      data_(grads.data<float>()),
+      options_(options),
+      params_(params) {
+  if (device_.kind() != DeviceKind::kCpu && !comm.device_memory()) {
+    host_ = static_cast<float*>(device_.allocate_host(grads.bytes()));
+    copied_ = device_.create_event();
+  }
   // Buckets hold whole layers, filled from the last layer back, in the order backward ends them.
   bucket_of_param_.assign(params_.size(), -1);
   const int64_t bucket_elements =
@@ -43,6 +51,7 @@ GradSync::~GradSync() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (host_ != nullptr) device_.deallocate_host(host_);
 }
 
 void GradSync::begin() {
@@ -101,8 +110,22 @@ void GradSync::reduce(std::size_t index, const FlatRange& range) {
                  tracer_ ? "bucket " + std::to_string(index) + " (" +
                                std::to_string(range.count * 4 / 1024) + " KiB)"
                          : std::string());
+  const std::size_t count = static_cast<std::size_t>(range.count);
   float* data = data_ + range.offset;
-  comm_.all_reduce(data, data, static_cast<std::size_t>(range.count), DType::kF32, ReduceOp::kSum);
+  if (host_ == nullptr) {
+    comm_.all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
+    return;
+  }
+  // The copy is queued after the backward work that wrote this bucket, so it sees its values.
+  float* host = host_ + range.offset;
+  device_.copy_to_host_async(host, data, count * sizeof(float));
+  copied_->record();
+  copied_->wait();
+  comm_.all_reduce(host, host, count, DType::kF32, ReduceOp::kSum);
+  device_.copy_from_host_async(data, host, count * sizeof(float));
+  // finish() returns only when every bucket is back on the device and the host buffer is free.
+  copied_->record();
+  copied_->wait();
 }
 
 void GradSync::worker() {

@@ -4,12 +4,16 @@
 // ranks by one all-reduce, started on a communication thread as soon as backward has reported every
 // parameter range it covers, while backward goes on with earlier layers. Because the loss gradient
 // is scaled by 1 / global batch on every rank, the sum is the gradient of the mean loss.
+// Gradients on a GPU: a communicator that takes device memory gets device pointers; any other
+// gets each bucket through a page-locked host buffer (copy to host, all-reduce, copy back), the
+// copies queued on the device's stream after the backward work that produced the bucket.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,8 +37,9 @@ struct FlatRange {
 
 class GradSync {
  public:
-  // `grads`: the model's flat float32 gradient buffer. `params`: each layer's range in it, in layer
-  // order (empty ranges allowed). The communicator must outlive this object.
+  // `grads`: the model's flat float32 gradient buffer, on any device. `params`: each layer's range
+  // in it, in layer order (empty ranges allowed). The communicator and the device must outlive
+  // this object.
   GradSync(Communicator& comm, const Tensor& grads, const std::vector<FlatRange>& params,
            const GradSyncOptions& options);
   ~GradSync();
@@ -54,6 +59,9 @@ class GradSync {
   void set_tracer(Tracer* tracer) { tracer_ = tracer; }
 
   int num_buckets() const { return static_cast<int>(buckets_.size()); }
+  // Whether buckets travel through host memory (gradients not on the CPU, and a communicator
+  // that takes host memory only).
+  bool staged() const { return host_ != nullptr; }
   // Seconds finish() spent waiting in the last step (communication not hidden by backward).
   double last_wait_s() const { return last_wait_s_; }
 
@@ -67,7 +75,10 @@ class GradSync {
   void worker();
 
   Communicator& comm_;
-  float* data_;
+  Device& device_;
+  float* data_;            // the gradients: device memory, or host memory on the CPU
+  float* host_ = nullptr;  // staging buffer (allocate_host) of every gradient; null: no staging
+  std::unique_ptr<DeviceEvent> copied_;  // reduce() waits for its copies with it
   GradSyncOptions options_;
   std::vector<Bucket> buckets_;
   std::vector<FlatRange> params_;

@@ -108,4 +108,26 @@ void CpuDevice::zero(void* ptr, std::size_t bytes) {
   if (bytes > 0) std::memset(ptr, 0, bytes);
 }
 
+void* CpuDevice::allocate_host(std::size_t bytes) {
+  const std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* ptr = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  DPT_CHECK(ptr != nullptr) << "cpu: out of memory allocating " << bytes << " bytes of host memory";
+  return ptr;
+}
+
+void CpuDevice::deallocate_host(void* ptr) noexcept { std::free(ptr); }
+
+namespace {
+
+// Work on the CPU device has finished when its call returns: nothing to wait for.
+class CpuEvent : public DeviceEvent {
+ public:
+  void record() override {}
+  void wait() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceEvent> CpuDevice::create_event() { return std::make_unique<CpuEvent>(); }
+
 }  // namespace dpt

@@ -51,6 +51,16 @@ class CpuDevice : public Device {
   void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override {
     copy(host_dst, src, bytes);
   }
+  // Plain aligned memory, not counted in memory_counters (it is not the model's memory).
+  void* allocate_host(std::size_t bytes) override;
+  void deallocate_host(void* ptr) noexcept override;
+  void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) override {
+    copy(dst, host_src, bytes);
+  }
+  void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) override {
+    copy(host_dst, src, bytes);
+  }
+  std::unique_ptr<DeviceEvent> create_event() override;
   void zero(void* ptr, std::size_t bytes) override;
   void synchronize() override {}
 

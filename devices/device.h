@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace dpt {
@@ -16,6 +17,16 @@ enum class DeviceKind { kCpu, kCuda };
 struct MemoryCounters {
   int64_t current_bytes = 0;
   int64_t peak_bytes = 0;  // the most current_bytes reached since the last reset_peak()
+};
+
+// A point in a device's queue of work: wait() blocks the host until everything queued before the
+// last record() has finished (e.g. an asynchronous copy, so its host buffer may be reused).
+// Made by Device::create_event(); the CPU device's does nothing, since its work never queues.
+class DeviceEvent {
+ public:
+  virtual ~DeviceEvent() = default;
+  virtual void record() = 0;
+  virtual void wait() = 0;
 };
 
 class Device {
@@ -40,6 +51,17 @@ class Device {
   // finished (the CPU device: memcpy).
   virtual void copy_from_host(void* dst, const void* host_src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t bytes) = 0;
+  // Host memory that asynchronous copies can run from and to at full speed (CUDA: page-locked;
+  // the CPU device: 64-byte aligned plain memory). Throws dpt::Error when out of memory.
+  virtual void* allocate_host(std::size_t bytes) = 0;
+  virtual void deallocate_host(void* ptr) noexcept = 0;
+  // The same copies, queued after the work already queued on this device; they return at once
+  // (the CPU device: a synchronous memcpy). The host buffer (from allocate_host) must stay
+  // untouched until a DeviceEvent recorded after the copy has been waited for. May be called
+  // from another thread than the one queuing kernels (the gradient sync's).
+  virtual void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) = 0;
+  virtual std::unique_ptr<DeviceEvent> create_event() = 0;
   // Sets `bytes` of device memory to zero.
   virtual void zero(void* ptr, std::size_t bytes) = 0;
   // Blocks until all work queued on this device has finished.

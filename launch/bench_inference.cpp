@@ -115,9 +115,7 @@ nlohmann::json bench_inference(const BenchInferenceArgs& args, std::FILE* out) {
   proto::Config config = load_config(args.config, args.overrides);
   // The fp32 baseline is float32 matmuls even where device.precision would pick bf16 for training.
   config.mutable_device()->set_precision(proto::FP32);
-  DeviceChoice choice = select_device(config.device());
-  DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
-      << "dpt bench inference: int8 inference runs on the CPU only";
+  DeviceChoice choice = select_device(cpu_only(config.device(), "dpt bench inference (int8)"));
   Device& device = *choice.device;
   fmt::print(out, "{}\n", choice.reason);
 

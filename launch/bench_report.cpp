@@ -216,8 +216,10 @@ int run_bench_report(const BenchReportArgs& args, const WorldInfo& world) {
     DPT_CHECK_AS(ErrorKind::kIo, !error) << "--out " << args.out << ": " << error.message();
   }
   std::unique_ptr<Communicator> comm = make_communicator(config.comm());
-  const int threads =
-      static_cast<const CpuDevice&>(*select_device(config.device()).device).threads();
+  // The ceilings are the CPU's, whatever device.kind trains on.
+  proto::DeviceConfig cpu_config = config.device();
+  cpu_config.set_kind(proto::CPU);
+  const int threads = static_cast<const CpuDevice&>(*select_device(cpu_config).device).threads();
 
   fmt::print(out, "== compute ceilings\n");
   const FmaPeak peak = measure_fma_peak(threads);

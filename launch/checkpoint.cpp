@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "devices/error.h"
+#include "launch/device_transfer.h"
 
 namespace dpt {
 namespace {
@@ -125,11 +126,12 @@ std::vector<int64_t> param_offsets(const std::vector<NamedParam>& params, int64_
   return offsets;
 }
 
-// Where each array of the checkpoint goes: (array name, destination, shape).
+// Where each array of the checkpoint goes: (array name, a view of the model's or optimizer's
+// buffer, which may be device memory; its shape is the array's).
 struct Slot {
   std::string name;
-  float* data;
-  Shape shape;
+  Tensor tensor;
+  const Shape& shape() const { return tensor.shape(); }
 };
 
 std::vector<Slot> slots(const Model& model, Optimizer& optimizer) {
@@ -137,17 +139,16 @@ std::vector<Slot> slots(const Model& model, Optimizer& optimizer) {
   const std::vector<int64_t> offsets = param_offsets(params, model.num_params());
   std::vector<Slot> result;
   for (const NamedParam& param : params) {
-    result.push_back({param_path(param), param.value.data<float>(), param.value.shape()});
+    result.push_back({param_path(param), param.value});
   }
   for (const NamedTensor& state : optimizer.state()) {
-    float* base = state.tensor.data<float>();
     if (state.tensor.numel() == model.num_params()) {
       for (std::size_t i = 0; i < params.size(); ++i) {
-        result.push_back(
-            {state_path(state.name, params[i]), base + offsets[i], params[i].value.shape()});
+        result.push_back({state_path(state.name, params[i]),
+                          state.tensor.slice(offsets[i], params[i].value.shape())});
       }
     } else {
-      result.push_back({"optimizer/" + state.name, base, state.tensor.shape()});
+      result.push_back({"optimizer/" + state.name, state.tensor});
     }
   }
   return result;
@@ -176,8 +177,7 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
   DPT_CHECK(model.dtype() == DType::kF32) << "checkpoints hold float32 parameters";
   ArrayFile file;
   for (const Slot& slot : slots(model, optimizer)) {
-    file.arrays.push_back(
-        {slot.name, slot.shape, {slot.data, slot.data + shape_numel(slot.shape)}});
+    file.arrays.push_back({slot.name, slot.shape(), to_host(slot.tensor)});
   }
   auto& a = file.attributes;
   a["format"] = kCheckpointFormat;
@@ -235,11 +235,11 @@ void restore_checkpoint(const Checkpoint& checkpoint, Model& model, Optimizer& o
   for (const Slot& slot : targets) {
     const Array* array = checkpoint.file.find(slot.name);
     DPT_CHECK_AS(kBad, array != nullptr)
-        << path << ": missing " << slot.name << " (the model expects " << shape_string(slot.shape)
+        << path << ": missing " << slot.name << " (the model expects " << shape_string(slot.shape())
         << ")";
-    DPT_CHECK_AS(kBad, array->shape == slot.shape)
+    DPT_CHECK_AS(kBad, array->shape == slot.shape())
         << path << ": " << slot.name << " has shape " << shape_string(array->shape)
-        << ", the model expects " << shape_string(slot.shape);
+        << ", the model expects " << shape_string(slot.shape());
   }
   for (const Array& array : checkpoint.file.arrays) {
     const bool known = std::any_of(targets.begin(), targets.end(),
@@ -249,8 +249,7 @@ void restore_checkpoint(const Checkpoint& checkpoint, Model& model, Optimizer& o
                               << ", which the model and optimizer do not have";
   }
   for (const Slot& slot : targets) {
-    const Array* array = checkpoint.file.find(slot.name);
-    std::copy(array->values.begin(), array->values.end(), slot.data);
+    from_host(slot.tensor, checkpoint.file.find(slot.name)->values.data());
   }
   optimizer.set_steps(checkpoint.state.optimizer_steps);
 }

@@ -94,12 +94,15 @@ int run_eval(const EvalArgs& args) {
   const proto::Config config = load_config(args.config, args.overrides);
   DPT_CHECK_AS(ErrorKind::kConfig, !config.data().test_path().empty())
       << args.config << ": data.test_path: required by dpt eval";
-  DeviceChoice choice = select_device(config.device());
+  // int8 inference is CPU code.
+  const bool int8_file = is_int8_model_file(args.weights);
+  DeviceChoice choice =
+      select_device(int8_file ? cpu_only(config.device(), "int8 inference") : config.device());
   Model model(*choice.device, config);
   // An int8 model file (core/int8_file.h) runs on the int8 path; anything else must be fp32
   // weights (load_weights names the file and the format it found).
   std::unique_ptr<Int8Model> int8;
-  if (is_int8_model_file(args.weights)) {
+  if (int8_file) {
     int8 = std::make_unique<Int8Model>(*choice.device, load_quantized_model(args.weights, model));
   } else {
     model.load_weights(args.weights);

@@ -210,7 +210,8 @@ int run_compress(const CompressArgs& args, const WorldInfo& world) {
   // With both, OUT is the int8 model and the pruned float32 model goes next to it.
   const std::string fp32_out = pruning && quantizing ? fp32_sibling(args.out) : args.out;
   // The device first: the nccl backend (and auto's choice of it) needs the worker's GPU set.
-  DeviceChoice choice = select_device(config.device(), world);
+  // Pruning and int8 quantization are CPU code.
+  DeviceChoice choice = select_device(cpu_only(config.device(), "dpt compress"), world);
   std::unique_ptr<Communicator> comm = make_communicator(config.comm(), choice.device.get());
   DPT_CHECK_AS(ErrorKind::kConfig, comm->size() == world.size)
       << "comm.backend: \"" << config.comm().backend() << "\" gives a world of " << comm->size()

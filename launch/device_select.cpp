@@ -139,6 +139,13 @@ DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
   return decision;
 }
 
+proto::DeviceConfig cpu_only(proto::DeviceConfig config, const std::string& what) {
+  DPT_CHECK_AS(ErrorKind::kConfig, config.kind() != proto::CUDA)
+      << "device.kind: CUDA requested, but " << what << " runs on the CPU only; use AUTO or CPU";
+  config.set_kind(proto::CPU);
+  return config;
+}
+
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
   const GpuProbe probe =
       config.kind() == proto::CPU ? GpuProbe{{}, 0, 0, "not probed (kind CPU)"} : probe_gpus();
@@ -147,20 +154,23 @@ DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& w
 
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
                            const GpuProbe& probe) {
+  return select_device(config, world, probe, make_cuda_device);
+}
+
+DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
+                           const GpuProbe& probe, const GpuFactory& make_gpu) {
   std::string why;
-  if (config.kind() == proto::CUDA) {
+  if (config.kind() != proto::CPU) {
     const DeviceDecision decision = decide_device(config.kind(), probe, world);
-    DPT_THROW(ErrorKind::kConfig)
-        << "device.kind: CUDA: " << decision.reason
-        << ", but training on the GPU is not implemented yet (the CUDA kernels are built and "
-           "tested; layers, optimizer and gradient sync run on the CPU only); use AUTO or CPU";
-  } else if (config.kind() == proto::AUTO) {
-    const std::vector<GpuInfo> gpus = usable_gpus(probe);
-    why = gpus.empty() ? "; kind AUTO found no usable GPU: " + probe.reason
-                       : fmt::format(
-                             "; kind AUTO: {} usable GPU(s) (cuda:{} {}), but training on "
-                             "the GPU is not implemented yet, so the CPU runs it",
-                             gpus.size(), gpus.front().index, gpus.front().name);
+    if (decision.kind == DeviceKind::kCuda) {
+      DeviceChoice choice;
+      choice.device = make_gpu(decision.gpu);
+      choice.reason = "device: " + choice.device->name() + "; " + decision.reason;
+      choice.precision_reason =
+          "precision: float32 on the GPU (device.precision chooses the CPU's matmul format)";
+      return choice;
+    }
+    why = "; " + decision.reason;
   } else {
     why = "; kind CPU requested";
   }

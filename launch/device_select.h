@@ -2,10 +2,10 @@
 // e.g. "device: cpu (AMD EPYC, 2 threads, oneDNN sgemm); kind AUTO found no usable GPU: no NVIDIA
 // driver (...)", and the matmul precision, e.g. "precision: bf16 matmuls, float32
 // weights (AUTO: the CPU lists avx512_bf16)". GPUs are found by the run-time probe
-// (devices/cuda_support.h); decide_device says which one a worker would own. Training on the GPU
-// is not implemented yet, so select_device still returns the CPU device (see its comment).
+// (devices/cuda_support.h); decide_device says which one a worker owns, select_device creates it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,13 +55,22 @@ DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
 // On the CPU, workers sharing a node split its CPUs (see cpus_for_worker) unless the launcher
 // already bound each to its own: this process is pinned to its share and uses that many threads
 // (device.threads, when set, overrides the count), so 4 ranks on 4 cores don't oversubscribe.
-// Training on the GPU is not implemented yet (the CUDA kernels exist and are tested, the layers,
-// optimizer and gradient sync are CPU-only): kind CUDA throws kConfig after decide_device's checks,
-// and kind AUTO uses the CPU, its reason naming the usable GPUs it leaves idle.
+// On a GPU (kind CUDA, or AUTO with a usable GPU; decide_device picks it) the worker owns a
+// CudaDevice (make_cuda_device) and computes in float32; device.threads, cpu_gemm and precision
+// are the CPU's and do not apply. Errors of decide_device and of creating the GPU's device
+// (kConfig naming the GPU) pass through.
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world = {});
 // The same with a given probe result instead of probing this machine (tests).
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
                            const GpuProbe& probe);
+// The same, creating the GPU's Device with `make_gpu(ordinal)` (tests pass a fake).
+using GpuFactory = std::function<std::unique_ptr<Device>(int ordinal)>;
+DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
+                           const GpuProbe& probe, const GpuFactory& make_gpu);
+
+// `config` for work that has only a CPU implementation (`what`, e.g. "dpt compress"): kind AUTO
+// becomes CPU; kind CUDA throws kConfig naming device.kind and `what`.
+proto::DeviceConfig cpu_only(proto::DeviceConfig config, const std::string& what);
 
 // The CPUs (from `cpus`, this process's affinity) that worker `local_rank` of `local_size`
 // pins to: contiguous groups as equal as possible. Empty when there are fewer CPUs than workers

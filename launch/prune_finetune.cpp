@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "devices/error.h"
+#include "launch/device_transfer.h"
 
 namespace dpt {
 namespace {
@@ -19,10 +20,13 @@ int64_t hidden_neurons(const proto::Config& config) {
   return hidden;
 }
 
-std::vector<float> flat_copy(const Model& model) {
-  const float* values = static_cast<const float*>(model.params().raw());
-  return {values, values + model.num_params()};
-}
+// Host memory for the parameters of a model on a GPU (members destroyed values first).
+struct HostStage {
+  std::unique_ptr<Device> host;
+  Tensor values;
+};
+
+std::vector<float> flat_copy(const Model& model) { return to_host(model.params()); }
 
 }  // namespace
 
@@ -46,7 +50,7 @@ std::unique_ptr<Model> build_model(Device& device, const proto::Config& config,
   auto model = std::make_unique<Model>(device, config);
   DPT_CHECK(model->num_params() == static_cast<int64_t>(params.size()))
       << "build_model: " << params.size() << " values for a model of " << model->num_params();
-  std::copy(params.begin(), params.end(), model->params().data<float>());
+  from_host(model->params(), params.data());
   return model;
 }
 
@@ -102,7 +106,18 @@ void prune_and_finetune(PruneState& state, Device& device, Communicator& comm,
       std::vector<float> tuned;
       options.final_params = &tuned;
       const ParamMask& mask = state.mask;
-      if (!mask.keep.empty()) options.after_update = [&mask](Tensor& p) { mask.apply(p); };
+      // The mask is applied on the host: through a page-locked copy when training on a GPU.
+      auto stage = std::make_shared<HostStage>();
+      if (device.kind() != DeviceKind::kCpu) stage->host = make_pinned_host(device);
+      if (!mask.keep.empty()) {
+        options.after_update = [&mask, stage](Tensor& p) {
+          if (!stage->host) return mask.apply(p);
+          if (!stage->values.defined()) stage->values = Tensor(*stage->host, p.shape(), p.dtype());
+          p.device().copy_to_host(stage->values.raw(), p.raw(), p.bytes());
+          mask.apply(stage->values);
+          p.device().copy_from_host(p.raw(), stage->values.raw(), p.bytes());
+        };
+      }
       const TrainSummary summary =
           train(finetune_config(state.config, prune.finetune_steps(), r), device, comm,
                 run_dir + "/round_" + std::to_string(r), listener, options);

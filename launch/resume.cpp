@@ -7,6 +7,7 @@
 
 #include "devices/error.h"
 #include "launch/checkpoint_dir.h"
+#include "launch/device_transfer.h"
 #include "launch/fingerprint.h"
 
 namespace dpt {
@@ -177,10 +178,6 @@ ResumeResult load_on_rank0(const std::string& resume, const std::string& checkpo
   return result;
 }
 
-void broadcast_floats(Communicator& comm, const Tensor& tensor) {
-  comm.broadcast(tensor.raw(), static_cast<std::size_t>(tensor.numel()), DType::kF32, 0);
-}
-
 }  // namespace
 
 bool resume_may_change(const std::string& field_path) {
@@ -257,8 +254,8 @@ ResumeResult resume_training(Communicator& comm, const std::string& resume,
   comm.broadcast(&num_shares, 1, DType::kI64, 0);
   shares.resize(static_cast<std::size_t>(num_shares));
   if (num_shares > 0) comm.broadcast(shares.data(), shares.size(), DType::kI64, 0);
-  broadcast_floats(comm, model.params());
-  for (const NamedTensor& state : optimizer.state()) broadcast_floats(comm, state.tensor);
+  broadcast_tensor(comm, model.params(), 0);
+  for (const NamedTensor& state : optimizer.state()) broadcast_tensor(comm, state.tensor, 0);
   optimizer.set_steps(result.state.optimizer_steps);
   return result;
 }

@@ -56,8 +56,7 @@ TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& co
                                                          : config.train().batch_size()),
       clip_norm_(config.optimizer().clip_grad_norm()),
       grad_sync_(make_grad_sync(model, config.comm(), comm)),
-      inputs_(model.device(), {micro_batch_, model.input_size()}, model.dtype()),
-      labels_(static_cast<std::size_t>(micro_batch_)) {
+      loader_(model.device(), micro_batch_, model.input_size(), model.dtype()) {
   const proto::FaultInjection& fault = config.fault_injection();
   if (fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() == comm.rank()) {
     slow_us_per_sample_ = fault.slow_us_per_sample();
@@ -72,7 +71,8 @@ void TrainStep::set_tracer(Tracer* tracer) {
 }
 
 StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard,
-                                        const BatchSource& source, bool stop) {
+                                        const BatchSource& source, bool stop,
+                                        const NextBatch* next) {
   StepResult result;
   StepTimes& times = result.times;
   auto mark = Clock::now();
@@ -82,26 +82,39 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     grad_sync_->ready({offset, count});
   };
   double loss_sum = 0.0;
+  // Loads a micro-batch (now, or ahead for later) as the "data" phase.
+  auto load = [&](auto&& body) {
+    TraceSpan span(tracer_, "data", "load batch");
+    body();
+  };
   for (int64_t row = shard.begin; row < shard.end; row += micro_batch_) {
     const int64_t n = std::min(micro_batch_, shard.end - row);
     const bool last = row + n == shard.end;
-    {
-      TraceSpan span(tracer_, "data", "load batch");
-      source(row, n, inputs_, labels_.data());
+    DeviceBatch micro;
+    load([&] {
+      micro = loader_.take({step, row, n}, source);
       if (slow_us_per_sample_ > 0 && step >= slow_from_) {
         std::this_thread::sleep_for(std::chrono::microseconds(slow_us_per_sample_ * n));
       }
-    }
+    });
     lap(mark, times.data_s);
     // Parameters change only in apply(): later micro-batches reuse what layers derived from them.
-    const Tensor& logits =
-        model_.forward(inputs_.rows(n), Pass{true, step, row, row != shard.begin});
+    const Tensor& logits = model_.forward(micro.inputs, Pass{true, step, row, row != shard.begin});
     lap(mark, times.forward_s);
+    // While the device runs this forward pass, the host loads the next micro-batch.
+    if (!last) {
+      const int64_t next_n = std::min(micro_batch_, shard.end - row - n);
+      load([&] { loader_.prefetch({step, row + n, next_n}, source); });
+    } else if (next != nullptr && next->shard.end > next->shard.begin) {
+      const int64_t next_n = std::min(micro_batch_, next->shard.end - next->shard.begin);
+      load([&] { loader_.prefetch({next->step, next->shard.begin, next_n}, next->source); });
+    }
+    lap(mark, times.data_s);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
-    loss_sum +=
-        compute_loss(loss_, logits, labels_.data(), &grad_logits, 1.0 / static_cast<double>(batch))
-            .loss_sum;
+    loss_sum += compute_loss(loss_, logits, micro.labels.data<int32_t>(), &grad_logits,
+                             1.0 / static_cast<double>(batch))
+                    .loss_sum;
     // Only the last micro-batch's backward finishes a layer's gradients.
     model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
     lap(mark, times.backward_s);

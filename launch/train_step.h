@@ -14,12 +14,10 @@
 #include "comm/grad_sync.h"
 #include "core/config.pb.h"
 #include "core/model.h"
+#include "launch/batch_loader.h"
 #include "optim/optimizer.h"
 
 namespace dpt {
-
-// Fills inputs.rows(n) and labels[0..n) with rows [row, row + n) of the step's global batch.
-using BatchSource = std::function<void(int64_t row, int64_t n, Tensor& inputs, int32_t* labels)>;
 
 // Rows [begin, end) of a global batch that `rank` of `world` computes: floor(r * b / w) to
 // floor((r + 1) * b / w), so shards differ by at most one row and cover the batch exactly once.
@@ -28,6 +26,14 @@ struct Shard {
   int64_t end = 0;
 };
 Shard shard_of(int64_t batch, int rank, int world);
+
+// The first micro-batch of the step after this one, so TrainStep can load it while this step
+// computes. A guess is harmless: when the next step asks for other rows, they are loaded then.
+struct NextBatch {
+  int64_t step = 0;
+  Shard shard;
+  BatchSource source;
+};
 
 struct StepTimes {
   double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, norm_s = 0, optimizer_s = 0;
@@ -51,13 +57,15 @@ class TrainStep {
   // gradient of the mean loss over the global batch, clipped when configured. `step` keys
   // dropout. `stop`: this rank asks every rank to stop after this step (travels in the loss
   // all-reduce, so it costs no extra message).
+  // `next`: the following step's batch, prefetched during this step (null: none).
   StepResult compute_gradients(int64_t step, int64_t batch, Shard shard, const BatchSource& source,
-                               bool stop = false);
+                               bool stop = false, const NextBatch* next = nullptr);
   // Applies the optimizer with `lr`; adds its time to `times`.
   void apply(float lr, StepTimes& times);
   // Records data loading, forward/backward per layer, gradient buckets, the wait for them and
   // the optimizer into `tracer` (null: off). Not owned.
   void set_tracer(Tracer* tracer);
+  const BatchLoader& loader() const { return loader_; }
 
  private:
   Model& model_;
@@ -67,9 +75,8 @@ class TrainStep {
   int64_t micro_batch_;
   double clip_norm_;
   std::unique_ptr<GradSync> grad_sync_;  // only with more than one rank
-  Tensor inputs_;
+  BatchLoader loader_;
   Tensor grad_logits_buffer_;
-  std::vector<int32_t> labels_;
   Tracer* tracer_ = nullptr;
   // fault_injection FAULT_SLOW_SAMPLES on this rank: sleep per sample loaded from slow_from_ on.
   int64_t slow_us_per_sample_ = 0;

@@ -20,6 +20,7 @@
 #include "launch/balance.h"
 #include "launch/checkpoint.h"
 #include "launch/checkpoint_dir.h"
+#include "launch/device_transfer.h"
 #include "launch/fingerprint.h"
 #include "launch/metrics_writer.h"
 #include "launch/resume.h"
@@ -112,17 +113,23 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
     shard = shard_of(dataset.size, comm->rank(), comm->size());
   }
   batch_size = std::min(batch_size, std::max<int64_t>(shard.end - shard.begin, 1));
-  Tensor inputs(device, {batch_size, model.input_size()}, model.dtype());
-  std::vector<int32_t> labels(static_cast<std::size_t>(batch_size));
-  std::vector<int64_t> indices(static_cast<std::size_t>(batch_size));
+  BatchLoader loader(device, batch_size, model.input_size(), model.dtype());
+  std::vector<int64_t> indices(static_cast<std::size_t>(shard.end - shard.begin));
+  std::iota(indices.begin(), indices.end(), shard.begin);
+  // Rows of this rank's shard, from its start.
+  const BatchSource source = [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+    gather_batch(dataset, indices.data() + row, n, normalization, inputs, labels);
+  };
   // {loss sum, correct}, summed over this rank's shard, then over ranks.
   double totals[2] = {0.0, 0.0};
-  for (int64_t start = shard.begin; start < shard.end; start += batch_size) {
-    const int64_t n = std::min(batch_size, shard.end - start);
-    std::iota(indices.begin(), indices.begin() + n, start);
-    gather_batch(dataset, indices.data(), n, normalization, inputs, labels.data());
-    const Tensor& logits = model.forward(inputs.rows(n), Pass{});
-    LossResult batch = compute_loss(loss, logits, labels.data(), nullptr, 0.0);
+  for (int64_t row = 0; row < shard.end - shard.begin; row += batch_size) {
+    const int64_t n = std::min(batch_size, shard.end - shard.begin - row);
+    const DeviceBatch micro = loader.take({0, row, n}, source);
+    const Tensor& logits = model.forward(micro.inputs, Pass{});
+    // The next batch loads while the device runs this one.
+    const int64_t next_n = std::min(batch_size, shard.end - shard.begin - row - n);
+    if (next_n > 0) loader.prefetch({0, row + n, next_n}, source);
+    LossResult batch = compute_loss(loss, logits, micro.labels.data<int32_t>(), nullptr, 0.0);
     totals[0] += batch.loss_sum;
     totals[1] += static_cast<double>(batch.correct);
   }
@@ -201,12 +208,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     DPT_CHECK(static_cast<int64_t>(options.initial_params->size()) == model.num_params())
         << "initial parameters: " << options.initial_params->size() << " values for a model of "
         << model.num_params();
-    std::copy(options.initial_params->begin(), options.initial_params->end(),
-              model.params().data<float>());
+    from_host(model.params(), options.initial_params->data());
   }
   // Initialisation is seeded and identical everywhere; broadcasting makes it so by construction.
-  comm.broadcast(model.params().raw(), static_cast<std::size_t>(model.num_params()), DType::kF32,
-                 0);
+  broadcast_tensor(comm, model.params(), 0);
 
   const int64_t batch = train_config.batch_size();
   DPT_CHECK_AS(ErrorKind::kConfig, batch <= train_set.size)
@@ -312,8 +317,11 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     listener.on_checkpoint(path, step);
   };
 
+  std::vector<int64_t> next_order;  // the next epoch's, once a step has prefetched from it
   for (int64_t epoch = cursor.epoch; epoch < train_config.epochs() && step < total_steps; ++epoch) {
-    const std::vector<int64_t> order = epoch_order(config, train_set.size, epoch);
+    const std::vector<int64_t> order =
+        next_order.empty() ? epoch_order(config, train_set.size, epoch) : std::move(next_order);
+    next_order.clear();
     const int64_t first_s = epoch == cursor.epoch ? cursor.step_in_epoch : 0;
     for (int64_t s = first_s; s < steps_per_epoch && step < total_steps; ++s) {
       const int64_t first = s * batch;
@@ -327,13 +335,27 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       maybe_inject_fault(config.fault_injection(), comm.rank(), step);
       const bool stop_here = options.stop_requested && options.stop_requested();
       const Shard shard = balancer.shard(this_batch, comm.rank());
+      // The next step's batch, loaded while this one computes (if the balancer moves its shard,
+      // the loader loads the rows asked for then).
+      std::optional<NextBatch> next;
+      const bool wraps = s + 1 == steps_per_epoch;
+      if (step + 1 < total_steps && (!wraps || epoch + 1 < train_config.epochs())) {
+        if (wraps) next_order = epoch_order(config, train_set.size, epoch + 1);
+        const int64_t next_first = wraps ? 0 : first + batch;
+        const int64_t* next_rows = (wraps ? next_order : order).data() + next_first;
+        next = NextBatch{
+            step + 1, balancer.shard(std::min(batch, train_set.size - next_first), comm.rank()),
+            [&, next_rows](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+              gather_batch(train_set, next_rows + row, n, normalization, inputs, labels);
+            }};
+      }
       StepResult result = in_context("step", step, [&] {
         return train_step.compute_gradients(
             step, this_batch, shard,
             [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
               gather_batch(train_set, order.data() + first + row, n, normalization, inputs, labels);
             },
-            stop_here);
+            stop_here, next ? &*next : nullptr);
       });
       const double lr =
           lr_at(config.optimizer().schedule(), config.optimizer().lr(), step, schedule_steps);
@@ -447,8 +469,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   summary.steps = step;
   summary.seconds = seconds_since(start);
   if (options.final_params != nullptr) {
-    const float* values = model.params().data<float>();
-    options.final_params->assign(values, values + model.num_params());
+    *options.final_params = to_host(model.params());
   }
   if (writer) {
     model.save_weights(run_dir + "/model.h5", {{"config", config_to_text(config)},

@@ -127,9 +127,8 @@ int run_tune(const TuneArgs& args, const WorldInfo& world) {
   // Read before any worker loads data, which MemAvailable would otherwise count twice.
   const int64_t available = tune_config.memory_budget_mb() > 0 ? 0 : available_memory();
   comm->barrier();
-  DeviceChoice choice = select_device(config.device(), world);
-  DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
-      << "dpt tune: only the CPU device is supported by this build";
+  // The memory budget is host memory (MemAvailable): tuning is for the CPU.
+  DeviceChoice choice = select_device(cpu_only(config.device(), "dpt tune"), world);
   const Dataset train_set = load_dataset(config.data().train_path());
   std::optional<Dataset> test_set;
   if (!config.data().test_path().empty()) test_set = load_dataset(config.data().test_path());

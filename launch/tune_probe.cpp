@@ -77,10 +77,11 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
     step.apply(config.optimizer().lr(), result.times);
     if (eval_batch > 0) {
       // What evaluate() adds after training steps: its input batch and a forward pass.
-      Tensor inputs(device_, {eval_batch, model.input_size()}, model.dtype());
-      std::vector<int32_t> labels(static_cast<std::size_t>(eval_batch));
-      synthetic(0, eval_batch, inputs, labels.data());
-      model.forward(inputs, Pass{});
+      BatchLoader loader(device_, eval_batch, model.input_size(), model.dtype());
+      const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+        synthetic(row, n, inputs, labels);
+      };
+      model.forward(loader.take({0, 0, eval_batch}, source).inputs, Pass{});
     }
   }
   const int64_t peak = device_.memory_counters().peak_bytes - base;

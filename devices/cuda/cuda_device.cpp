@@ -155,6 +155,64 @@ void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::siz
   synchronize();
 }
 
+void* CudaDevice::allocate_host(std::size_t bytes) {
+  make_current();
+  void* ptr = nullptr;
+  const cudaError_t status = cudaHostAlloc(&ptr, bytes == 0 ? 1 : bytes, cudaHostAllocDefault);
+  if (status != cudaSuccess) cudaGetLastError();
+  DPT_CHECK(status == cudaSuccess)
+      << "cuda:" << ordinal_ << ": cannot allocate " << bytes
+      << " bytes of page-locked host memory: " << cudaGetErrorString(status);
+  return ptr;
+}
+
+void CudaDevice::deallocate_host(void* ptr) noexcept {
+  if (ptr != nullptr) cudaFreeHost(ptr);
+}
+
+// The calling thread may be the gradient sync's, whose current device is not set: copies on
+// this device's stream are valid from any thread, but the event must match the stream's device.
+void CudaDevice::copy_from_host_async(void* device_dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  make_current();
+  CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaDevice::copy_to_host_async(void* host_dst, const void* device_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  make_current();
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+}
+
+namespace {
+
+class CudaEvent : public DeviceEvent {
+ public:
+  CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stream_(stream) {
+    CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+  }
+  ~CudaEvent() override { cudaEventDestroy(event_); }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record() override {
+    CUDA_CHECK(cudaSetDevice(ordinal_));
+    CUDA_CHECK(cudaEventRecord(event_, stream_));
+  }
+  void wait() override { CUDA_CHECK(cudaEventSynchronize(event_)); }
+
+ private:
+  int ordinal_;
+  cudaStream_t stream_;
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
+  make_current();
+  return std::make_unique<CudaEvent>(ordinal_, stream_);
+}
+
 void CudaDevice::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
   if (bytes == 0) return;
   CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));

@@ -2,7 +2,8 @@
 // copy, memset and kernel of this device is queued (so work is ordered without extra syncs), and
 // the cuBLASLt library and handle its GEMMs use. Host<->device copies are explicit
 // (copy_from_host / copy_to_host); copy() and zero() stay on the device.
-// Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except memory_counters.
+// Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except memory_counters,
+// the asynchronous copies and events.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -48,6 +49,15 @@ class CudaDevice : public Device {
   // Host -> device and device -> host; both return when the copy has finished.
   void copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) override;
   void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) override;
+  // Page-locked host memory (cudaHostAlloc), not counted in memory_counters.
+  void* allocate_host(std::size_t bytes) override;
+  void deallocate_host(void* ptr) noexcept override;
+  // Queued on the stream after the work before them; thread-safe (they touch no pool state),
+  // so the gradient sync's thread may stage buckets while backward queues kernels.
+  void copy_from_host_async(void* device_dst, const void* host_src, std::size_t bytes) override;
+  void copy_to_host_async(void* host_dst, const void* device_src, std::size_t bytes) override;
+  // A cudaEvent (no timing) recorded on the stream; wait() is cudaEventSynchronize.
+  std::unique_ptr<DeviceEvent> create_event() override;
   // Frees the pool's cached (unused) blocks.
   void release_cached() noexcept;
   // Bytes held from cudaMalloc: blocks in use plus cached ones.

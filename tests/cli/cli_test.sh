@@ -70,9 +70,14 @@ else
   expect "bf16 without the hardware" 2 "device.precision: BF16 requested, but the CPU lists neither" -- \
     "$dpt" train tiny.prototxt --run-dir run_bf16 --set device.precision=BF16
 fi
-# Without a usable GPU the reason is named; with one, GPU training is not implemented yet.
-expect "device.kind CUDA" 2 "device.kind: CUDA" -- \
-  "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+# Without a usable GPU the reason is named; with one, the run trains on cuda:0.
+if "$dpt" devices --json | grep -qE '"usable": *true'; then
+  expect "device.kind CUDA" 0 "device: cuda:0 \\(" -- \
+    "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+else
+  expect "device.kind CUDA" 2 "device.kind: CUDA requested, but no GPU is usable" -- \
+    "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+fi
 # The nccl backend needs workers that own CUDA devices: on the CPU it is a config error by name.
 expect "comm.backend nccl on the CPU" 2 'comm.backend: "nccl"' -- \
   "$dpt" train tiny.prototxt --run-dir run_nccl --set device.kind=CPU --set comm.backend=nccl

@@ -3,6 +3,8 @@
 // dpt::Error, never a crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "core/tensor.h"
@@ -103,6 +105,31 @@ TEST_F(CudaDeviceTest, CopiesAndZeroRoundTrip) {
   EXPECT_EQ(back[host.size() - 1], host.back());
   device.deallocate(x);
   device.deallocate(y);
+}
+
+TEST_F(CudaDeviceTest, AsyncCopiesThroughPageLockedMemoryFromAnotherThread) {
+  CudaDevice& device = *device_;
+  const std::size_t count = 1 << 20, bytes = count * sizeof(float);
+  float* pinned = static_cast<float*>(device.allocate_host(bytes));
+  for (std::size_t i = 0; i < count; ++i) pinned[i] = static_cast<float>(i % 1000);
+  const int64_t before = device.memory_counters().current_bytes;
+  void* x = device.allocate(bytes);
+  std::unique_ptr<DeviceEvent> done = device.create_event();
+  device.copy_from_host_async(x, pinned, bytes);
+  done->record();
+  done->wait();  // the host buffer may now change
+  std::fill(pinned, pinned + count, -1.0f);
+  // The gradient sync's thread stages buckets on the same stream: its current device is unset.
+  std::thread other([&] {
+    device.copy_to_host_async(pinned, x, bytes);
+    done->record();
+    done->wait();
+  });
+  other.join();
+  for (std::size_t i = 0; i < count; i += 4099) EXPECT_EQ(pinned[i], float(i % 1000)) << i;
+  EXPECT_EQ(device.memory_counters().current_bytes, before + int64_t(bytes));  // pinned: uncounted
+  device.deallocate(x);
+  device.deallocate_host(pinned);
 }
 
 TEST_F(CudaDeviceTest, TensorsLiveInDeviceMemory) {

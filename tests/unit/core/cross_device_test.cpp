@@ -16,12 +16,10 @@
 #include "core/prune.h"
 #include "devices/cpu_device.h"
 #include "devices/error.h"
-#include "fake_gpu_device.h"
+#include "fake_gpu.h"
 
 namespace dpt {
 namespace {
-
-using testing::FakeGpuDevice;
 
 const char* kModel = R"(
 model {
@@ -77,32 +75,32 @@ TEST(TensorCopy, BetweenTwoCpuDevicesAndThroughHostMemory) {
 
 TEST(TensorCopy, CpuAndGpuUseTheGpusHostCopies) {
   CpuDevice cpu = make_cpu();
-  FakeGpuDevice gpu, other_gpu;
+  FakeGpu gpu, other_gpu;
   Tensor host = filled(cpu, {4}, -1.0f);
   Tensor on_gpu(gpu, {4}, DType::kF32);
   on_gpu.copy_from(host);
-  EXPECT_EQ(gpu.from_host, 1);
+  EXPECT_EQ(gpu.counts.to_device, 1);
   Tensor back(cpu, {4}, DType::kF32);
   back.copy_from(on_gpu);
-  EXPECT_EQ(gpu.to_host, 1);
+  EXPECT_EQ(gpu.counts.to_host, 1);
   EXPECT_EQ(host_values(back), host_values(host));
   Tensor same_gpu(gpu, {4}, DType::kF32);
   same_gpu.copy_from(on_gpu);  // one device: Device::copy
-  EXPECT_EQ(gpu.copies, 1);
+  EXPECT_EQ(gpu.counts.within, 1);
   Tensor elsewhere(other_gpu, {4}, DType::kF32);
   elsewhere.copy_from(same_gpu);  // two GPUs: through the host
-  EXPECT_EQ(gpu.to_host, 2);
-  EXPECT_EQ(other_gpu.from_host, 1);
+  EXPECT_EQ(gpu.counts.to_host, 2);
+  EXPECT_EQ(other_gpu.counts.to_device, 1);
   EXPECT_EQ(host_values(elsewhere), host_values(host));
 }
 
 TEST(GpuDispatch, ModelOnAClaimedGpuInitialisesThroughHostCopiesAndReachesGpuOps) {
   const proto::Config config = parse_config(kModel, "model.prototxt");
   CpuDevice cpu = make_cpu();
-  FakeGpuDevice gpu;
+  FakeGpu gpu;
   Model on_cpu(cpu, config);
   Model on_gpu(gpu, config);
-  EXPECT_GT(gpu.from_host, 0);  // the Dense weights, drawn on the host
+  EXPECT_GT(gpu.counts.to_device, 0);  // the Dense weights, drawn on the host
   EXPECT_EQ(host_values(on_gpu.params()), host_values(on_cpu.params()));
 
   const std::string path = ::testing::TempDir() + "/cross_device_weights.dpt";
@@ -133,7 +131,7 @@ TEST(GpuDispatch, ModelOnAClaimedGpuInitialisesThroughHostCopiesAndReachesGpuOps
 }
 
 TEST(GpuDispatch, ModelOnAGpuRejectsWhatTheGpuLayersLack) {
-  FakeGpuDevice gpu;
+  FakeGpu gpu;
   proto::Config config = parse_config(kModel, "model.prototxt");
   ModelOptions f64;
   f64.dtype = DType::kF64;
@@ -152,9 +150,8 @@ TEST(GpuDispatch, ModelOnAGpuRejectsWhatTheGpuLayersLack) {
     FAIL() << "a BF16 model on a GPU was built";
   } catch (const Error& error) {
     EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_NE(
-        std::string(error.what()).find("device.precision: BF16 is not available on fake-cuda"),
-        std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("device.precision: BF16 is not available on fake-gpu"),
+              std::string::npos)
         << error.what();
   }
   config.mutable_device()->set_precision(proto::TF32);
@@ -164,7 +161,7 @@ TEST(GpuDispatch, ModelOnAGpuRejectsWhatTheGpuLayersLack) {
 
 TEST(GpuDispatch, PruningMasksAndCountsAModelOnAGpuThroughHostMemory) {
   const proto::Config config = parse_config(kModel, "model.prototxt");
-  FakeGpuDevice gpu;
+  FakeGpu gpu;
   Model model(gpu, config);
   const int64_t n = model.num_params();
   ParamMask mask;
@@ -172,10 +169,10 @@ TEST(GpuDispatch, PruningMasksAndCountsAModelOnAGpuThroughHostMemory) {
   for (int64_t i = 0; i < n; i += 3) mask.keep[i] = 0;
   std::vector<float> expected = host_values(model.params());
   for (int64_t i = 0; i < n; i += 3) expected[i] = 0.0f;
-  const int to_host = gpu.to_host, from_host = gpu.from_host;
+  const int to_host = gpu.counts.to_host, from_host = gpu.counts.to_device;
   mask.apply(model.params());
-  EXPECT_EQ(gpu.to_host, to_host + 1);
-  EXPECT_EQ(gpu.from_host, from_host + 1);
+  EXPECT_EQ(gpu.counts.to_host, to_host + 1);
+  EXPECT_EQ(gpu.counts.to_device, from_host + 1);
   EXPECT_EQ(host_values(model.params()), expected);
   int64_t nonzero = 0;
   for (float v : expected) nonzero += v != 0.0f ? 1 : 0;

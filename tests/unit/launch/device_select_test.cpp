@@ -6,7 +6,9 @@
 #include <numeric>
 
 #include "devices/cpu_device.h"
+#include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "fake_gpu.h"
 #include "launch/device_select.h"
 
 namespace dpt {
@@ -224,30 +226,87 @@ TEST(DecideDevice, FewerGpusThanLocalWorkersIsAConfigError) {
   }
 }
 
-TEST(SelectDevice, GpuTrainingIsNotImplementedYet) {
+TEST(SelectDevice, AutoAndCudaCreateTheChosenGpuAndSayWhich) {
+  std::vector<int> created;
+  const GpuFactory fake = [&created](int ordinal) {
+    created.push_back(ordinal);
+    return std::unique_ptr<Device>(new FakeGpu(ordinal));
+  };
   proto::DeviceConfig config;
   config.set_kind(proto::AUTO);
-  DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1));
+  DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1), fake);
+  EXPECT_EQ(choice.device->kind(), DeviceKind::kCuda);
+  EXPECT_EQ(
+      choice.reason,
+      "device: fake-gpu:0; kind AUTO: local rank 0 owns GPU cuda:0 (NVIDIA H100) of 1 usable");
+  EXPECT_NE(choice.precision_reason.find("float32"), std::string::npos);
+  // cuda:0 too old: local rank 1 of 2 owns cuda:2.
+  config.set_kind(proto::CUDA);
+  choice = select_device(config, node_of(1, 2), fake_probe(2, 1), fake);
+  EXPECT_EQ(choice.device->index(), 2);
+  EXPECT_NE(choice.reason.find("kind CUDA requested: local rank 1 owns GPU cuda:2"),
+            std::string::npos)
+      << choice.reason;
+  EXPECT_EQ(created, (std::vector<int>{0, 2}));
+}
+
+TEST(SelectDevice, AutoFallsBackToTheCpuAndCudaFailsWithoutAUsableGpu) {
+  const GpuFactory never = [](int) -> std::unique_ptr<Device> {
+    ADD_FAILURE() << "no GPU should be created";
+    return nullptr;
+  };
+  GpuProbe none;
+  none.reason = "no NVIDIA driver";
+  proto::DeviceConfig config;
+  config.set_kind(proto::AUTO);
+  config.set_threads(1);
+  DeviceChoice choice = select_device(config, node_of(0, 1), none, never);
   EXPECT_EQ(choice.device->kind(), DeviceKind::kCpu);
-  EXPECT_NE(choice.reason.find("1 usable GPU(s) (cuda:0 NVIDIA H100), but training on the GPU is "
-                               "not implemented yet"),
+  EXPECT_NE(choice.reason.find("; kind AUTO found no usable GPU: no NVIDIA driver"),
             std::string::npos)
       << choice.reason;
   config.set_kind(proto::CUDA);
+  EXPECT_THROW(select_device(config, node_of(0, 1), none, never), Error);
+  // More local workers than GPUs stays a config error under AUTO.
+  config.set_kind(proto::AUTO);
+  EXPECT_THROW(select_device(config, node_of(1, 2), fake_probe(1), never), Error);
+}
+
+TEST(CpuOnly, AutoBecomesTheCpuAndCudaIsAConfigErrorNamingTheWork) {
+  proto::DeviceConfig config;
+  config.set_kind(proto::AUTO);
+  config.set_threads(3);
+  const proto::DeviceConfig cpu = cpu_only(config, "dpt compress");
+  EXPECT_EQ(cpu.kind(), proto::CPU);
+  EXPECT_EQ(cpu.threads(), 3);
+  config.set_kind(proto::CUDA);
   try {
-    select_device(config, node_of(0, 1), fake_probe(1));
+    cpu_only(config, "dpt compress");
     FAIL() << "no error";
   } catch (const Error& error) {
     EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_NE(std::string(error.what())
-                  .find("device.kind: CUDA: kind CUDA requested: local rank 0 "
-                        "owns GPU cuda:0"),
-              std::string::npos)
-        << error.what();
+    EXPECT_EQ(
+        std::string(error.what()),
+        "device.kind: CUDA requested, but dpt compress runs on the CPU only; use AUTO or CPU");
   }
-  GpuProbe none;
-  none.reason = "no NVIDIA driver";
-  EXPECT_THROW(select_device(config, node_of(0, 1), none), Error);
+}
+
+TEST(SelectDevice, CudaCreatesARealCudaDeviceOrFailsWithAConfigError) {
+  // With a fake probe claiming a GPU, the real factory either opens cuda:0 (a GPU is present)
+  // or fails as a config error naming it (no driver, or a build without CUDA).
+  proto::DeviceConfig config;
+  config.set_kind(proto::CUDA);
+  const bool have_gpu = !usable_gpus(probe_gpus()).empty();
+  try {
+    DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1));
+    EXPECT_TRUE(have_gpu);
+    EXPECT_EQ(choice.device->kind(), DeviceKind::kCuda);
+    EXPECT_NE(choice.reason.find("device: cuda:0 ("), std::string::npos) << choice.reason;
+  } catch (const Error& error) {
+    EXPECT_FALSE(have_gpu) << error.what();
+    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(error.what()).find("cuda:0"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
-#include "fake_gpu_device.h"
+#include "fake_gpu.h"
 #include "tensor_values.h"
 
 namespace dpt {
@@ -203,7 +203,7 @@ TEST(ClipGradNorm, RejectsNonPositiveMaxNorm) {
 // double (not a CudaDevice; or, without CUDA, says so): errors, never a host loop over device
 // memory. Tensors on another kind of device than the optimizer's state are refused first.
 TEST(GpuDispatch, OptimizersAndNormsOnAClaimedGpuReachGpuOps) {
-  testing::FakeGpuDevice gpu;
+  FakeGpu gpu;
   CpuDevice cpu;
   Tensor params(gpu, {3}, DType::kF32), grads(gpu, {3}, DType::kF32);
   for (const char* kind : {"sgd", "adam", "adamw"}) {
@@ -216,7 +216,7 @@ TEST(GpuDispatch, OptimizersAndNormsOnAClaimedGpuReachGpuOps) {
     EXPECT_EQ(optimizer->steps(), 0) << kind;
     Tensor cpu_params = make_tensor(cpu, {1, 2, 3}), cpu_grads = make_tensor(cpu, {1, 2, 3});
     expect_error([&] { optimizer->step(cpu_params, cpu_grads, 0.1f); }, ErrorKind::kInternal,
-                 "the optimizer's state is on fake-cuda:0");
+                 "the optimizer's state is on fake-gpu:0");
   }
   EXPECT_THROW(global_norm(grads), Error);
   EXPECT_THROW(clip_grad_norm(grads, 1.0), Error);

@@ -1,0 +1,81 @@
+// Gets micro-batches from the host onto the model's device with double buffering: while the
+// device computes on one slot, the next micro-batch is gathered on the host into the other
+// slot's host buffer and its copy is queued (prefetch), so host gathering overlaps device work.
+// On a GPU the host buffers are page-locked (Device::allocate_host) and the copies asynchronous;
+// on the CPU device the host buffers are the device tensors themselves: no copy at all, and
+// gathering simply happens when prefetch() is called instead of when the batch is needed.
+// Labels travel as int32 tensors on the device. Used by TrainStep and evaluate().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "core/tensor.h"
+#include "devices/device.h"
+
+namespace dpt {
+
+// Fills inputs.rows(n) and labels[0..n) with rows [row, row + n) of a step's global batch.
+// `inputs` is host memory (a CPU-kind tensor, what gather_batch fills).
+using BatchSource = std::function<void(int64_t row, int64_t n, Tensor& inputs, int32_t* labels)>;
+
+// Names one micro-batch: rows [row, row + n) of the global batch of step `step`.
+struct BatchKey {
+  int64_t step = -1;
+  int64_t row = 0;
+  int64_t n = 0;
+  bool operator==(const BatchKey& other) const {
+    return step == other.step && row == other.row && n == other.n;
+  }
+};
+
+// A micro-batch on the device: inputs [n, features] and labels [n] (int32).
+struct DeviceBatch {
+  Tensor inputs;
+  Tensor labels;
+};
+
+class BatchLoader {
+ public:
+  // Two slots of `rows` x `features` inputs of `dtype` and `rows` labels on `device`, which must
+  // outlive the loader.
+  BatchLoader(Device& device, int64_t rows, int64_t features, DType dtype);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  // Gathers micro-batch `key` with `source` into the slot the last take() did not return
+  // (waiting for that slot's previous copy first) and queues its copy to the device; returns
+  // without waiting for the copy. key.n must be in [1, rows].
+  void prefetch(const BatchKey& key, const BatchSource& source);
+  // Micro-batch `key` on the device: the prefetched one when its key matches, else loaded now.
+  // Its tensors stay valid until the second take() after this one (work queued on the device
+  // before that prefetch may still read them: copies are ordered after it).
+  DeviceBatch take(const BatchKey& key, const BatchSource& source);
+
+  // Batches prefetch() loaded and take() found ready, and those take() had to load itself.
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+
+ private:
+  struct Slot {
+    Tensor host_inputs;  // on host_ (page-locked), or the device tensor itself on the CPU
+    Tensor host_labels;
+    Tensor inputs;  // on the device
+    Tensor labels;
+    std::unique_ptr<DeviceEvent> copied;  // recorded after the slot's last copy
+    BatchKey key;
+  };
+
+  Device& device_;
+  std::unique_ptr<Device> host_;  // page-locked host memory as a CPU-kind Device; null on the CPU
+  int64_t rows_;
+  Slot slots_[2];
+  int current_ = 1;  // the slot the last take() returned
+  int staged_ = -1;  // the slot holding a prefetched batch not taken yet
+  int64_t hits_ = 0;
+  int64_t misses_ = 0;
+};
+
+}  // namespace dpt

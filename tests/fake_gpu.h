@@ -1,0 +1,89 @@
+// A stand-in for a GPU in CPU-only tests: a Device that says it is kCuda but keeps its memory in
+// plain host memory, separate from the caller's, and counts how it is used (copies each way and
+// within the device, async or not, page-locked allocations, events recorded and waited). Code
+// that branches on device.kind() takes its GPU path with it, so tests can check the copies made
+// and that compute reaches devices/gpu_ops.h, which refuses it cleanly (it is not a CudaDevice).
+// Never runs a kernel.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "devices/device.h"
+
+namespace dpt {
+
+struct FakeGpuCounts {
+  int to_device = 0, to_host = 0, to_device_async = 0, to_host_async = 0, within = 0;
+  int host_allocations = 0, host_frees = 0, records = 0, waits = 0;
+};
+
+class FakeGpu : public Device {
+ public:
+  DeviceKind kind() const override { return DeviceKind::kCuda; }
+  int index() const override { return index_; }
+  std::string name() const override { return "fake-gpu:" + std::to_string(index_); }
+  void* allocate(std::size_t bytes) override {
+    void* ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    if (ptr != nullptr) std::memset(ptr, 0, bytes);
+    return ptr;
+  }
+  void deallocate(void* ptr) noexcept override { std::free(ptr); }
+  MemoryCounters memory_counters() const override { return {}; }
+  void reset_peak() override {}
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    ++counts.within;
+    move(dst, src, bytes);
+  }
+  void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
+    ++counts.to_device;
+    move(dst, src, bytes);
+  }
+  void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
+    ++counts.to_host;
+    move(dst, src, bytes);
+  }
+  void* allocate_host(std::size_t bytes) override {
+    ++counts.host_allocations;
+    return std::calloc(bytes == 0 ? 1 : bytes, 1);
+  }
+  void deallocate_host(void* ptr) noexcept override {
+    ++counts.host_frees;
+    std::free(ptr);
+  }
+  void copy_from_host_async(void* dst, const void* src, std::size_t bytes) override {
+    ++counts.to_device_async;
+    move(dst, src, bytes);
+  }
+  void copy_to_host_async(void* dst, const void* src, std::size_t bytes) override {
+    ++counts.to_host_async;
+    move(dst, src, bytes);
+  }
+  std::unique_ptr<DeviceEvent> create_event() override { return std::make_unique<Event>(counts); }
+  void zero(void* ptr, std::size_t bytes) override {
+    if (bytes > 0) std::memset(ptr, 0, bytes);
+  }
+  void synchronize() override {}
+
+  explicit FakeGpu(int index = 0) : index_(index) {}
+  FakeGpuCounts counts;
+
+ private:
+  class Event : public DeviceEvent {
+   public:
+    explicit Event(FakeGpuCounts& counts) : counts_(counts) {}
+    void record() override { ++counts_.records; }
+    void wait() override { ++counts_.waits; }
+
+   private:
+    FakeGpuCounts& counts_;
+  };
+  static void move(void* dst, const void* src, std::size_t bytes) {
+    if (bytes > 0) std::memmove(dst, src, bytes);
+  }
+  int index_;
+};
+
+}  // namespace dpt

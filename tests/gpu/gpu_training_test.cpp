@@ -1,0 +1,206 @@
+// Training end to end on a GPU against the same run on the CPU: a Fashion-MNIST-shaped synthetic
+// problem (784 features, 10 classes) for 300 steps, one worker and two (two threads sharing
+// cuda:0, so the gradient sync stages buckets through host memory); and a checkpoint saved on
+// the GPU resumes there to the same parameters; and the loader and gradient staging on their own.
+// Skipped where no GPU is usable.
+// Tolerances: float32 on both sides, but different GEMM libraries and summation orders, so the
+// per-step losses drift apart slowly; windows of 20 steps must agree within 3% (relative) and
+// the final test accuracy within 2 points.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "comm/grad_sync.h"
+#include "comm/local_communicator.h"
+#include "comm/thread_world.h"
+#include "devices/cuda_support.h"
+#include "launch/batch_loader.h"
+#include "launch/trainer.h"
+#include "train_fixture.h"
+
+namespace dpt {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool have_gpu(std::string& why) {
+  const GpuProbe probe = probe_gpus();
+  why = probe.reason;
+  return !usable_gpus(probe).empty();
+}
+
+// The plumbing alone, without the layers: batches through page-locked memory and async copies,
+// and gradient buckets staged through host memory between two workers sharing the GPU.
+TEST(GpuPlumbing, BatchLoaderDeliversPrefetchedBatchesToTheGpu) {
+  std::string why;
+  if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+  std::unique_ptr<Device> gpu = make_cuda_device(0);
+  BatchLoader loader(*gpu, 64, 5, DType::kF32);
+  auto source = [](int64_t step) -> BatchSource {
+    return [step](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      for (int64_t i = 0; i < n * 5; ++i) inputs.data<float>()[i] = float(step * 1000 + row + i);
+      for (int64_t i = 0; i < n; ++i) labels[i] = int32_t(step + i);
+    };
+  };
+  DeviceBatch batch = loader.take({0, 0, 64}, source(0));
+  for (int64_t step = 1; step < 20; ++step) {
+    loader.prefetch({step, 3, 50}, source(step));
+    const DeviceBatch previous = batch;
+    batch = loader.take({step, 3, 50}, source(step));
+    std::vector<float> x(50 * 5);
+    std::vector<int32_t> labels(50);
+    gpu->copy_to_host(x.data(), batch.inputs.raw(), x.size() * sizeof(float));
+    gpu->copy_to_host(labels.data(), batch.labels.raw(), labels.size() * sizeof(int32_t));
+    for (int64_t i = 0; i < 250; ++i) ASSERT_EQ(x[i], float(step * 1000 + 3 + i)) << step;
+    for (int64_t i = 0; i < 50; ++i) ASSERT_EQ(labels[i], int32_t(step + i)) << step;
+    EXPECT_NE(previous.inputs.raw(), batch.inputs.raw());
+  }
+  EXPECT_EQ(loader.hits(), 19);
+}
+
+TEST(GpuPlumbing, GradSyncStagesBucketsThroughHostMemory) {
+  std::string why;
+  if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+  ThreadWorld world(2, CommOptions{30.0});
+  const std::vector<FlatRange> layers = {{0, 1000}, {1000, 0}, {1000, 300000}, {301000, 7}};
+  std::vector<std::vector<float>> results(2);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      std::unique_ptr<Communicator> comm = world.communicator(rank);
+      std::unique_ptr<Device> gpu = make_cuda_device(0);
+      Tensor grads(*gpu, {301007}, DType::kF32);
+      std::vector<float> mine(301007);
+      for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = float(rank + 1) * float(i % 97);
+      gpu->copy_from_host(grads.raw(), mine.data(), grads.bytes());
+      GradSyncOptions options;
+      options.bucket_bytes = 64 << 10;
+      GradSync sync(*comm, grads, layers, options);
+      EXPECT_TRUE(sync.staged());
+      sync.begin();
+      for (std::size_t i = layers.size(); i-- > 0;) sync.ready(layers[i]);
+      sync.finish();
+      results[static_cast<std::size_t>(rank)].resize(mine.size());
+      gpu->copy_to_host(results[static_cast<std::size_t>(rank)].data(), grads.raw(), grads.bytes());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::vector<float>& result : results) {
+    for (std::size_t i = 0; i < result.size(); i += 101) ASSERT_EQ(result[i], 3.0f * float(i % 97));
+  }
+}
+
+class StepLosses : public TrainListener {
+ public:
+  void on_step(const TrainProgress& progress) override { losses.push_back(progress.loss); }
+  std::vector<double> losses;
+};
+
+struct TrainedRun {
+  std::vector<double> losses;  // rank 0's, per step
+  std::vector<float> params;
+  double accuracy = 0;
+};
+
+class GpuTrainingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+    fs::create_directories(dir_);
+    testing::write_random_dataset(dir_ + "/train.h5", 4096, 784, 10, 7);
+    testing::write_random_dataset(dir_ + "/test.h5", 1024, 784, 10, 8);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  proto::Config config(const std::string& extra = "") const {
+    return testing::with(parse_config(R"(
+      model {
+        input_size: 784
+        layer { dense { units: 256 } }
+        layer { activation { kind: RELU } }
+        layer { dense { units: 10 } }
+      }
+      optimizer { lr: 0.001 adam {} }
+      train { batch_size: 64 epochs: 5 max_steps: 300 log_every_steps: 50 }
+      data { train_path: ")" + dir_ + R"(/train.h5" test_path: ")" +
+                                          dir_ + R"(/test.h5" input_scale: 0.00392157 }
+    )",
+                                      "gpu_training_test"),
+                         extra);
+  }
+
+  // Trains `world` workers as threads, each on `gpu` (cuda:0) or its own CPU device.
+  TrainedRun train_on(bool gpu, int world, const proto::Config& config, const std::string& name,
+                      const std::string& resume = "") {
+    ThreadWorld threads(world, CommOptions{60.0});
+    std::vector<TrainedRun> runs(static_cast<std::size_t>(world));
+    std::vector<std::string> errors(static_cast<std::size_t>(world));
+    std::vector<std::thread> workers;
+    for (int rank = 0; rank < world; ++rank) {
+      workers.emplace_back([&, rank] {
+        std::unique_ptr<Communicator> comm = threads.communicator(rank);
+        TrainedRun& run = runs[static_cast<std::size_t>(rank)];
+        try {
+          std::unique_ptr<Device> device =
+              gpu ? make_cuda_device(0)
+                  : std::unique_ptr<Device>(new CpuDevice(CpuDeviceOptions{2}));
+          StepLosses listener;
+          TrainOptions options;
+          options.resume = resume;
+          options.final_params = &run.params;
+          const TrainSummary summary =
+              train(config, *device, *comm, dir_ + "/" + name, listener, options);
+          run.losses = listener.losses;
+          if (summary.last_eval) run.accuracy = summary.last_eval->accuracy;
+        } catch (const std::exception& e) {
+          errors[static_cast<std::size_t>(rank)] = e.what();
+          comm->abort(1);
+        }
+      });
+    }
+    for (std::thread& worker : workers) worker.join();
+    for (const std::string& error : errors) EXPECT_EQ(error, "");
+    return runs[0];
+  }
+
+  std::string dir_ = ::testing::TempDir() + "dpt_gpu_training_test";
+};
+
+void expect_same_curve(const TrainedRun& gpu, const TrainedRun& cpu) {
+  ASSERT_EQ(gpu.losses.size(), cpu.losses.size());
+  for (std::size_t start = 0; start + 20 <= cpu.losses.size(); start += 20) {
+    double a = 0, b = 0;
+    for (std::size_t i = start; i < start + 20; ++i) a += gpu.losses[i], b += cpu.losses[i];
+    EXPECT_NEAR(a / 20, b / 20, 0.03 * b / 20) << "steps " << start << "-" << start + 19;
+  }
+  EXPECT_LT(cpu.losses.back(), 0.5 * cpu.losses.front());  // it learns
+  EXPECT_NEAR(gpu.accuracy, cpu.accuracy, 0.02);
+}
+
+TEST_F(GpuTrainingTest, OneWorkerLossCurveMatchesTheCpu) {
+  const TrainedRun cpu = train_on(false, 1, config(), "cpu");
+  const TrainedRun gpu = train_on(true, 1, config(), "gpu");
+  expect_same_curve(gpu, cpu);
+}
+
+TEST_F(GpuTrainingTest, TwoWorkersStageGradientsThroughHostMemoryAndMatchTheCpu) {
+  // Small buckets, so several all-reduces overlap backward.
+  const proto::Config two = config("comm { bucket_mb: 0.25 }");
+  const TrainedRun cpu = train_on(false, 2, two, "cpu2");
+  const TrainedRun gpu = train_on(true, 2, two, "gpu2");
+  expect_same_curve(gpu, cpu);
+}
+
+TEST_F(GpuTrainingTest, CheckpointSavedOnTheGpuResumesToTheSameParameters) {
+  const proto::Config saving = config("checkpoint { every_steps: 100 }");
+  const TrainedRun whole = train_on(true, 1, saving, "whole");
+  // The same run stopped after step 100, then resumed from its checkpoint.
+  train_on(true, 1, testing::with(saving, "train { max_steps: 100 }"), "split");
+  const TrainedRun resumed = train_on(true, 1, saving, "split", "auto");
+  ASSERT_EQ(resumed.params.size(), whole.params.size());
+  EXPECT_LT(testing::worst_relative_difference(resumed.params, whole.params), 1e-5);
+}
+
+}  // namespace
+}  // namespace dpt

@@ -1,0 +1,162 @@
+// The double-buffered batch loader: on the CPU device it gathers straight into the device
+// tensors (no staging copy) and hands out exactly the batches a direct gather gives; on a device
+// that is not the CPU (FakeGpu: separate memory that counts copies) every batch goes through a
+// host buffer and one asynchronous copy, and a prefetch never overwrites the batch in use.
+// TrainStep with the next step's batch prefetched trains bit for bit as without it.
+#include "launch/batch_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "comm/local_communicator.h"
+#include "core/config.h"
+#include "core/model.h"
+#include "devices/cpu_device.h"
+#include "devices/error.h"
+#include "fake_gpu.h"
+#include "launch/train_step.h"
+#include "optim/optimizer.h"
+
+namespace dpt {
+namespace {
+
+constexpr int64_t kFeatures = 3;
+
+// Row r of a step's batch: inputs 10 * step + r + j / 10, label (step + r) % 5.
+BatchSource source_for(int64_t step, int* calls = nullptr) {
+  return [step, calls](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+    EXPECT_EQ(inputs.device().kind(), DeviceKind::kCpu);  // what gather_batch requires
+    if (calls) ++*calls;
+    float* x = inputs.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < kFeatures; ++j) {
+        x[i * kFeatures + j] = static_cast<float>(10 * step + row + i) + static_cast<float>(j) / 10;
+      }
+      labels[i] = static_cast<int32_t>((step + row + i) % 5);
+    }
+  };
+}
+
+// The batch's values, read back through the device.
+void expect_batch(const DeviceBatch& batch, int64_t step, int64_t row, int64_t n) {
+  Device& device = batch.inputs.device();
+  ASSERT_EQ(batch.inputs.shape(), (Shape{n, kFeatures}));
+  ASSERT_EQ(batch.labels.shape(), (Shape{n}));
+  std::vector<float> x(static_cast<std::size_t>(n * kFeatures));
+  std::vector<int32_t> labels(static_cast<std::size_t>(n));
+  device.copy_to_host(x.data(), batch.inputs.raw(), batch.inputs.bytes());
+  device.copy_to_host(labels.data(), batch.labels.raw(), batch.labels.bytes());
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(labels[i], (step + row + i) % 5) << "row " << i;
+    for (int64_t j = 0; j < kFeatures; ++j) {
+      EXPECT_EQ(x[i * kFeatures + j],
+                static_cast<float>(10 * step + row + i) + static_cast<float>(j) / 10);
+    }
+  }
+}
+
+TEST(BatchLoader, CpuDeviceGathersIntoTheDeviceTensorsAndHitsWhenPrefetched) {
+  CpuDevice cpu(CpuDeviceOptions{1});
+  BatchLoader loader(cpu, 4, kFeatures, DType::kF32);
+  int calls = 0;
+  DeviceBatch first = loader.take({0, 0, 4}, source_for(0, &calls));
+  expect_batch(first, 0, 0, 4);
+  EXPECT_EQ(loader.misses(), 1);
+  loader.prefetch({1, 0, 3}, source_for(1, &calls));
+  expect_batch(first, 0, 0, 4);  // the batch in use is untouched by the prefetch
+  DeviceBatch second = loader.take({1, 0, 3}, source_for(1, &calls));
+  expect_batch(second, 1, 0, 3);
+  EXPECT_EQ(loader.hits(), 1);
+  EXPECT_EQ(calls, 2);                                 // each batch gathered once
+  EXPECT_NE(first.inputs.raw(), second.inputs.raw());  // two slots
+  // A prefetch of other rows than those asked for is replaced by a load of the right ones.
+  loader.prefetch({2, 0, 4}, source_for(2, &calls));
+  expect_batch(loader.take({2, 1, 3}, source_for(2, &calls)), 2, 1, 3);
+  EXPECT_EQ(loader.misses(), 2);
+  EXPECT_THROW(loader.prefetch({3, 0, 5}, source_for(3)), Error);  // more rows than the slots
+}
+
+TEST(BatchLoader, OffTheCpuEveryBatchIsOneAsyncCopyFromAHostBuffer) {
+  FakeGpu gpu;
+  {
+    BatchLoader loader(gpu, 4, kFeatures, DType::kF32);
+    EXPECT_EQ(gpu.counts.host_allocations, 4);  // inputs and labels of two slots
+    DeviceBatch previous = loader.take({0, 0, 4}, source_for(0));
+    for (int64_t step = 1; step <= 5; ++step) {
+      loader.prefetch({step, 0, 2}, source_for(step));
+      expect_batch(previous, step - 1, 0, step == 1 ? 4 : 2);  // still intact
+      previous = loader.take({step, 0, 2}, source_for(step));
+      expect_batch(previous, step, 0, 2);
+    }
+    EXPECT_EQ(loader.hits(), 5);
+    // Inputs and labels per batch, asynchronously; a record per batch, and the host buffer of a
+    // slot is waited for before it is filled again.
+    EXPECT_EQ(gpu.counts.to_device_async, 2 * 6);
+    EXPECT_EQ(gpu.counts.to_device, 0);
+    EXPECT_EQ(gpu.counts.records, 6);
+    EXPECT_GE(gpu.counts.waits, 6);
+  }
+  EXPECT_EQ(gpu.counts.host_frees, 4);
+}
+
+proto::Config step_config() {
+  return parse_config(R"(
+    model {
+      input_size: 3
+      layer { dense { units: 8 } }
+      layer { activation { kind: RELU } }
+      layer { dense { units: 5 } }
+    }
+    optimizer { lr: 0.05 adam {} }
+    train { batch_size: 12 micro_batch_size: 4 epochs: 1 }
+    data { train_path: "unused.h5" }
+  )",
+                      "step_config");
+}
+
+struct Trained {
+  std::vector<double> losses;
+  std::vector<float> params;
+  int64_t hits = 0;
+};
+
+// Six steps; `next_guess`: 0 no prefetch of the next step, 1 the right rows, 2 wrong rows.
+Trained train_steps(int next_guess) {
+  const proto::Config config = step_config();
+  CpuDevice cpu(CpuDeviceOptions{1});
+  std::unique_ptr<Communicator> comm = make_local_communicator();
+  Model model(cpu, config);
+  std::unique_ptr<Optimizer> optimizer =
+      make_optimizer(cpu, config.optimizer(), model.num_params());
+  TrainStep step(model, *optimizer, config, *comm);
+  Trained out;
+  for (int64_t s = 0; s < 6; ++s) {
+    NextBatch next{s + 1, next_guess == 1 ? Shard{0, 12} : Shard{1, 12}, source_for(s + 1)};
+    StepResult result =
+        step.compute_gradients(s, 12, {0, 12}, source_for(s), false, next_guess ? &next : nullptr);
+    step.apply(0.05f, result.times);
+    out.losses.push_back(result.loss);
+  }
+  const float* p = model.params().data<float>();
+  out.params.assign(p, p + model.num_params());
+  out.hits = step.loader().hits();
+  return out;
+}
+
+TEST(TrainStepLoading, PrefetchingTheNextStepTrainsBitForBitAsWithout) {
+  const Trained plain = train_steps(0);
+  const Trained prefetched = train_steps(1);
+  const Trained guessed_wrong = train_steps(2);
+  // Within a step, micro-batches 2 and 3 of 3 are prefetched; across steps, the first of 3.
+  EXPECT_EQ(plain.hits, 6 * 2);
+  EXPECT_EQ(prefetched.hits, 6 * 2 + 5);
+  EXPECT_EQ(guessed_wrong.hits, 6 * 2);
+  EXPECT_EQ(plain.losses, prefetched.losses);
+  EXPECT_EQ(plain.params, prefetched.params);
+  EXPECT_EQ(plain.losses, guessed_wrong.losses);
+  EXPECT_EQ(plain.params, guessed_wrong.params);
+}
+
+}  // namespace
+}  // namespace dpt
