@@ -73,6 +73,8 @@ fi
 # Without a usable GPU the reason is named; with one, GPU training is not implemented yet.
 expect "device.kind CUDA" 2 "device.kind: CUDA" -- \
   "$dpt" train tiny.prototxt --run-dir run_cuda --set device.kind=CUDA
+expect "fp16 on the CPU" 2 "device.precision: fp16 needs a CUDA device: set device.kind: CUDA" -- \
+  "$dpt" train tiny.prototxt --run-dir run_fp16 --set device.precision=FP16
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done
