@@ -58,9 +58,9 @@ void cuda_round_to_16bit(CudaDevice& device, CudaGemmInput type, const float* sr
 // dst[i] = the float32 value of bf16 / fp16 src[i] (exact) for i < n.
 void cuda_widen_16bit(CudaDevice& device, CudaGemmInput type, const uint16_t* src, float* dst,
                       int64_t n);
-// Whether any of x[0..n) is inf or NaN; when inv_scale != 1 also x[i] *= inv_scale (the loss
-// scaler's unscale of the gradients, fused with its check as PyTorch's GradScaler does). Waits
-// for the stream.
+// Whether any of x[0..n) is inf or NaN (before, or after the scaling); when inv_scale != 1 also
+// x[i] *= inv_scale (the loss scaler's unscale of the gradients, fused with its check as
+// PyTorch's GradScaler does). Waits for the stream.
 bool cuda_unscale_and_check(CudaDevice& device, float* x, int64_t n, float inv_scale = 1.0f);
 
 // y[r, j] = f(x[r, j] + bias[j]) for a [rows, cols] matrix; bias may be null; y may alias x.

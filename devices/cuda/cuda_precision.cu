@@ -40,15 +40,19 @@ __global__ void widen_16bit_kernel(bool bf16, const uint16_t* src, float* dst, i
   }
 }
 
-// Sets *found when any x[i] is inf or NaN (checked before scaling); scales when asked.
+// Sets *found when any x[i] is inf or NaN before or after scaling; scales when asked.
 __global__ void unscale_and_check_kernel(float* x, int64_t n, float inv_scale, bool scale,
                                          int* found) {
   bool bad = false;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const float value = x[i];
+    if (scale) {
+      const float scaled = value * inv_scale;
+      x[i] = scaled;
+      bad = bad || !isfinite(scaled);  // also catches a finite value that overflows
+    }
     bad = bad || !isfinite(value);
-    if (scale) x[i] = value * inv_scale;
   }
   if (bad) *found = 1;  // benign race: every writer stores the same value
 }

@@ -215,6 +215,8 @@ TEST_P(OpsOnDevice, UnscaleAndCheckFindsInfAndNanAnywhere) {
       EXPECT_TRUE(cuda_unscale_and_check(cuda(), put(with_bad), n, 0.5f)) << bad << " at " << where;
     }
   }
+  // A finite value that the scaling overflows counts too.
+  EXPECT_TRUE(cuda_unscale_and_check(cuda(), put(std::vector<float>{1e30f, 1.0f}), 2, 1e10f));
   EXPECT_FALSE(cuda_unscale_and_check(cuda(), x, 0));
 }
 
