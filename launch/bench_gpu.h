@@ -20,6 +20,19 @@
 
 namespace dpt {
 
+// A Dense layer of the model as the GPU bench runs it.
+struct GpuDenseLayer {
+  std::string name;  // core/config.h layer_name
+  int64_t in = 0, out = 0;
+  bool bias = true;
+  bool has_activation = false;         // an activation layer follows it directly (fused on the CPU)
+  proto::ActivationConfig activation;  // that layer's config, when has_activation
+};
+
+// The Dense layers of config.model in order, with their widths. Dropout is not run. Throws
+// dpt::Error (kConfig) when there is none.
+std::vector<GpuDenseLayer> gpu_dense_layers(const proto::Config& config);
+
 struct GpuLayerTiming {
   std::string name;  // the layer's name (core/config.h layer_name)
   int64_t rows = 0, in = 0, out = 0;

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <functional>
 
-#include "core/config.h"
 #include "core/gemm.h"
 #include "core/random.h"
 #include "devices/cuda/cuda_ops.h"
@@ -26,45 +25,32 @@ constexpr int kRounds = 5;
 constexpr int kRepeats = 10;
 
 struct DenseLayer {
-  std::string name;
-  int64_t in = 0, out = 0;
-  bool bias = true;
-  CudaActivationSpec spec;  // of the activation layer right after it; identity when none
+  GpuDenseLayer shape;
+  CudaActivationSpec spec;  // identity when no activation layer follows
 };
 
-std::vector<DenseLayer> dense_layers(const proto::Config& config) {
-  std::vector<DenseLayer> layers;
-  int64_t width = config.model().input_size();
-  const auto& all = config.model().layer();
-  for (int i = 0; i < all.size(); ++i) {
-    if (!all[i].has_dense()) continue;
-    DenseLayer layer{
-        layer_name(config, i), width, all[i].dense().units(), all[i].dense().bias(), {}};
-    if (i + 1 < all.size() && all[i + 1].has_activation()) {
-      const proto::ActivationConfig& a = all[i + 1].activation();
-      layer.spec.negative_slope = a.negative_slope();
-      switch (a.kind()) {
-        case proto::RELU:
-          layer.spec.kind = CudaActivation::kRelu;
-          break;
-        case proto::LEAKY_RELU:
-          layer.spec.kind = CudaActivation::kLeakyRelu;
-          break;
-        case proto::GELU:
-          layer.spec.kind = CudaActivation::kGelu;
-          break;
-        case proto::TANH:
-          layer.spec.kind = CudaActivation::kTanh;
-          break;
-        case proto::SIGMOID:
-          layer.spec.kind = CudaActivation::kSigmoid;
-          break;
-      }
-    }
-    layers.push_back(layer);
-    width = layer.out;
+CudaActivationSpec activation_spec(const GpuDenseLayer& layer) {
+  CudaActivationSpec spec;
+  if (!layer.has_activation) return spec;
+  spec.negative_slope = layer.activation.negative_slope();
+  switch (layer.activation.kind()) {
+    case proto::RELU:
+      spec.kind = CudaActivation::kRelu;
+      break;
+    case proto::LEAKY_RELU:
+      spec.kind = CudaActivation::kLeakyRelu;
+      break;
+    case proto::GELU:
+      spec.kind = CudaActivation::kGelu;
+      break;
+    case proto::TANH:
+      spec.kind = CudaActivation::kTanh;
+      break;
+    case proto::SIGMOID:
+      spec.kind = CudaActivation::kSigmoid;
+      break;
   }
-  return layers;
+  return spec;
 }
 
 CudaGemmInput gemm_input(GpuPrecision precision) {
@@ -169,15 +155,16 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
   const CudaGemmInput input = gemm_input(result.precision);
   const bool half = input == CudaGemmInput::kBf16 || input == CudaGemmInput::kFp16;
 
-  const std::vector<DenseLayer> layers = dense_layers(config);
-  DPT_CHECK_AS(ErrorKind::kConfig, !layers.empty())
-      << "dpt bench step: the model has no dense layer to time on the GPU";
+  std::vector<DenseLayer> layers;
+  for (const GpuDenseLayer& shape : gpu_dense_layers(config)) {
+    layers.push_back({shape, activation_spec(shape)});
+  }
   const int64_t rows = result.micro;
   Buffers buffers(device);
   std::vector<LayerData> data;
-  float* x = buffers.floats(rows * layers.front().in, 1.0);
+  float* x = buffers.floats(rows * layers.front().shape.in, 1.0);
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    const DenseLayer& l = layers[i];
+    const GpuDenseLayer& l = layers[i].shape;
     LayerData d;
     d.x = i == 0 ? x : data.back().y;
     d.weight = buffers.floats(l.out * l.in, 1.0 / std::sqrt(static_cast<double>(l.in)));
@@ -192,20 +179,21 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
     data.push_back(d);
   }
   auto forward = [&](std::size_t i) {
-    const DenseLayer& l = layers[i];
+    const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
-    cuda_dense_forward(device, l.spec, d.x, d.weight, d.bias, d.z, d.y, rows, l.in, l.out, input);
+    cuda_dense_forward(device, layers[i].spec, d.x, d.weight, d.bias, d.z, d.y, rows, l.in, l.out,
+                       input);
   };
   auto backward = [&](std::size_t i) {
-    const DenseLayer& l = layers[i];
+    const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
-    cuda_dense_backward(device, l.spec, d.x, d.weight, d.z, d.y, d.dy, d.dz, d.grad_weight,
+    cuda_dense_backward(device, layers[i].spec, d.x, d.weight, d.z, d.y, d.dy, d.dz, d.grad_weight,
                         d.grad_bias, d.dx, rows, l.in, l.out, input);
   };
 
   // Per layer: ours against plain GEMMs of the same shapes, in turns.
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    const DenseLayer& l = layers[i];
+    const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
     forward(i);
     backward(i);  // dz now holds real values for the plain GEMMs

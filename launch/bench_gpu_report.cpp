@@ -3,6 +3,7 @@
 // the datasheet peak.
 #include <fmt/core.h>
 
+#include "core/config.h"
 #include "devices/error.h"
 #include "launch/bench_gpu.h"
 #include "launch/metrics_writer.h"
@@ -20,6 +21,27 @@ std::string percent_of_peak(const GpuBenchResult& r, double flops, double second
 }
 
 }  // namespace
+
+std::vector<GpuDenseLayer> gpu_dense_layers(const proto::Config& config) {
+  std::vector<GpuDenseLayer> layers;
+  int64_t width = config.model().input_size();
+  const auto& all = config.model().layer();
+  for (int i = 0; i < all.size(); ++i) {
+    if (!all[i].has_dense()) continue;
+    GpuDenseLayer layer;
+    layer.name = layer_name(config, i);
+    layer.in = width;
+    layer.out = all[i].dense().units();
+    layer.bias = all[i].dense().bias();
+    layer.has_activation = i + 1 < all.size() && all[i + 1].has_activation();
+    if (layer.has_activation) layer.activation = all[i + 1].activation();
+    layers.push_back(layer);
+    width = layer.out;
+  }
+  DPT_CHECK_AS(ErrorKind::kConfig, !layers.empty())
+      << "dpt bench step: the model has no dense layer to time on the GPU";
+  return layers;
+}
 
 GpuPrecision gpu_precision(proto::Precision precision) {
   switch (precision) {

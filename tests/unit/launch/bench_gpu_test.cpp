@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <string>
 
+#include "core/config.h"
+
 namespace dpt {
 namespace {
 
@@ -85,6 +87,36 @@ TEST(BenchGpuTest, UnknownGpuSaysNotAvailableAndWhy) {
   EXPECT_TRUE(json["mfu"].contains("na"));
   EXPECT_FALSE(json["layers"][0].contains("ours_over_peak"));
   EXPECT_NEAR(json["layers"][0]["ours_over_plain"].get<double>(), 0.8, 1e-12);
+}
+
+TEST(BenchGpuTest, DenseLayersWithWidthsAndTheActivationAfterThem) {
+  const proto::Config config = parse_config(
+      "model { input_size: 12\n"
+      "  layer { name: \"a\" dense { units: 8 } }\n"
+      "  layer { activation { kind: LEAKY_RELU negative_slope: 0.2 } }\n"
+      "  layer { dropout { rate: 0.1 } }\n"
+      "  layer { dense { units: 6 bias: false } }\n"
+      "  layer { dropout { rate: 0.1 } }\n"
+      "  layer { activation { kind: GELU } }\n"
+      "  layer { dense { units: 3 } } }\n"
+      "data { train_path: \"t.h5\" }\n",
+      "cfg.prototxt");
+  const std::vector<GpuDenseLayer> layers = gpu_dense_layers(config);
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0].name, "a");
+  EXPECT_EQ(layers[0].in, 12);
+  EXPECT_EQ(layers[0].out, 8);
+  EXPECT_TRUE(layers[0].bias);
+  ASSERT_TRUE(layers[0].has_activation);
+  EXPECT_EQ(layers[0].activation.kind(), proto::LEAKY_RELU);
+  EXPECT_FLOAT_EQ(layers[0].activation.negative_slope(), 0.2f);
+  EXPECT_EQ(layers[1].in, 8);
+  EXPECT_EQ(layers[1].out, 6);
+  EXPECT_FALSE(layers[1].bias);
+  EXPECT_FALSE(layers[1].has_activation);  // dropout comes first
+  EXPECT_EQ(layers[2].in, 6);
+  EXPECT_EQ(layers[2].out, 3);
+  EXPECT_FALSE(layers[2].has_activation);
 }
 
 TEST(BenchGpuTest, PrecisionFromTheConfig) {
