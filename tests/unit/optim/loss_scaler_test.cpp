@@ -104,6 +104,39 @@ TEST(LossScalerTest, UnscaleFunctionGetsOneOverScaleAndDecidesTheStep) {
   EXPECT_EQ(seen, 0.25f);
 }
 
+// fp16 training in miniature: gradients of magnitude 10 are computed as 10 * scale and stored in
+// fp16 (max 65504, beyond is inf). From 65536 the scale must back off to 4096 (40960 fits; 8192
+// gives 81920, which does not): four skipped steps, then every step applies with the true
+// gradient recovered exactly.
+TEST(LossScalerTest, BacksOffUntilScaledGradientsFitInFp16) {
+  LossScaler scaler{proto::LossScaleConfig()};
+  const std::vector<float> true_grads = {10.0f, -3.0f, 0.5f};
+  int applied = 0;
+  for (int step = 0; step < 10; ++step) {
+    std::vector<float> grads;
+    for (float g : true_grads) {
+      const float scaled = g * scaler.scale();
+      grads.push_back(std::fabs(scaled) > 65504.0f ? std::copysign(INFINITY, scaled) : scaled);
+    }
+    const bool apply = scaler.unscale_and_update([&](float inv_scale) {
+      bool found = false;
+      for (float& g : grads) {
+        found = found || !std::isfinite(g);
+        g *= inv_scale;
+      }
+      return found;
+    });
+    EXPECT_EQ(apply, step >= 4) << "step " << step;
+    if (apply) {
+      EXPECT_EQ(grads, true_grads) << "step " << step;
+      ++applied;
+    }
+  }
+  EXPECT_EQ(scaler.scale(), 4096.0f);
+  EXPECT_EQ(scaler.skipped_steps(), 4);
+  EXPECT_EQ(applied, 6);
+}
+
 TEST(LossScalerTest, RestoredStateContinuesExactlyAsTheUninterruptedRun) {
   const std::vector<bool> pattern = {false, true, false, false, true, false, false, false, false};
   LossScaler whole(small_config()), first(small_config());
