@@ -3,8 +3,6 @@
 // are half of those).
 #include "devices/gpu_peak.h"
 
-#include <vector>
-
 namespace dpt {
 namespace {
 
@@ -16,28 +14,25 @@ struct Entry {
 };
 
 // First match wins: more specific names come first.
-const std::vector<Entry>& table() {
-  static const std::vector<Entry> entries = {
-      {"GH200", false, "GH200 (H100 SXM compute)", {67, 494.5, 989.5, 989.5}},
-      {"H200 NVL", false, "H200 NVL", {60, 417.5, 835.5, 835.5}},
-      {"H200", false, "H200 SXM", {67, 494.5, 989.5, 989.5}},
-      {"H100 NVL", false, "H100 NVL", {60, 417.5, 835.5, 835.5}},
-      {"H100 PCIe", false, "H100 PCIe", {51, 378, 756.5, 756.5}},
-      {"H100 80GB HBM3", false, "H100 SXM", {67, 494.5, 989.5, 989.5}},
-      {"H100 SXM", false, "H100 SXM", {67, 494.5, 989.5, 989.5}},
-      {"A100", false, "A100", {19.5, 156, 312, 312}},
-      {"L40S", false, "L40S", {91.6, 183, 362, 362}},
-      {"NVIDIA L4", true, "L4", {30.3, 60, 121, 121}},
-      {"NVIDIA A10", true, "A10", {31.2, 62.5, 125, 125}},
-  };
-  return entries;
-}
+constexpr Entry kTable[] = {
+    {"GH200", false, "GH200 (H100 SXM compute)", {67, 494.5, 989.5, 989.5}},
+    {"H200 NVL", false, "H200 NVL", {60, 417.5, 835.5, 835.5}},
+    {"H200", false, "H200 SXM", {67, 494.5, 989.5, 989.5}},
+    {"H100 NVL", false, "H100 NVL", {60, 417.5, 835.5, 835.5}},
+    {"H100 PCIe", false, "H100 PCIe", {51, 378, 756.5, 756.5}},
+    {"H100 80GB HBM3", false, "H100 SXM", {67, 494.5, 989.5, 989.5}},
+    {"H100 SXM", false, "H100 SXM", {67, 494.5, 989.5, 989.5}},
+    {"A100", false, "A100", {19.5, 156, 312, 312}},
+    {"L40S", false, "L40S", {91.6, 183, 362, 362}},
+    {"NVIDIA L4", true, "L4", {30.3, 60, 121, 121}},
+    {"NVIDIA A10", true, "A10", {31.2, 62.5, 125, 125}},
+};
 
 }  // namespace
 
 GpuPeak gpu_peak(const std::string& device_name) {
   GpuPeak peak;
-  for (const Entry& e : table()) {
+  for (const Entry& e : kTable) {
     const bool match =
         e.exact ? device_name == e.pattern : device_name.find(e.pattern) != std::string::npos;
     if (!match) continue;
