@@ -36,6 +36,7 @@ constexpr Range kAboveOne{1, true, kInf, false, "> 1"};
 constexpr Range kNonNegative{0, false, kInf, false, ">= 0"};
 constexpr Range kFraction{0, false, 1, false, "in [0, 1]"};
 constexpr Range kDecay{0, false, 1, true, "in [0, 1)"};
+constexpr Range kOpenFraction{0, true, 1, true, "in (0, 1)"};
 constexpr Range kFactor{0, true, 1, false, "in (0, 1]"};
 constexpr Range kAnyFinite{-kInf, true, kInf, true, "finite"};
 constexpr Range kChunkBytes{4096, false, kInf, false, "0 (automatic) or >= 4096"};
@@ -105,7 +106,7 @@ class Validator {
     check_data(child(root, "data"), config.data());
     check_optimizer(child(root, "optimizer"), config.optimizer());
     check_train(child(root, "train"), config.train());
-    check_int(child(root, "device"), "threads", config.device().threads(), kNonNegative);
+    check_device(child(root, "device"), config.device());
     check_comm(child(root, "comm"), config.comm());
     check_int(child(root, "fault_injection"), "step", config.fault_injection().step(),
               kNonNegative);
@@ -311,6 +312,28 @@ class Validator {
     if (optimizer.has_adamw()) check_adam(child(node, "adamw"), optimizer.adamw());
     check_schedule(child(node, "schedule"), optimizer.schedule());
     check_float(node, "clip_grad_norm", optimizer.clip_grad_norm(), kNonNegative);
+  }
+
+  void check_device(const Node& node, const proto::DeviceConfig& device) const {
+    check_int(node, "threads", device.threads(), kNonNegative);
+    // TF32 on the CPU runs float32 (and says so); fp16 has no CPU path.
+    if (device.precision() == proto::FP16 && device.kind() != proto::CUDA) {
+      fail(node, "precision",
+           "fp16 needs a CUDA device: set device.kind: CUDA (got " +
+               proto::DeviceChoice_Name(device.kind()) + ")");
+    }
+    const Node scale = child(node, "loss_scale");
+    const proto::LossScaleConfig& ls = device.loss_scale();
+    check_float(scale, "init_scale", ls.init_scale(), kPositive);
+    check_float(scale, "growth_factor", ls.growth_factor(), kAboveOne);
+    check_float(scale, "backoff_factor", ls.backoff_factor(), kOpenFraction);
+    check_int(scale, "growth_interval", ls.growth_interval(), kPositive);
+    check_float(scale, "min_scale", ls.min_scale(), kPositive);
+    if (ls.init_scale() < ls.min_scale()) {
+      fail(scale, "init_scale",
+           "must be >= min_scale " + float_text(ls.min_scale()) + " (got " +
+               float_text(ls.init_scale()) + ")");
+    }
   }
 
   void check_adam(const Node& node, const proto::AdamConfig& adam) const {

@@ -32,12 +32,15 @@ GpuMatmul gpu_matmul(const proto::Config& config, const Device& device) {
     case proto::TF32:
       return GpuMatmul::kTf32;
     case proto::BF16:
+      return GpuMatmul::kBf16;
+    case proto::FP16:
       break;
   }
   DPT_THROW(ErrorKind::kConfig) << "device.precision: "
                                 << proto::Precision_Name(config.device().precision())
                                 << " is not available on " << device.name()
-                                << " yet (GPU layers run FP32 or TF32)";
+                                << " yet (its loss scaling is not wired into training; GPU layers "
+                                   "run FP32, TF32 or BF16)";
 }
 
 }  // namespace

@@ -21,9 +21,9 @@ struct GpuActivationSpec {
   float negative_slope = 0.01f;  // leaky_relu only
 };
 
-// Number format of float32 GEMMs: exact float32, or TF32 tensor cores (inputs rounded to a
-// 10-bit mantissa, float32 accumulation).
-enum class GpuMatmul { kFp32, kTf32 };
+// Number format of float32 GEMMs: exact float32, TF32 tensor cores (inputs rounded to a 10-bit
+// mantissa), or inputs rounded to bf16 (nearest even); float32 accumulation and output always.
+enum class GpuMatmul { kFp32, kTf32, kBf16 };
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (core/gemm.h's contract), through cuBLASLt.
 void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,

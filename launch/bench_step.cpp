@@ -4,7 +4,8 @@
 // (launch/bench_gemm.h), so the step's GFLOP/s is reported as a ratio to the GEMM it is built on
 // and bf16 as a ratio to float32. Prints a table; --json writes the same numbers (rank 0). Asserts
 // nothing about time. Under mpirun with comm.balance: BALANCE_THROUGHPUT it also compares equal
-// with throughput-balanced shares (launch/bench_balance.h).
+// with throughput-balanced shares (launch/bench_balance.h). With device.kind: CUDA it times the
+// Dense layers on the GPU instead (launch/bench_gpu.h).
 #include <fmt/core.h>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "launch/bench.h"
 #include "launch/bench_balance.h"
 #include "launch/bench_gemm.h"
+#include "launch/bench_gpu.h"
 #include "launch/bench_step_timer.h"
 #include "launch/commands.h"
 #include "launch/device_select.h"
@@ -68,6 +70,8 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.steps > 0 && args.warmup >= 0)
       << "--steps must be > 0 and --warmup >= 0";
   const proto::Config config = load_config(args.config, args.overrides);
+  // device.kind CUDA: the Dense stack on the GPU (launch/bench_gpu.h); the CPU bench otherwise.
+  if (config.device().kind() == proto::CUDA) return bench_step_gpu(args, config, out);
   DeviceChoice choice = select_device(config.device());
   DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
       << "dpt bench step: only the CPU device is supported by this build";

@@ -80,6 +80,8 @@ PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu)
     case proto::TF32:
       choice.reason = "precision: float32 (TF32 requested; TF32 applies to CUDA devices only)";
       return choice;
+    case proto::FP16:
+      DPT_THROW(ErrorKind::kConfig) << "device.precision: fp16 needs a CUDA device";
     case proto::BF16:
       DPT_CHECK_AS(ErrorKind::kConfig, bf16_ok)
           << "device.precision: BF16 requested, but " << lists << " (" << cpu.model_name

@@ -8,7 +8,7 @@ namespace dpt {
 
 void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                         const float* weight, const float* bias, float* z, float* y, int64_t rows,
-                        int64_t in, int64_t out, bool tf32) {
+                        int64_t in, int64_t out, CudaGemmInput input) {
   DPT_CHECK(rows >= 0 && in > 0 && out > 0)
       << "cuda_dense_forward: bad shape rows=" << rows << " in=" << in << " out=" << out;
   if (rows == 0) return;
@@ -20,14 +20,14 @@ void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, cons
                      (spec.kind == CudaActivation::kIdentity || spec.kind == CudaActivation::kRelu);
   if (fused) {
     CudaGemmOptions options;
-    options.tf32 = tf32;
+    options.input = input;
     options.bias = bias;
     options.relu = spec.kind == CudaActivation::kRelu;
     cuda_gemm(device, shape, 1.0f, x, weight, 0.0f, y, options);
     return;
   }
   CudaGemmOptions options;
-  options.tf32 = tf32;
+  options.input = input;
   options.bias = bias;
   cuda_gemm(device, shape, 1.0f, x, weight, 0.0f, z, options);
   cuda_bias_activation_forward(device, spec, z, nullptr, y, rows, out);
@@ -36,7 +36,7 @@ void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, cons
 void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                          const float* weight, const float* z, const float* y, const float* dy,
                          float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
-                         int64_t in, int64_t out, bool tf32) {
+                         int64_t in, int64_t out, CudaGemmInput input) {
   DPT_CHECK(rows >= 0 && in > 0 && out > 0)
       << "cuda_dense_backward: bad shape rows=" << rows << " in=" << in << " out=" << out;
   if (rows == 0) return;
@@ -50,7 +50,7 @@ void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, con
   shape.m = out, shape.n = in, shape.k = rows;
   shape.lda = out, shape.ldb = in, shape.ldc = in;
   CudaGemmOptions options;
-  options.tf32 = tf32;
+  options.input = input;
   cuda_gemm(device, shape, 1.0f, dz, x, 1.0f, grad_weight, options);
   if (dx == nullptr) return;
   shape = GemmShape();  // dx[rows, in] = dz [rows, out] W [out, in]

@@ -2,8 +2,10 @@
 // row stride ld is the column-major transpose with the same ld, so C = op(A) op(B) is computed as
 // C^T = op(B)^T op(A)^T: B goes in cuBLASLt's A slot, A in its B slot, and m and n swap. The bias
 // of a row-major column j is then per row of the column-major result, which is what cuBLASLt's
-// BIAS epilogues add.
+// BIAS epilogues add. bf16 / fp16 inputs are packed 16-bit copies (the caller's, or rounded here
+// into pool scratch), multiplied with CUBLAS_COMPUTE_32F into the float32 C.
 #include <cstdint>
+#include <memory>
 
 #include "devices/cuda/cuda_ops.h"
 #include "devices/error.h"
@@ -36,6 +38,27 @@ uint32_t alignment_of(const void* ptr) {
   return alignment;
 }
 
+// A pool block returned when the call ends (later work on the stream runs after the GEMM).
+struct Scratch {
+  CudaDevice& device;
+  void* ptr = nullptr;
+  Scratch(CudaDevice& d, std::size_t bytes) : device(d), ptr(d.allocate(bytes)) {}
+  ~Scratch() { device.deallocate(ptr); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// The 16-bit operand: the caller's packed copy, or `src` rounded into `scratch`.
+const uint16_t* operand_16bit(CudaDevice& device, CudaGemmInput input, const float* src,
+                              const uint16_t* given, int64_t rows, int64_t cols, int64_t ld,
+                              std::unique_ptr<Scratch>& scratch) {
+  if (given != nullptr) return given;
+  scratch = std::make_unique<Scratch>(device, static_cast<std::size_t>(rows * cols) * 2);
+  auto* dst = static_cast<uint16_t*>(scratch->ptr);
+  cuda_round_to_16bit(device, input, src, rows, cols, ld, dst);
+  return dst;
+}
+
 }  // namespace
 
 void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float* a, const float* b,
@@ -53,10 +76,27 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
   DPT_CHECK(!options.relu || options.bias != nullptr)
       << "cuda_gemm: the relu epilogue needs a bias (cuBLASLt RELU_BIAS)";
 
+  const CudaGemmInput input = options.tf32 ? CudaGemmInput::kTf32 : options.input;
+  const bool half = input == CudaGemmInput::kBf16 || input == CudaGemmInput::kFp16;
+  DPT_CHECK(half || (options.a16 == nullptr && options.b16 == nullptr))
+      << "cuda_gemm: 16-bit operand copies given for a float32 / TF32 GEMM";
+  // 16-bit operands are packed: their row stride is their stored row length.
+  std::unique_ptr<Scratch> a_scratch, b_scratch;
+  const void* a_in = a;
+  const void* b_in = b;
+  int64_t lda = s.lda, ldb = s.ldb;
+  cudaDataType_t in_type = CUDA_R_32F;
+  if (half) {
+    a_in = operand_16bit(device, input, a, options.a16, a_rows, a_cols, s.lda, a_scratch);
+    b_in = operand_16bit(device, input, b, options.b16, b_rows, b_cols, s.ldb, b_scratch);
+    lda = a_cols, ldb = b_cols;
+    in_type = input == CudaGemmInput::kBf16 ? CUDA_R_16BF : CUDA_R_16F;
+  }
+
   const CublasLtLibrary& lt = device.cublaslt();
   Descriptors d(lt);
   const cublasComputeType_t compute =
-      options.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      input == CudaGemmInput::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   lt.check(lt.desc_create(&d.op, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
   // cuBLASLt's A is our B, its B our A (see the file comment).
   const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -75,11 +115,11 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
         "set BIAS_POINTER");
   }
   // Column-major views: stored row-major [rows, cols] with stride ld is [cols, rows], ld.
-  lt.check(lt.layout_create(&d.a, CUDA_R_32F, static_cast<uint64_t>(b_cols),
-                            static_cast<uint64_t>(b_rows), s.ldb),
+  lt.check(lt.layout_create(&d.a, in_type, static_cast<uint64_t>(b_cols),
+                            static_cast<uint64_t>(b_rows), ldb),
            "cublasLtMatrixLayoutCreate(B)");
-  lt.check(lt.layout_create(&d.b, CUDA_R_32F, static_cast<uint64_t>(a_cols),
-                            static_cast<uint64_t>(a_rows), s.lda),
+  lt.check(lt.layout_create(&d.b, in_type, static_cast<uint64_t>(a_cols),
+                            static_cast<uint64_t>(a_rows), lda),
            "cublasLtMatrixLayoutCreate(A)");
   lt.check(lt.layout_create(&d.c, CUDA_R_32F, static_cast<uint64_t>(s.n),
                             static_cast<uint64_t>(s.m), s.ldc),
@@ -93,8 +133,8 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
   const struct {
     cublasLtMatmulPreferenceAttributes_t attribute;
     const void* ptr;
-  } alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b},
-                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a},
+  } alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, b_in},
+                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, a_in},
                     {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
                     {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
   for (const auto& entry : alignments) {
@@ -108,9 +148,10 @@ void cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
                         &result, &found),
            "cublasLtMatmulAlgoGetHeuristic");
   DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << s.m << " n=" << s.n << " k=" << s.k
-                       << (options.bias ? " with a bias epilogue" : "");
-  lt.check(lt.matmul(device.cublaslt_handle(), d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c,
-                     &result.algo, device.gemm_workspace(), workspace_bytes, device.stream()),
+                       << (options.bias ? " with a bias epilogue" : "")
+                       << (half ? " with 16-bit inputs" : "");
+  lt.check(lt.matmul(device.cublaslt_handle(), d.op, &alpha, b_in, d.a, a_in, d.b, &beta, c, d.c, c,
+                     d.c, &result.algo, device.gemm_workspace(), workspace_bytes, device.stream()),
            "cublasLtMatmul");
 }
 

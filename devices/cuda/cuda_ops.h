@@ -1,8 +1,9 @@
-// The CUDA kernels of dpt's ops, on raw device pointers: GEMM through cuBLASLt (fused bias and
-// ReLU epilogues), bias + activation forward and backward, the bias gradient, dropout masks
-// (bit-identical to the CPU's Philox masks), softmax cross-entropy with its gradient, SGD and
-// Adam/AdamW updates fused over the flat parameter buffer, and the sum of squares behind the
-// gradient norm. Each mirrors a CPU reference (core/gemm, core/activation, core/dropout,
+// The CUDA kernels of dpt's ops, on raw device pointers: GEMM through cuBLASLt (fp32, TF32, bf16
+// or fp16 inputs with fp32 accumulation; fused bias and ReLU epilogues), the 16-bit casts and the
+// inf/NaN check behind fp16 loss scaling, bias + activation forward and backward, the bias
+// gradient, dropout masks (bit-identical to the CPU's Philox masks), softmax cross-entropy with its
+// gradient, SGD and Adam/AdamW updates fused over the flat parameter buffer, and the sum of squares
+// behind the gradient norm. Each mirrors a CPU reference (core/gemm, core/activation, core/dropout,
 // core/loss, optim/sgd, optim/adam, optim/optimizer global_norm); tests/gpu compares them.
 // Everything is queued on the device's stream; functions returning host values wait for it.
 // core/ and optim/ reach them through the CUDA-free devices/gpu_ops.h (devices/cuda/gpu_ops.cpp).
@@ -22,10 +23,25 @@ struct CudaActivationSpec {
   float negative_slope = 0.01f;  // leaky_relu only
 };
 
+// The number format A and B are multiplied in; accumulation, C, alpha, beta and the bias stay
+// float32 in every mode (cuBLASLt CUBLAS_COMPUTE_32F, or _FAST_TF32 for kTf32).
+enum class CudaGemmInput {
+  kFp32,  // float32 inputs
+  kTf32,  // TF32 tensor cores (inputs read with a 10-bit mantissa)
+  kBf16,  // A and B rounded to bf16 (nearest even, as core/bf16.h) before the multiply
+  kFp16,  // A and B rounded to IEEE fp16 (nearest even; beyond 65504 -> inf) before the multiply
+};
+
 struct CudaGemmOptions {
-  bool tf32 = false;            // TF32 tensor cores (10-bit mantissa inputs, fp32 accumulate)
+  bool tf32 = false;  // same as input = kTf32 (kept for existing callers)
+  CudaGemmInput input = CudaGemmInput::kFp32;
   const float* bias = nullptr;  // when set, bias[j] is added to column j of C (n floats)
   bool relu = false;            // then C = max(C, 0); requires bias (cuBLASLt's RELU_BIAS)
+  // kBf16 / kFp16 only: packed 16-bit copies of A and B (as stored, row stride = stored columns)
+  // that the caller already has, e.g. a layer's cached 16-bit weights; when null, cuda_gemm
+  // rounds the float32 operand into pool scratch first (one extra pass over it).
+  const uint16_t* a16 = nullptr;
+  const uint16_t* b16 = nullptr;
 };
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
@@ -33,6 +49,19 @@ struct CudaGemmOptions {
 // failure. m == 0 or n == 0 does nothing.
 void cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
                const float* b, float beta, float* c, const CudaGemmOptions& options = {});
+
+// dst[r * cols + j] = round(src[r * ld + j]) for a [rows, cols] float32 matrix with row stride
+// ld, to bf16 or fp16 bit patterns (type kBf16 or kFp16; round to nearest even as core/bf16.h,
+// NaN stays NaN, fp16 overflow -> inf). dst is packed [rows, cols].
+void cuda_round_to_16bit(CudaDevice& device, CudaGemmInput type, const float* src, int64_t rows,
+                         int64_t cols, int64_t ld, uint16_t* dst);
+// dst[i] = the float32 value of bf16 / fp16 src[i] (exact) for i < n.
+void cuda_widen_16bit(CudaDevice& device, CudaGemmInput type, const uint16_t* src, float* dst,
+                      int64_t n);
+// Whether any of x[0..n) is inf or NaN (before, or after the scaling); when inv_scale != 1 also
+// x[i] *= inv_scale (the loss scaler's unscale of the gradients, fused with its check as
+// PyTorch's GradScaler does). Waits for the stream.
+bool cuda_unscale_and_check(CudaDevice& device, float* x, int64_t n, float inv_scale = 1.0f);
 
 // y[r, j] = f(x[r, j] + bias[j]) for a [rows, cols] matrix; bias may be null; y may alias x.
 void cuda_bias_activation_forward(CudaDevice& device, const CudaActivationSpec& spec,
@@ -50,17 +79,18 @@ void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t c
 // cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (z is not written; their backward
 // needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
 // element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
-// erf GELU, so it is not used. tf32: the GEMM on TF32 tensor cores (CudaGemmOptions::tf32).
+// erf GELU, so it is not used.
+// `input`: the number format of its GEMM (CudaGemmInput).
 void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                         const float* weight, const float* bias, float* z, float* y, int64_t rows,
-                        int64_t in, int64_t out, bool tf32 = false);
+                        int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32);
 // Its backward, adding into the parameter gradients as Layer::backward does: dz = dy * act'(z)
 // (dz [rows, out] scratch, may alias dy), grad_bias += column sums of dz (when not null),
 // grad_weight += dz^T x, and dx = dz W when dx is not null. z, y: from cuda_dense_forward.
 void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                          const float* weight, const float* z, const float* y, const float* dy,
                          float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
-                         int64_t in, int64_t out, bool tf32 = false);
+                         int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32);
 
 // The dropout mask of core/dropout.cpp: element (r, j) is 0 with probability `rate`, else
 // 1 / (1 - rate), from Philox(seed; j / 4, sample, step, layer << 20 ^ sample >> 32) with

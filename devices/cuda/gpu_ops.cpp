@@ -42,14 +42,24 @@ CudaActivationSpec cuda_spec(const GpuActivationSpec& spec) {
   return result;
 }
 
-bool tf32(GpuMatmul precision) { return precision == GpuMatmul::kTf32; }
+CudaGemmInput gemm_input(GpuMatmul precision) {
+  switch (precision) {
+    case GpuMatmul::kTf32:
+      return CudaGemmInput::kTf32;
+    case GpuMatmul::kBf16:
+      return CudaGemmInput::kBf16;
+    case GpuMatmul::kFp32:
+      break;
+  }
+  return CudaGemmInput::kFp32;
+}
 
 }  // namespace
 
 void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,
               float beta, float* c, GpuMatmul precision) {
   CudaGemmOptions options;
-  options.tf32 = tf32(precision);
+  options.input = gemm_input(precision);
   cuda_gemm(as_cuda(device, "gemm"), shape, alpha, a, b, beta, c, options);
 }
 
@@ -57,7 +67,7 @@ void gpu_dense_forward(Device& device, const GpuActivationSpec& spec, GpuMatmul 
                        const float* x, const float* weight, const float* bias, float* z, float* y,
                        int64_t rows, int64_t in, int64_t out) {
   cuda_dense_forward(as_cuda(device, "dense forward"), cuda_spec(spec), x, weight, bias, z, y, rows,
-                     in, out, tf32(precision));
+                     in, out, gemm_input(precision));
 }
 
 void gpu_dense_backward(Device& device, const GpuActivationSpec& spec, GpuMatmul precision,
@@ -65,7 +75,7 @@ void gpu_dense_backward(Device& device, const GpuActivationSpec& spec, GpuMatmul
                         const float* dy, float* dz, float* grad_weight, float* grad_bias, float* dx,
                         int64_t rows, int64_t in, int64_t out) {
   cuda_dense_backward(as_cuda(device, "dense backward"), cuda_spec(spec), x, weight, z, y, dy, dz,
-                      grad_weight, grad_bias, dx, rows, in, out, tf32(precision));
+                      grad_weight, grad_bias, dx, rows, in, out, gemm_input(precision));
 }
 
 void gpu_bias_activation_forward(Device& device, const GpuActivationSpec& spec, const float* x,

@@ -83,6 +83,8 @@ expect "comm.backend nccl on the CPU" 2 'comm.backend: "nccl"' -- \
   "$dpt" train tiny.prototxt --run-dir run_nccl --set device.kind=CPU --set comm.backend=nccl
 expect "comm.backend unknown" 2 'comm.backend: must be "auto", "local", "mpi", "plugin" or "nccl"' -- \
   "$dpt" train tiny.prototxt --run-dir run_nccl --set comm.backend=bogus
+expect "fp16 on the CPU" 2 "device.precision: fp16 needs a CUDA device: set device.kind: CUDA" -- \
+  "$dpt" train tiny.prototxt --run-dir run_fp16 --set device.precision=FP16
 for f in run/config.prototxt run/metrics.jsonl run/model.h5 run/checkpoints/step_000150.h5; do
   [[ -s $f ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: missing $f"; }
 done

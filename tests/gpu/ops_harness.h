@@ -72,6 +72,7 @@ class OpsOnDevice : public ::testing::TestWithParam<DeviceKind> {
   std::vector<void*> device_buffers_;
   std::deque<std::vector<float>> float_buffers_;
   std::deque<std::vector<int32_t>> int_buffers_;
+  std::deque<std::vector<uint16_t>> half_buffers_;  // bf16 / fp16 bit patterns
 };
 
 template <>
@@ -81,6 +82,11 @@ inline std::deque<std::vector<float>>& OpsOnDevice::host_buffers<float>() {
 template <>
 inline std::deque<std::vector<int32_t>>& OpsOnDevice::host_buffers<int32_t>() {
   return int_buffers_;
+}
+
+template <>
+inline std::deque<std::vector<uint16_t>>& OpsOnDevice::host_buffers<uint16_t>() {
+  return half_buffers_;
 }
 
 inline std::string device_kind_name(const ::testing::TestParamInfo<DeviceKind>& info) {

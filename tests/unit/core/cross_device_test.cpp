@@ -144,16 +144,18 @@ TEST(GpuDispatch, ModelOnAGpuRejectsWhatTheGpuLayersLack) {
               std::string::npos)
         << error.what();
   }
-  config.mutable_device()->set_precision(proto::BF16);
+  config.mutable_device()->set_precision(proto::FP16);
   try {
     Model model(gpu, config);
-    FAIL() << "a BF16 model on a GPU was built";
+    FAIL() << "an FP16 model on a GPU was built (its loss scaling is not wired into training)";
   } catch (const Error& error) {
     EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_NE(std::string(error.what()).find("device.precision: BF16 is not available on fake-gpu"),
+    EXPECT_NE(std::string(error.what()).find("device.precision: FP16 is not available on fake-gpu"),
               std::string::npos)
         << error.what();
   }
+  config.mutable_device()->set_precision(proto::BF16);
+  Model bf16(gpu, config);  // bf16 GEMMs with float32 accumulation
   config.mutable_device()->set_precision(proto::TF32);
   Model tf32(gpu, config);  // TF32 is a GPU format
   EXPECT_EQ(tf32.num_params(), 4 * 5 + 4 + 3 * 4 + 3);

@@ -1,0 +1,77 @@
+// `dpt bench step` on a GPU (device.kind: CUDA): per Dense layer, the TFLOP/s of our forward +
+// backward (devices/cuda cuda_dense_forward/backward: the layer's three GEMMs with their casts,
+// epilogues and element-wise kernels) next to plain cuBLASLt GEMMs of the same shapes on
+// operands already in the GEMM's number format, measured in turns in the same run; then the
+// Dense stack's forward + backward per training step (samples/s, p50/p99) and its model FLOP
+// utilisation against the GPU's datasheet peak (devices/gpu_peak.h).
+// Measuring needs a CUDA build (launch/bench_gpu_cuda.cpp; launch/bench_gpu_none.cpp otherwise);
+// rendering is separate so tests can check the table and JSON with fake numbers.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/config.pb.h"
+#include "devices/gpu_peak.h"
+#include "launch/commands.h"
+
+namespace dpt {
+
+// A Dense layer of the model as the GPU bench runs it.
+struct GpuDenseLayer {
+  std::string name;  // core/config.h layer_name
+  int64_t in = 0, out = 0;
+  bool bias = true;
+  bool has_activation = false;         // an activation layer follows it directly (fused on the CPU)
+  proto::ActivationConfig activation;  // that layer's config, when has_activation
+};
+
+// The Dense layers of config.model in order, with their widths. Dropout is not run. Throws
+// dpt::Error (kConfig) when there is none.
+std::vector<GpuDenseLayer> gpu_dense_layers(const proto::Config& config);
+
+struct GpuLayerTiming {
+  std::string name;  // the layer's name (core/config.h layer_name)
+  int64_t rows = 0, in = 0, out = 0;
+  double flops = 0;    // 2 rows in out per GEMM: 3 GEMMs, 2 for the first layer
+  double ours_s = 0;   // our forward + backward, median seconds
+  double plain_s = 0;  // the same GEMMs as plain cuBLASLt calls, median seconds
+};
+
+// The GEMM number format of the GPU bench (devices/cuda CudaGemmInput, without CUDA's headers).
+enum class GpuPrecision { kFp32, kTf32, kBf16, kFp16 };
+
+struct GpuBenchResult {
+  std::string gpu_name;  // as the CUDA runtime reports it
+  std::string device;    // CudaDevice::name()
+  GpuPrecision precision = GpuPrecision::kBf16;
+  GpuPeak peak;
+  double peak_tflops = 0;  // peak.tflops of `precision`; 0 when !peak.known
+  std::vector<GpuLayerTiming> layers;
+  int64_t batch = 0, micro = 0, steps = 0, warmup = 0;
+  double step_flops = 0;    // GEMM flops of one step's Dense stack forward + backward
+  double p50 = 0, p99 = 0;  // seconds per step
+};
+
+// The GEMM number format device.precision selects on a GPU: BF16 and PRECISION_AUTO give bf16
+// (every GPU dpt runs on, compute capability 8.0 and newer, has bf16 tensor cores).
+GpuPrecision gpu_precision(proto::Precision precision);
+const char* gpu_precision_name(GpuPrecision precision);  // "fp32", "tf32", "bf16", "fp16"
+// The entry of `tflops` for `precision`.
+double peak_for(const GpuPeakTflops& tflops, GpuPrecision precision);
+
+// Prints the table to `out` and returns the JSON of `result`.
+nlohmann::json render_gpu_bench(const GpuBenchResult& result, std::FILE* out);
+
+// Runs the measurements on the first usable GPU. Throws dpt::Error (kConfig) when this build has
+// no CUDA or no GPU is usable, naming the reason.
+GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, int64_t steps);
+
+// dpt bench step for device.kind: CUDA: measure, render, write args.json when set.
+nlohmann::json bench_step_gpu(const BenchStepArgs& args, const proto::Config& config,
+                              std::FILE* out);
+
+}  // namespace dpt
