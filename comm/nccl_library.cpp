@@ -6,63 +6,29 @@
 #include "devices/error.h"
 
 namespace dpt {
-namespace {
 
-template <typename Fn>
-void resolve(void* library, const std::string& soname, const char* symbol, Fn& fn) {
-  dlerror();
-  void* address = dlsym(library, symbol);
-  const char* error = dlerror();
-  DPT_CHECK_AS(ErrorKind::kConfig, address != nullptr && error == nullptr)
-      << "comm.backend: \"nccl\": " << soname << " has no symbol " << symbol << " ("
-      << (error ? error : "null") << ")";
-  fn = reinterpret_cast<Fn>(address);
-}
-
-}  // namespace
-
-NcclLibrary::NcclLibrary() {
-  std::string errors;
-  const std::string toolkit_copy = std::string(DPT_NCCL_LIBRARY_DIR) + "/libnccl.so.2";
-  for (const std::string& soname : {std::string("libnccl.so.2"), toolkit_copy}) {
-    library_ = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (library_ != nullptr) {
-      soname_ = soname;
-      break;
-    }
-    const char* error = dlerror();
-    errors += (errors.empty() ? "" : "; ") + (error ? std::string(error) : soname);
-  }
-  DPT_CHECK_AS(ErrorKind::kConfig, library_ != nullptr)
-      << "comm.backend: \"nccl\": cannot load NCCL (" << errors
-      << "); install libnccl2 or add its directory to the loader path";
-  try {
-    resolve(library_, soname_, "ncclGetVersion", get_version);
-    resolve(library_, soname_, "ncclGetUniqueId", get_unique_id);
-    resolve(library_, soname_, "ncclCommInitRankConfig", comm_init_rank_config);
-    resolve(library_, soname_, "ncclCommGetAsyncError", comm_get_async_error);
-    resolve(library_, soname_, "ncclCommAbort", comm_abort);
-    resolve(library_, soname_, "ncclCommFinalize", comm_finalize);
-    resolve(library_, soname_, "ncclCommDestroy", comm_destroy);
-    resolve(library_, soname_, "ncclAllReduce", all_reduce);
-    resolve(library_, soname_, "ncclBroadcast", broadcast);
-    resolve(library_, soname_, "ncclAllGather", all_gather);
-    resolve(library_, soname_, "ncclReduceScatter", reduce_scatter);
-    resolve(library_, soname_, "ncclGetErrorString", error_string);
-    resolve(library_, soname_, "ncclGetLastError", last_error);
-  } catch (...) {
-    dlclose(library_);
-    throw;
-  }
+NcclLibrary::NcclLibrary()
+    : library_({"libnccl.so.2", std::string(DPT_NCCL_LIBRARY_DIR) + "/libnccl.so.2"},
+               RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE, "comm.backend: \"nccl\": NCCL",
+               "install libnccl2 or add its directory to the loader path") {
+  library_.resolve("ncclGetVersion", get_version);
+  library_.resolve("ncclGetUniqueId", get_unique_id);
+  library_.resolve("ncclCommInitRankConfig", comm_init_rank_config);
+  library_.resolve("ncclCommGetAsyncError", comm_get_async_error);
+  library_.resolve("ncclCommAbort", comm_abort);
+  library_.resolve("ncclCommFinalize", comm_finalize);
+  library_.resolve("ncclCommDestroy", comm_destroy);
+  library_.resolve("ncclAllReduce", all_reduce);
+  library_.resolve("ncclBroadcast", broadcast);
+  library_.resolve("ncclAllGather", all_gather);
+  library_.resolve("ncclReduceScatter", reduce_scatter);
+  library_.resolve("ncclGetErrorString", error_string);
+  library_.resolve("ncclGetLastError", last_error);
   DPT_CHECK_AS(ErrorKind::kConfig, get_version(&version_) == ncclSuccess)
-      << "comm.backend: \"nccl\": ncclGetVersion failed in " << soname_;
+      << "comm.backend: \"nccl\": ncclGetVersion failed in " << library_.soname();
   // ncclCommInitRankConfig and ncclCommGetAsyncError's non-blocking mode: NCCL 2.14 on.
   DPT_CHECK_AS(ErrorKind::kConfig, version_ >= 21400)
       << "comm.backend: \"nccl\": " << version() << " is too old (dpt needs NCCL 2.14 or newer)";
-}
-
-NcclLibrary::~NcclLibrary() {
-  if (library_ != nullptr) dlclose(library_);
 }
 
 std::string NcclLibrary::version() const {
@@ -72,7 +38,7 @@ std::string NcclLibrary::version() const {
   const int major = wide ? v / 10000 : v / 1000;
   const int minor = wide ? v / 100 % 100 : v / 100 % 10;
   return "NCCL " + std::to_string(major) + "." + std::to_string(minor) + "." +
-         std::to_string(v % 100) + " (" + soname_ + ")";
+         std::to_string(v % 100) + " (" + library_.soname() + ")";
 }
 
 std::string NcclLibrary::describe(ncclResult_t result, ncclComm_t comm) const {

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "devices/dynamic_library.h"
+
 #include "comm/communicator.h"
 
 namespace dpt {
@@ -17,7 +19,6 @@ class NcclLibrary {
   // Loads the library and resolves every entry point. Throws dpt::Error (kConfig) naming
   // comm.backend and dlerror()'s text when it cannot.
   NcclLibrary();
-  ~NcclLibrary();
   NcclLibrary(const NcclLibrary&) = delete;
   NcclLibrary& operator=(const NcclLibrary&) = delete;
 
@@ -44,8 +45,7 @@ class NcclLibrary {
   std::string describe(ncclResult_t result, ncclComm_t comm) const;
 
  private:
-  void* library_ = nullptr;
-  std::string soname_;
+  DynamicLibrary library_;
   int version_ = 0;
 };
 

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "devices/dynamic_library.h"
+
 namespace dpt {
 
 class CublasLtLibrary {
@@ -15,7 +17,6 @@ class CublasLtLibrary {
   // Loads the library (by soname, then from the toolkit directory dpt was built against) and
   // resolves every entry point. Throws dpt::Error (kConfig) with dlerror()'s text when it cannot.
   CublasLtLibrary();
-  ~CublasLtLibrary();
   CublasLtLibrary(const CublasLtLibrary&) = delete;
   CublasLtLibrary& operator=(const CublasLtLibrary&) = delete;
 
@@ -40,8 +41,7 @@ class CublasLtLibrary {
   void check(cublasStatus_t status, const char* what) const;
 
  private:
-  void* library_ = nullptr;
-  std::string soname_;
+  DynamicLibrary library_;
 };
 
 }  // namespace dpt
