@@ -38,6 +38,12 @@ bool bf16_matmul(const Device& device) {
          static_cast<const CpuDevice&>(device).matmul_precision() == MatmulPrecision::kBf16;
 }
 
+bool onednn_bf16_native() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;  // the ISA values are cumulative bit masks
+}
+
 struct Bf16Gemm::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};

@@ -16,6 +16,11 @@ namespace dpt {
 // Whether `device` runs float32 layer matmuls in bf16 (a CpuDevice with MatmulPrecision::kBf16).
 bool bf16_matmul(const Device& device);
 
+// Whether oneDNN runs bf16 matmuls natively on this CPU: its effective ISA includes
+// avx512_core_bf16 (the CPU has it and the OS enabled AVX-512 state). Emulators such as valgrind
+// report less than /proc/cpuinfo lists.
+bool onednn_bf16_native();
+
 class Bf16Gemm {
  public:
   Bf16Gemm();

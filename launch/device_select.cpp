@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <sched.h>
 
+#include "core/gemm_bf16.h"
 #include "devices/cpu_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
@@ -66,11 +67,15 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
-PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu) {
+PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu, bool onednn_bf16) {
   const std::vector<std::string> features = bf16_features(cpu);
-  const bool bf16_ok = !features.empty();
-  const std::string lists = bf16_ok ? "the CPU lists " + join(features)
-                                    : "the CPU lists neither avx512_bf16 nor amx_bf16";
+  const bool bf16_ok = !features.empty() && onednn_bf16;
+  const std::string lists =
+      features.empty() ? "the CPU lists neither avx512_bf16 nor amx_bf16"
+      : onednn_bf16    ? "the CPU lists " + join(features)
+                       : "the CPU lists " + join(features) +
+                          " but oneDNN's effective ISA lacks avx512_core_bf16 (an emulator such as "
+                          "valgrind, or AVX-512 state not enabled by the OS)";
   constexpr const char* kBf16 = "precision: bf16 matmuls, float32 weights, gradients and loss";
   PrecisionChoice choice;
   switch (requested) {
@@ -177,7 +182,8 @@ DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& w
     why = "; kind CPU requested";
   }
   // Before pinning, so a precision this CPU lacks fails without side effects.
-  PrecisionChoice precision = choose_precision(config.precision(), detect_cpu());
+  PrecisionChoice precision =
+      choose_precision(config.precision(), detect_cpu(), onednn_bf16_native());
   std::string note;
   const int share = share_cpus(world, note);
   CpuDeviceOptions options;

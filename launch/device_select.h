@@ -33,8 +33,12 @@ struct PrecisionChoice {
 // Resolves device.precision on a CPU with `cpu`'s features: PRECISION_AUTO is bf16 when the CPU
 // lists avx512_bf16 or amx_bf16 (oneDNN's bf16 matmul was measured faster than its float32 one
 // on both kinds; README "bf16 mixed precision"), else float32. Throws kConfig naming
-// device.precision when BF16 is requested and the CPU lists neither.
-PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu);
+// device.precision when BF16 is requested and the CPU lists neither. `onednn_bf16`: whether
+// oneDNN itself runs bf16 natively here (core/gemm_bf16.h's onednn_bf16_native()); when it does
+// not although the CPU lists the features (an emulator such as valgrind, or AVX-512 state not
+// enabled by the OS), AUTO is float32 and BF16 a config error, both saying why.
+PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu,
+                                 bool onednn_bf16 = true);
 
 // Where a worker's compute runs, from device.kind, the GPU probe and the worker's place on its
 // node. Pure (tests feed fake probes).

@@ -96,6 +96,23 @@ TEST(ChoosePrecision, AutoKeepsFloat32WithoutBf16HardwareAndSaysWhy) {
             "precision: float32 (AUTO: the CPU lists neither avx512_bf16 nor amx_bf16)");
 }
 
+// /proc/cpuinfo lists bf16 but oneDNN cannot run it natively (valgrind's CPUID, AVX-512 state off):
+// AUTO stays float32 and BF16 is refused, both naming oneDNN's ISA.
+TEST(ChoosePrecision, ListedFeaturesWithoutOneDnnSupportAreNotBf16) {
+  const CpuInfo listed = cpu_with({"avx2", "avx512f", "avx512_bf16"});
+  const PrecisionChoice choice = choose_precision(proto::PRECISION_AUTO, listed, false);
+  EXPECT_EQ(choice.precision, MatmulPrecision::kFp32);
+  EXPECT_TRUE(contains(choice.reason, "oneDNN's effective ISA lacks avx512_core_bf16"))
+      << choice.reason;
+  try {
+    choose_precision(proto::BF16, listed, false);
+    FAIL() << "expected a config error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_TRUE(contains(e.what(), "oneDNN's effective ISA lacks avx512_core_bf16")) << e.what();
+  }
+}
+
 TEST(ChoosePrecision, ExplicitChoicesAreHonoured) {
   const CpuInfo bf16_cpu = cpu_with({"avx512_bf16"});
   EXPECT_EQ(choose_precision(proto::FP32, bf16_cpu).precision, MatmulPrecision::kFp32);
