@@ -32,6 +32,7 @@ struct Variant {
   std::size_t chunk_bytes;
   std::size_t ring_threshold_bytes;
   bool large;
+  std::size_t shm_threshold_bytes = CommOptions{}.shm_threshold_bytes;  // 0: no shared memory
 };
 
 const Variant kVariants[] = {
@@ -39,6 +40,8 @@ const Variant kVariants[] = {
     {"ring_chunk64", AllReduceAlgorithm::kRing, 64, 256 << 10, false},
     {"native", AllReduceAlgorithm::kNative, 1 << 20, 256 << 10, true},
     {"auto_threshold4k_chunk4k", AllReduceAlgorithm::kAuto, 4096, 4096, false},
+    // The message algorithms on one node (as across nodes): recursive doubling and the ring.
+    {"auto_no_shm", AllReduceAlgorithm::kAuto, 0, 32 << 10, true, 0},
 };
 
 CommOptions options_of(const Variant& variant) {
@@ -47,6 +50,7 @@ CommOptions options_of(const Variant& variant) {
   options.all_reduce = variant.algorithm;
   options.chunk_bytes = variant.chunk_bytes;
   options.ring_threshold_bytes = variant.ring_threshold_bytes;
+  options.shm_threshold_bytes = variant.shm_threshold_bytes;
   return options;
 }
 
