@@ -112,9 +112,9 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     lap(mark, times.data_s);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
-    loss_sum += compute_loss(loss_, logits, micro.labels.data<int32_t>(), &grad_logits,
-                             1.0 / static_cast<double>(batch))
-                    .loss_sum;
+    loss_sum +=
+        compute_loss(loss_, logits, micro.labels, &grad_logits, 1.0 / static_cast<double>(batch))
+            .loss_sum;
     // Only the last micro-batch's backward finishes a layer's gradients.
     model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
     lap(mark, times.backward_s);

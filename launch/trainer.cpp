@@ -129,7 +129,7 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
     // The next batch loads while the device runs this one.
     const int64_t next_n = std::min(batch_size, shard.end - shard.begin - row - n);
     if (next_n > 0) loader.prefetch({0, row + n, next_n}, source);
-    LossResult batch = compute_loss(loss, logits, micro.labels.data<int32_t>(), nullptr, 0.0);
+    LossResult batch = compute_loss(loss, logits, micro.labels, nullptr, 0.0);
     totals[0] += batch.loss_sum;
     totals[1] += static_cast<double>(batch.correct);
   }
