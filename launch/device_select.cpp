@@ -153,6 +153,25 @@ proto::DeviceConfig cpu_only(proto::DeviceConfig config, const std::string& what
   return config;
 }
 
+std::string gpu_precision_reason(proto::Precision requested) {
+  switch (requested) {
+    case proto::TF32:
+      return "precision: TF32 tensor-core GEMMs on the GPU, float32 everywhere else (TF32 "
+             "requested)";
+    case proto::BF16:
+      return "precision: bf16 GEMM inputs on the GPU with float32 accumulation, weights, "
+             "gradients and loss (BF16 requested)";
+    case proto::FP16:
+      return "precision: fp16 requested (refused when the model is built: its loss scaling is "
+             "not wired into training yet)";
+    case proto::FP32:
+      return "precision: float32 on the GPU (FP32 requested)";
+    case proto::PRECISION_AUTO:
+      break;
+  }
+  return "precision: float32 on the GPU (AUTO; TF32 or BF16 are opt-in there)";
+}
+
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
   const GpuProbe probe =
       config.kind() == proto::CPU ? GpuProbe{{}, 0, 0, "not probed (kind CPU)"} : probe_gpus();
@@ -173,8 +192,7 @@ DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& w
       DeviceChoice choice;
       choice.device = make_gpu(decision.gpu);
       choice.reason = "device: " + choice.device->name() + "; " + decision.reason;
-      choice.precision_reason =
-          "precision: float32 on the GPU (device.precision chooses the CPU's matmul format)";
+      choice.precision_reason = gpu_precision_reason(config.precision());
       return choice;
     }
     why = "; " + decision.reason;

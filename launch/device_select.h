@@ -40,6 +40,9 @@ struct PrecisionChoice {
 PrecisionChoice choose_precision(proto::Precision requested, const CpuInfo& cpu,
                                  bool onednn_bf16 = true);
 
+// The precision line for a worker on a GPU (the Dense GEMMs' format there, core/model.cpp).
+std::string gpu_precision_reason(proto::Precision requested);
+
 // Where a worker's compute runs, from device.kind, the GPU probe and the worker's place on its
 // node. Pure (tests feed fake probes).
 struct DeviceDecision {

@@ -113,6 +113,14 @@ TEST(ChoosePrecision, ListedFeaturesWithoutOneDnnSupportAreNotBf16) {
   }
 }
 
+// On a GPU the precision line describes the GPU's GEMM format, not the CPU's.
+TEST(ChoosePrecision, TheGpuLineNamesTheGpuFormat) {
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::PRECISION_AUTO), "float32 on the GPU"));
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::TF32), "TF32 tensor-core GEMMs on the GPU"));
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::BF16), "bf16 GEMM inputs on the GPU"));
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::FP16), "refused when the model is built"));
+}
+
 TEST(ChoosePrecision, ExplicitChoicesAreHonoured) {
   const CpuInfo bf16_cpu = cpu_with({"avx512_bf16"});
   EXPECT_EQ(choose_precision(proto::FP32, bf16_cpu).precision, MatmulPrecision::kFp32);
