@@ -12,37 +12,19 @@
 #include "comm/thread_world.h"
 #include "devices/cpu_device.h"
 #include "fake_gpu.h"
+#include "forwarding_communicator.h"
 
 namespace dpt {
 namespace {
 
 // Passes everything on to `inner` but claims to take device memory (like NCCL).
-class DeviceMemoryComm : public Communicator {
+class DeviceMemoryComm : public testing::ForwardingCommunicator {
  public:
-  explicit DeviceMemoryComm(std::unique_ptr<Communicator> inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  std::string backend() const override { return "device-memory " + inner_->backend(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
+  std::string backend() const override {
+    return "device-memory " + ForwardingCommunicator::backend();
+  }
   bool device_memory() const override { return true; }
-  void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
-                  ReduceOp op) override {
-    inner_->all_reduce(send, recv, count, dtype, op);
-  }
-  void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
-    inner_->broadcast(buffer, count, dtype, root);
-  }
-  void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
-    inner_->all_gather(send, recv, count, dtype);
-  }
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
-                      ReduceOp op) override {
-    inner_->reduce_scatter(send, recv, count, dtype, op);
-  }
-  void barrier() override { inner_->barrier(); }
-  void abort(int exit_code) noexcept override { inner_->abort(exit_code); }
-
- private:
-  std::unique_ptr<Communicator> inner_;
 };
 
 enum class Where { kCpu, kFakeGpu, kFakeGpuDeviceComm };

@@ -7,6 +7,7 @@
 
 #include "comm/thread_world.h"
 #include "devices/error.h"
+#include "forwarding_communicator.h"
 #include "launch/comm_probe.h"
 #include "launch/report_table.h"
 
@@ -47,32 +48,14 @@ TEST(ReportTable, FormatsAboutFourSignificantDigits) {
 }
 
 // Communicator that corrupts one element of every all-reduce on one rank.
-class CorruptingCommunicator : public Communicator {
+class CorruptingCommunicator : public testing::ForwardingCommunicator {
  public:
-  explicit CorruptingCommunicator(std::unique_ptr<Communicator> inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  std::string backend() const override { return inner_->backend(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
-    inner_->all_reduce(send, recv, count, dtype, op);
+    ForwardingCommunicator::all_reduce(send, recv, count, dtype, op);
     if (dtype == DType::kF32 && rank() == 1 && count > 3) static_cast<float*>(recv)[3] += 1.0f;
   }
-  void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
-    inner_->broadcast(buffer, count, dtype, root);
-  }
-  void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
-    inner_->all_gather(send, recv, count, dtype);
-  }
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
-                      ReduceOp op) override {
-    inner_->reduce_scatter(send, recv, count, dtype, op);
-  }
-  void barrier() override { inner_->barrier(); }
-  void abort(int exit_code) noexcept override { inner_->abort(exit_code); }
-
- private:
-  std::unique_ptr<Communicator> inner_;
 };
 
 // Runs measure_all_reduce on every rank of a 3-rank thread world; returns each rank's rows, or
