@@ -39,6 +39,12 @@ struct ThreadWorld::State {
 
 namespace {
 
+// Throws kComm naming the aborting rank once any rank called abort(). Holds state.mutex.
+void check_aborted(const ThreadWorld::State& state) {
+  DPT_CHECK_AS(ErrorKind::kComm, state.aborted_by < 0)
+      << "the job was aborted by rank " << state.aborted_by;
+}
+
 // A receive stays in its channel's queue until matched; one dropped unmatched (after a timeout)
 // removes itself so a late message is not written into freed memory.
 struct ThreadRequest : Request {
@@ -168,10 +174,7 @@ class ThreadTransport : public Transport {
     DPT_CHECK(peer >= 0 && peer < state_.size)
         << "rank " << peer << " outside a world of " << state_.size;
   }
-  void check_aborted() const {
-    DPT_CHECK_AS(ErrorKind::kComm, state_.aborted_by < 0)
-        << "the job was aborted by rank " << state_.aborted_by;
-  }
+  void check_aborted() const { dpt::check_aborted(state_); }
 
   ThreadWorld::State& state_;
   int rank_;
@@ -188,8 +191,7 @@ class ThreadCommunicator : public TransportCommunicator {
       regions.push_back(state.regions.get() + r * state.region_bytes);
     use_shared_memory(std::make_unique<ShmAllReduce>(regions, rank, state.chunk_bytes, [&state] {
       std::lock_guard<std::mutex> lock(state.mutex);
-      DPT_CHECK_AS(ErrorKind::kComm, state.aborted_by < 0)
-          << "the job was aborted by rank " << state.aborted_by;
+      check_aborted(state);
     }));
   }
   std::string backend() const override { return "threads"; }

@@ -19,6 +19,7 @@
 #include "devices/cuda/cuda_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "first_gpu.h"
 
 namespace dpt {
 namespace {
@@ -46,13 +47,7 @@ std::unique_ptr<Device> gpu_or_skip_reason(std::string& reason) {
     reason = "this build has no nccl backend";
     return nullptr;
   }
-  const GpuProbe probe = probe_gpus();
-  const std::vector<GpuInfo> usable = usable_gpus(probe);
-  if (usable.empty()) {
-    reason = "no usable GPU: " + probe.reason;
-    return nullptr;
-  }
-  return make_cuda_device(usable.front().index);
+  return testing::first_gpu(reason);
 }
 
 std::unique_ptr<Communicator> nccl_on(Device& gpu, double timeout_s) {

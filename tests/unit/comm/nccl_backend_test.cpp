@@ -16,6 +16,7 @@
 #include "devices/cpu_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "first_gpu.h"
 #include "staged_communicator.h"
 
 namespace dpt {
@@ -41,16 +42,7 @@ std::string config_error(Device* device) {
   return "";
 }
 
-// The first usable GPU as a Device, or null (the test then skips with `reason`).
-std::unique_ptr<Device> first_gpu(std::string& reason) {
-  const GpuProbe probe = probe_gpus();
-  const std::vector<GpuInfo> usable = usable_gpus(probe);
-  if (usable.empty()) {
-    reason = "no usable GPU: " + probe.reason;
-    return nullptr;
-  }
-  return make_cuda_device(usable.front().index);
-}
+using testing::first_gpu;
 
 TEST(NcclBackend, RefusedOnACpuDevice) {
   CpuDevice cpu;
