@@ -34,6 +34,13 @@ class Communicator {
   // Whether buffers may be memory of the worker's CUDA device (NCCL). false: host memory only;
   // callers stage device buffers through host memory.
   virtual bool device_memory() const { return false; }
+  // Host memory for a buffer that all_reduce then reduces in place without copies, because every
+  // rank of the node maps every rank's buffer (the gradient buffer; NCCL's ncclMemAlloc plays the
+  // same part). Collective: every rank calls it. Returns null on every rank where the backend has
+  // no such memory (several nodes, shared memory off, other backends) or the ranks asked for
+  // different sizes; callers then use their own. Zero-filled, 64-byte aligned; released when the
+  // last copy of the pointer goes.
+  virtual std::shared_ptr<void> allocate_shared(std::size_t bytes) { return nullptr; }
 
   // recv[i] = op over ranks of send[i], for i < count; identical bits on every rank.
   virtual void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,

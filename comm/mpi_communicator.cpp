@@ -85,6 +85,21 @@ class MpiCommunicator : public TransportCommunicator {
   }
 
  protected:
+  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) override {
+    const std::size_t stride = (bytes + 63) / 64 * 64;
+    std::string why;
+    std::shared_ptr<SharedSegment> segment;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      segment = map_node_segment(comm_, stride, why);
+    }
+    if (segment == nullptr) return nullptr;
+    bases.clear();
+    for (int r = 0; r < size(); ++r) bases.push_back(segment->data() + r * stride);
+    // Shares ownership of the whole segment: it stays mapped while this rank's buffer is in use.
+    return std::shared_ptr<void>(segment, bases[static_cast<std::size_t>(rank())]);
+  }
+
   bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
                          Clock::time_point deadline) override {
     const MPI_Datatype type = mpi_type(dtype);

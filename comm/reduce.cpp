@@ -88,61 +88,81 @@ struct Min {
   }
 };
 
-template <typename T, typename Op>
-void reduce_loop(T* __restrict dst, const T* __restrict src, std::size_t count, Op op) {
-  for (std::size_t i = 0; i < count; ++i) dst[i] = op(dst[i], src[i]);
-}
+// How one storage type is reduced: loaded into the type the operator runs in, stored back.
+// Identity for float, double and the integers; 16-bit floats widen to float and round back once.
+template <typename T>
+struct Plain {
+  using Storage = T;
+  static T load(T value) { return value; }
+  static T store(T value) { return value; }
+};
+template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float)>
+struct Widened {
+  using Storage = uint16_t;
+  static float load(uint16_t value) { return kToFloat(value); }
+  static uint16_t store(float value) { return kFromFloat(value); }
+};
 
-// 16-bit floats: widen both operands, reduce in float, round back once.
-template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float), typename Op>
-void reduce_loop_16(uint16_t* __restrict dst, const uint16_t* __restrict src, std::size_t count,
-                    Op op) {
+template <typename Codec, typename Op>
+void reduce_loop(void* dst_bytes, const void* src_bytes, std::size_t count, Op op) {
+  using T = typename Codec::Storage;
+  T* __restrict dst = static_cast<T*>(dst_bytes);
+  const T* __restrict src = static_cast<const T*>(src_bytes);
   for (std::size_t i = 0; i < count; ++i)
-    dst[i] = kFromFloat(op(kToFloat(dst[i]), kToFloat(src[i])));
+    dst[i] = Codec::store(op(Codec::load(dst[i]), Codec::load(src[i])));
 }
 
-template <typename T>
-void reduce_typed(void* dst, const void* src, std::size_t count, ReduceOp op) {
-  T* d = static_cast<T*>(dst);
-  const T* s = static_cast<const T*>(src);
+template <typename Codec, typename Op>
+void combine_loop(void* dst_bytes, const void* a_bytes, const void* b_bytes, std::size_t count,
+                  Op op) {
+  using T = typename Codec::Storage;
+  T* __restrict dst = static_cast<T*>(dst_bytes);
+  const T* __restrict a = static_cast<const T*>(a_bytes);
+  const T* __restrict b = static_cast<const T*>(b_bytes);
+  for (std::size_t i = 0; i < count; ++i)
+    dst[i] = Codec::store(op(Codec::load(a[i]), Codec::load(b[i])));
+}
+
+// Calls kernel(Codec{}, Op{}) for the codec of `dtype` and the operator of `op` (kAvg sums).
+template <typename Codec, typename Kernel>
+void with_op(ReduceOp op, Kernel&& kernel) {
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAvg:
-      return reduce_loop(d, s, count, Sum());
+      return kernel(Codec(), Sum());
     case ReduceOp::kMax:
-      return reduce_loop(d, s, count, Max());
+      return kernel(Codec(), Max());
     case ReduceOp::kMin:
-      return reduce_loop(d, s, count, Min());
+      return kernel(Codec(), Min());
   }
 }
 
-template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float)>
-void reduce_16(void* dst, const void* src, std::size_t count, ReduceOp op) {
-  auto* d = static_cast<uint16_t*>(dst);
-  const auto* s = static_cast<const uint16_t*>(src);
-  switch (op) {
-    case ReduceOp::kSum:
-    case ReduceOp::kAvg:
-      return reduce_loop_16<kToFloat, kFromFloat>(d, s, count, Sum());
-    case ReduceOp::kMax:
-      return reduce_loop_16<kToFloat, kFromFloat>(d, s, count, Max());
-    case ReduceOp::kMin:
-      return reduce_loop_16<kToFloat, kFromFloat>(d, s, count, Min());
+template <typename Kernel>
+void with_codec(DType dtype, ReduceOp op, Kernel&& kernel) {
+  switch (dtype) {
+    case DType::kF32:
+      return with_op<Plain<float>>(op, kernel);
+    case DType::kF64:
+      return with_op<Plain<double>>(op, kernel);
+    case DType::kBF16:
+      return with_op<Widened<bf16_to_f32, f32_to_bf16>>(op, kernel);
+    case DType::kF16:
+      return with_op<Widened<f16_to_f32, f32_to_f16>>(op, kernel);
+    case DType::kI32:
+      return with_op<Plain<int32_t>>(op, kernel);
+    case DType::kI64:
+      return with_op<Plain<int64_t>>(op, kernel);
   }
+  DPT_THROW(ErrorKind::kInternal) << "reduce: unknown dtype " << static_cast<int>(dtype);
 }
 
-template <typename T>
+template <typename Codec>
 void divide_loop(void* data, std::size_t count, int world_size) {
+  using T = typename Codec::Storage;
+  using Value = decltype(Codec::load(T()));
   T* __restrict d = static_cast<T*>(data);
-  const T divisor = static_cast<T>(world_size);
-  for (std::size_t i = 0; i < count; ++i) d[i] = d[i] / divisor;
-}
-
-template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float)>
-void divide_loop_16(void* data, std::size_t count, int world_size) {
-  auto* __restrict d = static_cast<uint16_t*>(data);
-  const float divisor = static_cast<float>(world_size);
-  for (std::size_t i = 0; i < count; ++i) d[i] = kFromFloat(kToFloat(d[i]) / divisor);
+  const Value divisor = static_cast<Value>(world_size);
+  for (std::size_t i = 0; i < count; ++i) d[i] = Codec::store(Codec::load(d[i]) / divisor);
 }
 
 }  // namespace
@@ -167,41 +187,22 @@ float f16_to_float(uint16_t value) { return f16_to_f32(value); }
 uint16_t float_to_f16(float value) { return f32_to_f16(value); }
 
 void reduce_into(void* dst, const void* src, std::size_t count, DType dtype, ReduceOp op) {
-  switch (dtype) {
-    case DType::kF32:
-      return reduce_typed<float>(dst, src, count, op);
-    case DType::kF64:
-      return reduce_typed<double>(dst, src, count, op);
-    case DType::kBF16:
-      return reduce_16<bf16_to_f32, f32_to_bf16>(dst, src, count, op);
-    case DType::kF16:
-      return reduce_16<f16_to_f32, f32_to_f16>(dst, src, count, op);
-    case DType::kI32:
-      return reduce_typed<int32_t>(dst, src, count, op);
-    case DType::kI64:
-      return reduce_typed<int64_t>(dst, src, count, op);
-  }
-  DPT_THROW(ErrorKind::kInternal) << "reduce_into: unknown dtype " << static_cast<int>(dtype);
+  with_codec(dtype, op,
+             [&](auto codec, auto op_fn) { reduce_loop<decltype(codec)>(dst, src, count, op_fn); });
+}
+
+void reduce_pair(void* dst, const void* a, const void* b, std::size_t count, DType dtype,
+                 ReduceOp op) {
+  with_codec(dtype, op, [&](auto codec, auto op_fn) {
+    combine_loop<decltype(codec)>(dst, a, b, count, op_fn);
+  });
 }
 
 void finish_average(void* data, std::size_t count, DType dtype, int world_size) {
   DPT_CHECK(world_size >= 1) << "finish_average: world size " << world_size << " must be >= 1";
   if (world_size == 1) return;
-  switch (dtype) {
-    case DType::kF32:
-      return divide_loop<float>(data, count, world_size);
-    case DType::kF64:
-      return divide_loop<double>(data, count, world_size);
-    case DType::kBF16:
-      return divide_loop_16<bf16_to_f32, f32_to_bf16>(data, count, world_size);
-    case DType::kF16:
-      return divide_loop_16<f16_to_f32, f32_to_f16>(data, count, world_size);
-    case DType::kI32:
-      return divide_loop<int32_t>(data, count, world_size);
-    case DType::kI64:
-      return divide_loop<int64_t>(data, count, world_size);
-  }
-  DPT_THROW(ErrorKind::kInternal) << "finish_average: unknown dtype " << static_cast<int>(dtype);
+  with_codec(dtype, ReduceOp::kSum,
+             [&](auto codec, auto) { divide_loop<decltype(codec)>(data, count, world_size); });
 }
 
 }  // namespace dpt

@@ -17,6 +17,10 @@ namespace dpt {
 // converted to float, reduced and rounded back to nearest even once per call. Integer sums wrap
 // modulo 2^bits (two's complement) instead of overflowing. dst and src must not overlap.
 void reduce_into(void* dst, const void* src, std::size_t count, DType dtype, ReduceOp op);
+// dst[i] = op(a[i], b[i]): reduce_into's result without first copying a into dst (the same
+// bits). dst must overlap neither a nor b.
+void reduce_pair(void* dst, const void* a, const void* b, std::size_t count, DType dtype,
+                 ReduceOp op);
 
 // data[i] /= world_size for i < count: turns the sum accumulated for kAvg into the average.
 // Floats divide in their own precision (bf16/f16 through float, rounded once); integers use C++

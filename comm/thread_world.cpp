@@ -195,6 +195,24 @@ class ThreadCommunicator : public TransportCommunicator {
     }));
   }
   std::string backend() const override { return "threads"; }
+
+ protected:
+  // Threads share the address space: each rank allocates its own buffer, and the ranks swap the
+  // addresses.
+  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) override {
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    std::shared_ptr<void> memory(std::aligned_alloc(64, rounded), &std::free);
+    DPT_CHECK(memory != nullptr) << "ThreadWorld: cannot allocate " << rounded << " bytes";
+    std::memset(memory.get(), 0, rounded);
+    const auto mine = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(memory.get()));
+    std::vector<uint64_t> addresses(static_cast<std::size_t>(size()));
+    all_gather(&mine, addresses.data(), 1, DType::kI64);
+    bases.clear();
+    for (uint64_t address : addresses) bases.push_back(reinterpret_cast<char*>(address));
+    return memory;
+  }
+
+ public:
   void abort(int exit_code) noexcept override {
     {
       std::lock_guard<std::mutex> lock(state_.mutex);

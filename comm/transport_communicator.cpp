@@ -52,7 +52,7 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
   }
   const AllReduceAlgorithm algorithm = options_.all_reduce;
   if (algorithm == AllReduceAlgorithm::kAuto && shm_ != nullptr &&
-      bytes < options_.shm_threshold_bytes) {
+      (bytes < options_.shm_threshold_bytes || (send == recv && shm_->shares(recv, bytes)))) {
     // Carries its own header check (every rank reads every header before reducing).
     run(header, false, [&](Clock::time_point deadline) {
       shm_->run(send, recv, count, dtype, op, header_of_run_, deadline);
@@ -120,6 +120,24 @@ void TransportCommunicator::barrier() {
     // The shared-memory check returns only once every rank has arrived: a barrier already.
     if (shm_ == nullptr) dissemination_barrier(transport_, deadline, ring_options());
   });
+}
+
+std::shared_ptr<void> TransportCommunicator::allocate_shared(std::size_t bytes) {
+  if (shm_ == nullptr) return nullptr;
+  const uint64_t mine = bytes;
+  std::vector<uint64_t> sizes(static_cast<std::size_t>(size()));
+  all_gather(&mine, sizes.data(), 1, DType::kI64);
+  // Ranks that disagree all get null (each sees every size); the caller's own checks (the
+  // trainer's fingerprint of model shapes) then name the difference.
+  for (uint64_t theirs : sizes) {
+    if (theirs != mine) return nullptr;
+  }
+  if (bytes == 0) return nullptr;
+  std::vector<char*> bases;
+  std::shared_ptr<void> memory = map_shared(bytes, bases);
+  if (memory == nullptr) return nullptr;
+  shm_->add_shared_buffer(std::move(bases), bytes, memory);
+  return memory;
 }
 
 }  // namespace dpt

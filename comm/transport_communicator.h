@@ -34,6 +34,9 @@ class TransportCommunicator : public Communicator {
   void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                       ReduceOp op) override;
   void barrier() override;
+  // With shared memory (all ranks on one node): agrees on `bytes`, maps a buffer per rank through
+  // map_shared and registers it with the shared-memory all-reduce.
+  std::shared_ptr<void> allocate_shared(std::size_t bytes) override;
 
   const CommOptions& options() const { return options_; }
 
@@ -44,6 +47,11 @@ class TransportCommunicator : public Communicator {
   virtual bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
                                  Clock::time_point deadline) {
     return false;
+  }
+  // Collective: a zero-filled, 64-byte aligned buffer of `bytes` for this rank, with bases[j] set
+  // to rank j's buffer as mapped in this process; null on every rank where there is none.
+  virtual std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) {
+    return nullptr;
   }
   // Gives the communicator a shared-memory all-reduce over every rank (all on one node), which
   // ALL_REDUCE_AUTO then uses at every size. Every rank must set it, or none.

@@ -92,7 +92,14 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
   int64_t total = 0;
   for (const auto& layer : layers_) total += layer->num_params();
   params_ = Tensor(device, {total}, options_.dtype);
-  grads_ = Tensor(device, {total}, options_.dtype);
+  if (options_.grad_memory && device.kind() == DeviceKind::kCpu) {
+    std::shared_ptr<void> memory =
+        options_.grad_memory(static_cast<std::size_t>(total) * dtype_size(options_.dtype));
+    grads_ = memory != nullptr ? Tensor(device, {total}, options_.dtype, std::move(memory))
+                               : Tensor(device, {total}, options_.dtype);
+  } else {
+    grads_ = Tensor(device, {total}, options_.dtype);
+  }
   int64_t offset = 0;
   for (const auto& layer : layers_) {
     const int64_t n = layer->num_params();

@@ -20,6 +20,10 @@ namespace dpt {
 struct ModelOptions {
   DType dtype = DType::kF32;     // float64 for gradient checks
   bool fuse_activations = true;  // fuse Dense + activation pairs
+  // On a CPU device, where the flat gradient buffer lives: called once with its size in bytes;
+  // null result or no function: the device's own memory. Training passes the communicator's
+  // allocate_shared, so gradient all-reduces on one node need no copies.
+  std::function<std::shared_ptr<void>(std::size_t bytes)> grad_memory = nullptr;
 };
 
 // A parameter by its full name, e.g. "dense0/weight".

@@ -9,11 +9,16 @@ namespace dpt {
 
 struct Tensor::Storage {
   Storage(Device& device, std::size_t bytes) : device(device), ptr(device.allocate(bytes)) {}
-  ~Storage() { device.deallocate(ptr); }
+  Storage(Device& device, std::shared_ptr<void> memory)
+      : device(device), ptr(memory.get()), external(std::move(memory)) {}
+  ~Storage() {
+    if (external == nullptr) device.deallocate(ptr);
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   Device& device;
   void* ptr;
+  std::shared_ptr<void> external;  // memory owned elsewhere (kept alive here), or null
 };
 
 std::size_t dtype_size(DType dtype) {
@@ -68,6 +73,17 @@ Tensor::Tensor(Device& device, Shape shape, DType dtype) : shape_(std::move(shap
   for (int64_t d : shape_)
     DPT_CHECK(d >= 0) << "negative dimension in shape " << shape_string(shape_);
   storage_ = std::make_shared<Storage>(device, bytes());
+  fill_zero();
+}
+
+Tensor::Tensor(Device& device, Shape shape, DType dtype, std::shared_ptr<void> memory)
+    : shape_(std::move(shape)), dtype_(dtype) {
+  for (int64_t d : shape_)
+    DPT_CHECK(d >= 0) << "negative dimension in shape " << shape_string(shape_);
+  DPT_CHECK(device.kind() == DeviceKind::kCpu)
+      << "a tensor over outside memory must be on the CPU, not " << device.name();
+  DPT_CHECK(memory != nullptr || bytes() == 0) << "a tensor over outside memory without memory";
+  storage_ = std::make_shared<Storage>(device, std::move(memory));
   fill_zero();
 }
 

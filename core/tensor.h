@@ -32,6 +32,10 @@ class Tensor {
   Tensor() = default;
   // Allocates numel(shape) elements on `device`, zero-filled.
   Tensor(Device& device, Shape shape, DType dtype);
+  // Over host memory owned elsewhere (at least numel(shape) elements, kept alive by `memory`),
+  // zero-filled; `device` must be a CPU device. E.g. a gradient buffer the ranks of one node
+  // share (Communicator::allocate_shared).
+  Tensor(Device& device, Shape shape, DType dtype, std::shared_ptr<void> memory);
 
   bool defined() const { return storage_ != nullptr; }
   Device& device() const;

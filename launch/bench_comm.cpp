@@ -36,9 +36,8 @@ struct AlgorithmInfo {
 };
 
 const AlgorithmInfo kAlgorithms[] = {
-    {"ring", "dpt ring"},
-    {"mpi", "MPI_Allreduce"},
-    {"native", "dpt native"},
+    {"ring", "dpt ring"},     {"mpi", "MPI_Allreduce"},
+    {"native", "dpt native"}, {"auto-plain", "dpt auto, own buffer"},
     {"auto", "dpt auto"},
 };
 
@@ -81,7 +80,8 @@ std::vector<AlgorithmInfo> chosen_algorithms(const std::vector<std::string>& key
     DPT_CHECK_AS(ErrorKind::kConfig,
                  std::any_of(std::begin(kAlgorithms), std::end(kAlgorithms),
                              [&](const AlgorithmInfo& info) { return key == info.key; }))
-        << "--algorithms: unknown algorithm \"" << key << "\" (ring, mpi, native, auto)";
+        << "--algorithms: unknown algorithm \"" << key
+        << "\" (ring, mpi, native, auto-plain, auto)";
   }
   return chosen;
 }
@@ -123,21 +123,31 @@ AllReduce all_reduce_of(std::shared_ptr<Communicator> comm) {
   };
 }
 
-// The all-reduce `info` names. dpt's communicators are made here (collective: every rank, in the
-// same order) and kept alive by the returned function.
-AllReduce make_all_reduce(const AlgorithmInfo& info, const CommOptions& base) {
+// The all-reduce `info` names, on `max_count` floats. dpt's communicators are made here
+// (collective: every rank, in the same order) and kept alive by the returned call. "auto" runs
+// on a buffer from the communicator's allocate_shared, as training's gradient buffer does.
+BenchCall make_all_reduce(const AlgorithmInfo& info, const CommOptions& base,
+                          std::size_t max_count) {
+  BenchCall call;
   if (info.key == "mpi") {
-    return [](float* data, std::size_t count) {
+    call.run = [](float* data, std::size_t count) {
       MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
                               MPI_COMM_WORLD))
           << "bench comm";
     };
+    return call;
   }
   CommOptions options = base;
   options.all_reduce = info.key == "ring"     ? AllReduceAlgorithm::kRing
                        : info.key == "native" ? AllReduceAlgorithm::kNative
                                               : AllReduceAlgorithm::kAuto;
-  return all_reduce_of(make_mpi_communicator(options));
+  std::shared_ptr<Communicator> comm = make_mpi_communicator(options);
+  call.run = all_reduce_of(comm);
+  if (info.key == "auto") {
+    call.memory = comm->allocate_shared(max_count * sizeof(float));
+    call.host_buffer = static_cast<float*>(call.memory.get());
+  }
+  return call;
 }
 
 // The lines above the table: setup, the memcpy bound, definitions, column headings.
@@ -152,8 +162,11 @@ void print_header(const nlohmann::json& json, const std::vector<AlgorithmInfo>& 
   const uint64_t chunk = json["chunk_bytes"].get<uint64_t>();
   fmt::print(
       "dpt ring/native/auto: chunk_bytes {}; native is MPI_Iallreduce polled against the "
-      "deadline; auto with every rank on one node: shared memory below {} (shm_threshold_bytes), "
-      "across nodes recursive doubling below {} (ring_threshold_bytes), the ring from there up\n",
+      "deadline; auto with every rank on one node: shared memory below {} (shm_threshold_bytes) "
+      "and at every size on buffers from allocate_shared (no copies), across nodes recursive "
+      "doubling below {} (ring_threshold_bytes), the ring from there up. dpt auto runs on a buffer "
+      "from allocate_shared (as training's gradient buffer), dpt auto, own buffer on the common "
+      "one\n",
       chunk == 0 ? std::string("automatic (whole blocks on one node, 1 MiB across nodes)")
                  : size_text(chunk),
       size_text(json["shm_threshold_bytes"].get<uint64_t>()),
@@ -211,12 +224,14 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   // Declared before the calls: the device outlives its communicator and buffer.
   const std::shared_ptr<Device> device = backend_device(args, world);
   std::vector<BenchCall> calls;
-  for (const AlgorithmInfo& info : chosen) calls.push_back({make_all_reduce(info, options)});
+  for (const AlgorithmInfo& info : chosen)
+    calls.push_back(make_all_reduce(info, options, max_count));
   std::shared_ptr<void> device_buffer;
   if (!args.backend.empty()) {
     std::shared_ptr<Communicator> backend = make_backend(args, device.get());
     chosen.push_back({"backend", backend->backend()});
-    BenchCall call{all_reduce_of(backend)};
+    BenchCall call;
+    call.run = all_reduce_of(backend);
     if (backend->device_memory()) {
       DPT_CHECK_AS(ErrorKind::kConfig, device != nullptr)
           << "--backend " << args.backend << ": its buffers are device memory but no device";

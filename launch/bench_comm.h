@@ -21,11 +21,12 @@ struct BenchCommArgs {
   uint64_t chunk_bytes = CommOptions{}.chunk_bytes;                  // for dpt's algorithms
   uint64_t threshold_bytes = CommOptions{}.ring_threshold_bytes;     // for dpt auto across nodes
   uint64_t shm_threshold_bytes = CommOptions{}.shm_threshold_bytes;  // for dpt auto on one node
-  std::vector<std::string> algorithms;  // subset of ring, mpi, native, auto; empty: all (with
-                                        // --backend: mpi only)
-  std::string backend;                  // a comm.backend to time as well ("plugin", "mpi", ...)
-  std::string plugin_path;              // comm.plugin_path for --backend plugin
-  std::string json;                     // write results here too when not empty
+  std::vector<std::string>
+      algorithms;           // subset of ring, mpi, native, auto-plain, auto; empty: all (with
+                            // --backend: mpi only)
+  std::string backend;      // a comm.backend to time as well ("plugin", "mpi", ...)
+  std::string plugin_path;  // comm.plugin_path for --backend plugin
+  std::string json;         // write results here too when not empty
 };
 
 // Every rank of `world` must call it. Only rank 0 prints and writes the JSON. Throws kConfig for

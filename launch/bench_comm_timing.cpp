@@ -84,19 +84,19 @@ std::vector<std::vector<double>> time_size(const std::vector<BenchCall>& calls,
       for (int64_t call = 0; call < warmup + timed; ++call) {
         const BenchCall& bench = calls[k];
         const std::size_t bytes = count * sizeof(float);
+        float* host = bench.host_buffer != nullptr ? bench.host_buffer : work.data();
         if (bench.device != nullptr) {
           bench.device->copy_from_host(bench.device_buffer, input.data(), bytes);
         } else {
-          std::memcpy(work.data(), input.data(), bytes);
+          std::memcpy(host, input.data(), bytes);
         }
         MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)) << "bench comm: barrier";
         const Clock::time_point start = Clock::now();
-        bench.run(bench.device != nullptr ? bench.device_buffer : work.data(), count);
+        bench.run(bench.device != nullptr ? bench.device_buffer : host, count);
         const double elapsed = seconds_since(start);
         if (call >= warmup) seconds[k].push_back(elapsed);
-        if (bench.device != nullptr)
-          bench.device->copy_to_host(work.data(), bench.device_buffer, bytes);
-        check_sum(work.data(), count, expected, mismatches[k]);
+        if (bench.device != nullptr) bench.device->copy_to_host(host, bench.device_buffer, bytes);
+        check_sum(host, count, expected, mismatches[k]);
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,14 @@ using AllReduce = std::function<void(float* data, std::size_t count)>;
 // One timed all-reduce. With `device` (a backend whose buffers are device memory, e.g. nccl) the
 // input is copied to `device_buffer` before the barrier and the result back after the timed
 // call, so the copies are not timed.
+// With `host_buffer` (memory from Communicator::allocate_shared, as training's gradient buffer)
+// the call runs there instead of on the common work buffer; `memory` keeps it alive.
 struct BenchCall {
   AllReduce run;
   Device* device = nullptr;
   float* device_buffer = nullptr;
+  float* host_buffer = nullptr;
+  std::shared_ptr<void> memory;
 };
 
 // Rank r's element i is (i + 131 r) mod 1021: small integers, so float32 sums over up to 16000

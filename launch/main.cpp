@@ -134,8 +134,9 @@ void add_bench(CLI::App& app, dpt::BenchStepArgs& args, dpt::BenchCommArgs& comm
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
   all_reduce
-      ->add_option("--algorithms", comm.algorithms, "Subset of: ring mpi native auto (default all)")
-      ->check(CLI::IsMember({"ring", "mpi", "native", "auto"}));
+      ->add_option("--algorithms", comm.algorithms,
+                   "Subset of: ring mpi native auto-plain auto (default all)")
+      ->check(CLI::IsMember({"ring", "mpi", "native", "auto-plain", "auto"}));
   all_reduce->add_option("--backend", comm.backend,
                          "Also time this comm.backend (mpi, plugin, ...); alone: next to MPI only");
   all_reduce->add_option("--plugin-path", comm.plugin_path,

@@ -200,7 +200,10 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   const Dataset train_set = load_dataset(config.data().train_path());
   std::optional<Dataset> test_set;
   if (!config.data().test_path().empty()) test_set = load_dataset(config.data().test_path());
-  Model model(device, config);
+  ModelOptions model_options;
+  // On one node the ranks map each other's gradient buffers: all-reduce without copies.
+  model_options.grad_memory = [&comm](std::size_t bytes) { return comm.allocate_shared(bytes); };
+  Model model(device, config, model_options);
   check_dataset_fits(config, model, train_set);
   if (test_set) check_dataset_fits(config, model, *test_set);
   check_same_run(comm, config, model, train_set, test_set ? &*test_set : nullptr);

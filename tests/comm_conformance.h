@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -415,6 +416,63 @@ inline void check_all_reduce(Communicator& comm, Report& report, const SuiteOpti
                   ++seed);
 }
 
+// In-place all-reduces on memory from allocate_shared (the gradient buffer's path without copies,
+// where the backend has one): every dtype and op at small counts and one large float sum, at an
+// odd element offset into the buffer, with sentinels around the range that must stay untouched.
+// Plain all-reduces in between check that both paths keep the sequence. Nothing to check (the
+// backend has no shared memory) when allocate_shared gives null on this rank, as on every other.
+inline void check_all_reduce_shared(Communicator& comm, Report& report,
+                                    const SuiteOptions& options) {
+  const std::size_t large = options.large ? (1u << 20) + 3 : 1000;
+  const std::size_t bytes = (large + 64) * 8;
+  const std::shared_ptr<void> memory = comm.allocate_shared(bytes);
+  const bool shared = memory != nullptr;
+  report.expect(same_everywhere(comm, shared ? 1 : 0),
+                "allocate_shared: some ranks got memory and some did not");
+  if (!shared) return;
+  char* base = static_cast<char*>(memory.get());
+  uint64_t seed = options.seed * 5000;
+  auto run = [&](std::size_t count, DType dtype, ReduceOp op, Pattern pattern) {
+    const std::size_t element = dtype_size(dtype), offset = 3 * element;
+    const std::vector<char> input = make_input(dtype, pattern, ++seed, comm.rank(), count);
+    std::memset(base, 0x5A, bytes);
+    if (count > 0) std::memcpy(base + offset, input.data(), input.size());
+    comm.all_reduce(base + offset, base + offset, count, dtype, op);
+    const std::string what =
+        label("all_reduce", count, dtype,
+              (std::string(", ") + reduce_op_name(op) + ", allocate_shared buffer").c_str());
+    check_reduced(report, what, comm.size(), dtype, op, pattern, seed, base + offset, count, 0);
+    const std::size_t end = offset + count * element;
+    const bool untouched = std::all_of(base, base + offset, [](char c) { return c == 0x5A; }) &&
+                           std::all_of(base + end, base + bytes, [](char c) { return c == 0x5A; });
+    report.expect(untouched, what + ": bytes outside the range changed");
+    if (is_float(dtype) && (op == ReduceOp::kSum || op == ReduceOp::kAvg)) {
+      report.expect(same_everywhere(comm, fingerprint(base + offset, count * element)),
+                    what + ": ranks got different bits");
+    }
+    // The same call on a buffer of its own: the same values where the result is exact (other
+    // algorithms may add rounded floats in another order).
+    std::vector<char> plain = make_input(dtype, pattern, seed, comm.rank(), count);
+    comm.all_reduce(plain.data(), plain.data(), count, dtype, op);
+    const bool exact = pattern == Pattern::kSmallInt || !is_float(dtype) || op == ReduceOp::kMax ||
+                       op == ReduceOp::kMin;
+    report.expect(
+        !exact || count == 0 || std::memcmp(plain.data(), base + offset, plain.size()) == 0,
+        what + ": differs from the same all_reduce on a buffer of its own");
+  };
+  const std::size_t n = static_cast<std::size_t>(comm.size());
+  for (std::size_t count : {std::size_t{0}, std::size_t{1}, n + 1, std::size_t{1000}}) {
+    for (DType dtype : kAllDTypes) {
+      for (ReduceOp op : kAllOps) {
+        run(count, dtype, op, Pattern::kRandom);
+        run(count, dtype, op, Pattern::kSmallInt);
+      }
+    }
+  }
+  run(large, DType::kF32, ReduceOp::kSum, Pattern::kRandom);
+  run(large, DType::kBF16, ReduceOp::kAvg, Pattern::kSmallInt);
+}
+
 // Max and min propagate NaN: element i holds NaN on rank i % size (and on every rank at the
 // last element); every result element that saw a NaN is NaN on every rank.
 inline void check_nan_propagation(Communicator& comm, Report& report) {
@@ -600,6 +658,7 @@ inline void run_suite(Communicator& comm, Report& report, const SuiteOptions& op
   report.rank = comm.rank();
   check_sequence(comm, report);
   check_all_reduce(comm, report, options);
+  check_all_reduce_shared(comm, report, options);
   check_nan_propagation(comm, report);
   check_wraparound(comm, report);
   check_broadcast(comm, report, options);

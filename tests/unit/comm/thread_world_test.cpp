@@ -316,6 +316,50 @@ TEST(CommThreadWorldFaults, CountMismatchIsRefusedBeforeDataMoves) {
   }
 }
 
+// Rank 1 all-reduces a buffer of its own where the others pass their allocate_shared buffer:
+// refused by every rank before any buffer is written.
+TEST(CommThreadWorldFaults, SharedAndOwnBuffersMixedAreRefused) {
+  const int n = 3;
+  ThreadWorld world(n, options_with(0.5));
+  std::vector<char> untouched(n, 0);
+  const auto outcomes = run_ranks(world, [&](int rank, Communicator& comm) {
+    const std::shared_ptr<void> memory = comm.allocate_shared(100 * sizeof(float));
+    ASSERT_NE(memory, nullptr);
+    std::vector<float> own(100, 2.0f);
+    float* data = rank == 1 ? own.data() : static_cast<float*>(memory.get()) + 4;
+    std::fill(data, data + 50, 2.0f);
+    try {
+      comm.all_reduce(data, data, 50, DType::kF32, ReduceOp::kSum);
+    } catch (...) {
+      untouched[rank] = std::all_of(data, data + 50, [](float v) { return v == 2.0f; });
+      throw;
+    }
+  });
+  for (int rank :
+       expect_refused(outcomes, {"all_reduce #", "byte offset 16", "a buffer of its own"})) {
+    EXPECT_TRUE(untouched[rank]) << "rank " << rank << " wrote its buffer";
+  }
+}
+
+// allocate_shared is collective and gives null on every rank when the sizes differ, and always
+// without shared memory (the message-based world).
+TEST(CommThreadWorld, AllocateSharedNullWhenSizesDifferOrNoSharedMemory) {
+  for (bool shared_memory : {true, false}) {
+    ThreadWorld world(2, options_with(5), shared_memory);
+    const auto outcomes = run_ranks(world, [&](int rank, Communicator& comm) {
+      EXPECT_EQ(comm.allocate_shared(rank == 0 ? 64 : 128), nullptr);
+      const std::shared_ptr<void> same = comm.allocate_shared(256);
+      EXPECT_EQ(same != nullptr, shared_memory) << "rank " << rank;
+      if (same != nullptr) {
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(same.get()) % 64, 0u);
+        const char* bytes = static_cast<const char*>(same.get());
+        EXPECT_TRUE(std::all_of(bytes, bytes + 256, [](char c) { return c == 0; }));
+      }
+    });
+    for (const Outcome& outcome : outcomes) EXPECT_FALSE(outcome.threw) << outcome.message;
+  }
+}
+
 // Same for dtypes (rank 0 sends float64, the others float32) and for different collectives, with
 // and without shared memory.
 class KindMismatch : public ::testing::TestWithParam<bool> {};

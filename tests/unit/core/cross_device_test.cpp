@@ -73,6 +73,34 @@ TEST(TensorCopy, BetweenTwoCpuDevicesAndThroughHostMemory) {
   EXPECT_THROW(wrong.copy_from(src), Error);
 }
 
+// A tensor over outside memory (the shared gradient buffer): zero-filled in place, keeps the
+// memory alive while any view does, never handed to the device's deallocate; CPU devices only.
+TEST(TensorOutsideMemory, ZeroFillsKeepsAliveAndIsCpuOnly) {
+  CpuDevice cpu;
+  const int64_t live_before = cpu.memory_counters().current_bytes;
+  bool freed = false;
+  auto* block = new std::vector<float>(6, 3.0f);
+  Tensor view;
+  {
+    Tensor tensor(cpu, {2, 3}, DType::kF32,
+                  std::shared_ptr<void>(block->data(), [block, &freed](void*) {
+                    freed = true;
+                    delete block;
+                  }));
+    EXPECT_EQ(tensor.raw(), static_cast<void*>(block->data()));
+    EXPECT_EQ(*block, std::vector<float>(6, 0.0f));
+    EXPECT_EQ(cpu.memory_counters().current_bytes, live_before);
+    view = tensor.slice(3, {3});
+  }
+  EXPECT_FALSE(freed);
+  view = Tensor();
+  EXPECT_TRUE(freed);
+  FakeGpu gpu;
+  std::vector<float> host(4);
+  EXPECT_THROW(Tensor(gpu, {4}, DType::kF32, std::shared_ptr<void>(host.data(), [](void*) {})),
+               Error);
+}
+
 TEST(TensorCopy, CpuAndGpuUseTheGpusHostCopies) {
   CpuDevice cpu = make_cpu();
   FakeGpu gpu, other_gpu;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cmath>
 
 #include <cstring>
@@ -121,6 +122,52 @@ TEST(Model, FlatBufferLayoutAndNames) {
                                        "dense2/bias",   "dense5/weight", "dense7/weight",
                                        "dense7/bias",   "dense9/weight", "dense9/bias"};
   EXPECT_EQ(names, expected);
+}
+
+// ModelOptions::grad_memory places the flat gradient buffer (training passes the communicator's
+// allocate_shared): asked once for the buffer's bytes, the layers' gradient views point into the
+// given memory, which the model keeps alive and zero-fills; a null result falls back to the
+// device's memory. Gradients computed there equal those in device memory.
+TEST(Model, GradMemoryPlacesTheGradientBuffer) {
+  CpuDevice device;
+  std::vector<std::size_t> asked;
+  bool freed = false;
+  ModelOptions options;
+  options.grad_memory = [&](std::size_t bytes) {
+    asked.push_back(bytes);
+    auto* memory = new std::vector<float>(bytes / sizeof(float), 7.0f);
+    return std::shared_ptr<void>(memory->data(), [memory, &freed](void*) {
+      freed = true;
+      delete memory;
+    });
+  };
+  {
+    Model placed(device, stack_config(), options);
+    Model plain(device, stack_config());
+    ASSERT_EQ(asked, std::vector<std::size_t>{placed.num_params() * sizeof(float)});
+    const float* grads = placed.grads().data<float>();
+    EXPECT_TRUE(std::all_of(grads, grads + placed.num_params(), [](float g) { return g == 0; }));
+    const std::vector<NamedParam> params = placed.named_params();
+    EXPECT_EQ(params.front().grad.raw(), placed.grads().raw());
+    placed.init_params();
+    plain.init_params();
+    const Tensor input = random_input(device, 4, 6, DType::kF32);
+    Tensor grad_logits(device, {4, 3}, DType::kF32);
+    for (int64_t i = 0; i < grad_logits.numel(); ++i) grad_logits.data<float>()[i] = 0.1f * i;
+    for (Model* model : {&placed, &plain}) {
+      Pass pass;
+      pass.training = true;
+      model->forward(input, pass);
+      model->backward(grad_logits);
+    }
+    EXPECT_EQ(std::memcmp(placed.grads().raw(), plain.grads().raw(), placed.grads().bytes()), 0);
+    EXPECT_FALSE(freed);
+  }
+  EXPECT_TRUE(freed);
+
+  options.grad_memory = [](std::size_t) { return std::shared_ptr<void>(); };
+  Model fallback(device, stack_config(), options);
+  EXPECT_EQ(fallback.grads().numel(), fallback.num_params());
 }
 
 TEST(Model, HeInitialisationHasTheRightScaleAndIsSeeded) {
