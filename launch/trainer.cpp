@@ -202,8 +202,17 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   if (!config.data().test_path().empty()) test_set = load_dataset(config.data().test_path());
   ModelOptions model_options;
   // On one node the ranks map each other's gradient buffers: all-reduce without copies.
-  model_options.grad_memory = [&comm](std::size_t bytes) { return comm.allocate_shared(bytes); };
+  bool shared_grads = false;
+  model_options.grad_memory = [&](std::size_t bytes) {
+    std::shared_ptr<void> memory = comm.allocate_shared(bytes);
+    shared_grads = memory != nullptr;
+    return memory;
+  };
   Model model(device, config, model_options);
+  if (shared_grads) {
+    listener.on_note("gradient buffer in memory the " + std::to_string(comm.size()) +
+                     " workers share: all-reduce without copies");
+  }
   check_dataset_fits(config, model, train_set);
   if (test_set) check_dataset_fits(config, model, *test_set);
   check_same_run(comm, config, model, train_set, test_set ? &*test_set : nullptr);
