@@ -12,6 +12,8 @@ LossScaling::LossScaling(const proto::Config& config, bool force) {
   if (!force && config.device().precision() != proto::FP16) return;
   scaler_.emplace(config.device().loss_scale());
   growth_interval_ = config.device().loss_scale().growth_interval();
+  min_scale_ = config.device().loss_scale().min_scale();
+  max_floor_skips_ = config.train().max_consecutive_skips();
 }
 
 void LossScaling::restore(bool resumed, const TrainState& state, TrainListener& listener) {
@@ -38,8 +40,16 @@ void LossScaling::save(TrainState& state) const {
   }
 }
 
-std::string LossScaling::skip_reason() const {
+std::string LossScaling::skipped(int64_t step) {
   DPT_CHECK(scaler_) << "loss scaling: a skip reported without a loss scaler";
+  const bool at_floor = scaler_->scale() <= min_scale_;
+  floor_skips_ = at_floor ? (step == last_skipped_ + 1 ? floor_skips_ : 0) + 1 : 0;
+  last_skipped_ = step;
+  DPT_CHECK_AS(ErrorKind::kNonFinite, floor_skips_ <= max_floor_skips_)
+      << "step " << step << ": gradients overflowed (inf/NaN) for " << floor_skips_
+      << " steps in a row with the loss scale at device.loss_scale.min_scale " << min_scale_
+      << " (train.max_consecutive_skips is " << max_floor_skips_
+      << "); lower optimizer.lr or device.loss_scale.min_scale";
   return fmt::format(
       "fp16 gradients overflowed (inf/NaN); loss scale lowered to {:g} ({} skipped so far)",
       scaler_->scale(), scaler_->skipped_steps());

@@ -36,9 +36,11 @@ class LossScaling {
   // Writes the scaler's state into a checkpoint's `state` (nothing when off).
   void save(TrainState& state) const;
 
-  // The listener's line for a step the scaler skipped: "fp16 gradients overflowed (inf/NaN);
-  // loss scale lowered to 32768 (3 skipped so far)".
-  std::string skip_reason() const;
+  // Records that the scaler skipped step `step`; returns the listener's line: "fp16 gradients
+  // overflowed (inf/NaN); loss scale lowered to 32768 (3 skipped so far)". Throws kNonFinite
+  // once more than train.max_consecutive_skips steps in a row overflowed with the scale at
+  // device.loss_scale.min_scale (no scale helps then: the gradients are inf/NaN on their own).
+  std::string skipped(int64_t step);
   // Sets progress.loss_scale and progress.loss_scale_skipped (left 0 when off).
   void report(TrainProgress& progress) const;
   // Sets summary.loss_scale_skipped.
@@ -47,6 +49,10 @@ class LossScaling {
  private:
   std::optional<LossScaler> scaler_;
   int64_t growth_interval_ = 0;
+  float min_scale_ = 0;
+  int64_t max_floor_skips_ = 0;
+  int64_t last_skipped_ = -2;  // the last step skipped
+  int64_t floor_skips_ = 0;    // steps in a row up to it skipped with the scale at min_scale
 };
 
 }  // namespace dpt

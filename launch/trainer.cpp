@@ -356,7 +356,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
             << train_config.max_consecutive_skips() << ")";
         listener.on_skip(step, what);
       } else if (result.overflow) {
-        listener.on_skip(step, loss_scaling.skip_reason());
+        listener.on_skip(step, loss_scaling.skipped(step));
       } else {
         consecutive_skips = 0;
         train_step.apply(static_cast<float>(lr), result.times);

@@ -214,15 +214,18 @@ TEST_F(LossScalingTest, ScaledRunEqualsTheUnscaledRunBitForBit) {
 const char* kHuge = "data { input_scale: 1 } device { loss_scale { init_scale: 1.7014118e38 ";
 
 TEST_F(LossScalingTest, OverflowsAreSkippedCountedLoggedAndWrittenToMetrics) {
-  const proto::Config cfg = config(std::string(kHuge) + "growth_interval: 1000 } }");
+  // Skips while the scale falls towards its floor are not "in a row" for max_consecutive_skips.
+  const proto::Config cfg =
+      config(std::string(kHuge) + "growth_interval: 1000 } } train { max_consecutive_skips: 1 }");
   Recorder recorder;
   const Run scaled = run(cfg, "huge", true, &recorder);
   const int64_t skipped = scaled.summary.loss_scale_skipped;
-  ASSERT_GE(skipped, 1);
+  ASSERT_GE(skipped, 2);
   ASSERT_LT(skipped, 30);
   EXPECT_EQ(scaled.summary.skipped_steps, 0);  // the non-finite guard saw nothing
   ASSERT_EQ(recorder.skips.size(), static_cast<std::size_t>(skipped));
   EXPECT_EQ(recorder.skips[0].rfind("step 0: ", 0), 0u) << recorder.skips[0];
+  EXPECT_EQ(recorder.skips[1].rfind("step 1: ", 0), 0u) << recorder.skips[1];
   for (int64_t k = 0; k < skipped; ++k) {
     // One line per skip, naming the new scale (halved each time: it never grows here).
     const std::string tail = fmt::format(
@@ -250,6 +253,25 @@ TEST_F(LossScalingTest, OverflowsAreSkippedCountedLoggedAndWrittenToMetrics) {
   EXPECT_EQ(first_only.summary.loss_scale_skipped, 1);
   Model fresh(device_, cfg);
   EXPECT_EQ(first_only.params, to_host(fresh.params()));
+}
+
+// At its floor the scale cannot help: overflowing there for more than max_consecutive_skips steps
+// in a row stops the run.
+TEST_F(LossScalingTest, OverflowingAtTheFloorStopsTheRun) {
+  const proto::Config cfg =
+      config(std::string(kHuge) + "min_scale: 1.7014118e38 } } train { max_consecutive_skips: 3 }");
+  Recorder recorder;
+  try {
+    run(cfg, "floor", true, &recorder);
+    FAIL() << "the run went on";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNonFinite);
+    EXPECT_NE(std::string(e.what()).find("step 3: gradients overflowed (inf/NaN) for 4 steps in a "
+                                         "row with the loss scale at device.loss_scale.min_scale"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(recorder.skips.size(), 3u);
 }
 
 TEST_F(LossScalingTest, CheckpointsKeepTheScalerStateExactly) {
