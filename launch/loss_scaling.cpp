@@ -50,9 +50,10 @@ std::string LossScaling::skipped(int64_t step) {
       << " steps in a row with the loss scale at device.loss_scale.min_scale " << min_scale_
       << " (train.max_consecutive_skips is " << max_floor_skips_
       << "); lower optimizer.lr or device.loss_scale.min_scale";
-  return fmt::format(
-      "fp16 gradients overflowed (inf/NaN); loss scale lowered to {:g} ({} skipped so far)",
-      scaler_->scale(), scaler_->skipped_steps());
+  // The first skip at the floor may have lowered the scale to it; later ones cannot.
+  return fmt::format("fp16 gradients overflowed (inf/NaN); loss scale {} {:g} ({} skipped so far)",
+                     floor_skips_ > 1 ? "held at its floor" : "lowered to", scaler_->scale(),
+                     scaler_->skipped_steps());
 }
 
 void LossScaling::report(TrainProgress& progress) const {
