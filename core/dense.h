@@ -6,7 +6,8 @@
 // step, the input once in forward (kept for grad-weight), dz once in backward; the bias, the
 // activation, the parameters and their gradients stay float32. On a CUDA device (float32 only)
 // forward and backward are devices/gpu_ops.h's Dense kernels: cuBLASLt GEMMs with the bias or
-// bias + ReLU fused into the forward GEMM's epilogue, in float32 or TF32.
+// bias + ReLU fused into the forward GEMM's epilogue, in float32, TF32, bf16 or fp16 (GpuMatmul;
+// the weights and gradients stay float32).
 #pragma once
 
 #include <memory>

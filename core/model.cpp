@@ -23,24 +23,21 @@ ActivationSpec activation_spec(const proto::ActivationConfig& config) {
 std::string param_path(const NamedParam& param) { return "params/" + param.name; }
 
 // The Dense GEMMs' format on a CUDA device, from device.precision (the CPU reads it through
-// CpuDevice::matmul_precision instead). Throws kConfig for a format the GPU layers lack.
-GpuMatmul gpu_matmul(const proto::Config& config, const Device& device) {
+// CpuDevice::matmul_precision instead). FP16's loss scaling is the training step's
+// (launch/loss_scaling.h); the layers only multiply in fp16.
+GpuMatmul gpu_matmul(const proto::Config& config) {
   switch (config.device().precision()) {
-    case proto::PRECISION_AUTO:
-    case proto::FP32:
-      return GpuMatmul::kFp32;
     case proto::TF32:
       return GpuMatmul::kTf32;
     case proto::BF16:
       return GpuMatmul::kBf16;
     case proto::FP16:
+      return GpuMatmul::kFp16;
+    case proto::PRECISION_AUTO:
+    case proto::FP32:
       break;
   }
-  DPT_THROW(ErrorKind::kConfig) << "device.precision: "
-                                << proto::Precision_Name(config.device().precision())
-                                << " is not available on " << device.name()
-                                << " yet (its loss scaling is not wired into training; GPU layers "
-                                   "run FP32, TF32 or BF16)";
+  return GpuMatmul::kFp32;
 }
 
 }  // namespace
@@ -54,7 +51,7 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
   DPT_CHECK_AS(ErrorKind::kConfig, !on_gpu || options_.dtype == DType::kF32)
       << "model: " << dtype_name(options_.dtype) << " models run on the CPU only, not on "
       << device.name();
-  const GpuMatmul gpu_precision = on_gpu ? gpu_matmul(config, device) : GpuMatmul::kFp32;
+  const GpuMatmul gpu_precision = on_gpu ? gpu_matmul(config) : GpuMatmul::kFp32;
   const auto& layer_configs = config.model().layer();
   int64_t width = input_size_;
   for (int i = 0; i < layer_configs.size(); ++i) {

@@ -22,8 +22,9 @@ struct GpuActivationSpec {
 };
 
 // Number format of float32 GEMMs: exact float32, TF32 tensor cores (inputs rounded to a 10-bit
-// mantissa), or inputs rounded to bf16 (nearest even); float32 accumulation and output always.
-enum class GpuMatmul { kFp32, kTf32, kBf16 };
+// mantissa), or inputs rounded to bf16 or IEEE fp16 (nearest even; fp16 beyond 65504 -> inf);
+// float32 accumulation and output always.
+enum class GpuMatmul { kFp32, kTf32, kBf16, kFp16 };
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (core/gemm.h's contract), through cuBLASLt.
 void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,
@@ -77,5 +78,8 @@ void gpu_adam_step(Device& device, float* params, const float* grads, float* m, 
 double gpu_sum_squares(Device& device, const float* x, int64_t n);
 // x[i] *= factor (gradient clipping).
 void gpu_scale(Device& device, float* x, int64_t n, float factor);
+// Whether any of x[0..n) is inf or NaN, before or after x[i] *= inv_scale (the loss scaler's
+// unscale, cuda_unscale_and_check); waits.
+bool gpu_unscale_and_check(Device& device, float* x, int64_t n, float inv_scale);
 
 }  // namespace dpt

@@ -63,4 +63,6 @@ double gpu_sum_squares(Device&, const float*, int64_t) { no_cuda("sum of squares
 
 void gpu_scale(Device&, float*, int64_t, float) { no_cuda("scale"); }
 
+bool gpu_unscale_and_check(Device&, float*, int64_t, float) { no_cuda("unscale and check"); }
+
 }  // namespace dpt

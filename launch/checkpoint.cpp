@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -34,9 +35,13 @@ constexpr const char* kStateKeys[] = {"format",
                                       "version",
                                       "data_fingerprint",
                                       "rng",
-                                      "balance_shares"};
+                                      "balance_shares",
+                                      "loss_scale",
+                                      "loss_scale_clean_steps",
+                                      "loss_scale_skipped"};
 // Keys the checksum covers only when present, so files written before they existed verify.
-constexpr const char* kOptionalKeys[] = {"balance_shares"};
+constexpr const char* kOptionalKeys[] = {"balance_shares", "loss_scale", "loss_scale_clean_steps",
+                                         "loss_scale_skipped"};
 
 bool optional_key(const char* key) {
   return std::any_of(std::begin(kOptionalKeys), std::end(kOptionalKeys),
@@ -105,6 +110,24 @@ std::vector<int64_t> shares_attribute(const ArrayFile& file, const std::string& 
   DPT_CHECK_AS(kBad, sum == global_batch) << path << ": attribute \"balance_shares\" sums to "
                                           << sum << ", not the global batch " << global_batch;
   return shares;
+}
+
+// The loss scaler's state when the file has one ("loss_scale" present: all three must be).
+std::optional<LossScalerState> scaler_attributes(const ArrayFile& file, const std::string& path) {
+  const auto it = file.attributes.find("loss_scale");
+  if (it == file.attributes.end()) return std::nullopt;
+  const std::string& text = it->second;
+  char* end = nullptr;
+  errno = 0;
+  const float scale = std::strtof(text.c_str(), &end);
+  DPT_CHECK_AS(kBad,
+               !text.empty() && *end == '\0' && errno == 0 && std::isfinite(scale) && scale > 0.0f)
+      << path << ": attribute \"loss_scale\" is \"" << text << "\", not a finite positive number";
+  LossScalerState state;
+  state.scale = scale;
+  state.clean_steps = int_attribute(file, path, "loss_scale_clean_steps");
+  state.skipped_steps = int_attribute(file, path, "loss_scale_skipped");
+  return state;
 }
 
 std::string param_path(const NamedParam& param) { return "params/" + param.name; }
@@ -196,6 +219,11 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
     }
     a["balance_shares"] = shares;
   }
+  if (state.loss_scaler) {
+    a["loss_scale"] = fmt::format("{:.9g}", state.loss_scaler->scale);  // reads back exactly
+    a["loss_scale_clean_steps"] = std::to_string(state.loss_scaler->clean_steps);
+    a["loss_scale_skipped"] = std::to_string(state.loss_scaler->skipped_steps);
+  }
   a["state_crc32"] = std::to_string(state_crc(a));
   write_array_file(path, file);
 }
@@ -222,6 +250,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   s.version = attribute(file, path, "version");
   s.data_fingerprint = attribute(file, path, "data_fingerprint");
   s.balance_shares = shares_attribute(file, path, s.global_batch);
+  s.loss_scaler = scaler_attributes(file, path);
   return checkpoint;
 }
 

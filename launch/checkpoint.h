@@ -6,18 +6,22 @@
 //   root attributes                         format, step, epoch, position, optimizer steps,
 //                                           config text, world size, global batch, version,
 //                                           RNG description, data fingerprint, state_crc32,
-//                                           balance_shares (only when balanced)
+//                                           balance_shares (only when balanced), loss_scale,
+//                                           loss_scale_clean_steps, loss_scale_skipped (only
+//                                           with fp16 loss scaling)
 // Saving and loading never touch the communicator: the trainer decides who writes (rank 0) and
 // distributes what rank 0 read (launch/resume.h).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/array_file.h"
 #include "core/model.h"
+#include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
 namespace dpt {
@@ -40,6 +44,9 @@ struct TrainState {
   std::string data_fingerprint;  // of the training data (launch/fingerprint.h)
   // Rows of the global batch per rank set by comm.balance (launch/balance.h); empty: equal split.
   std::vector<int64_t> balance_shares;
+  // The fp16 loss scaler's state (launch/loss_scaling.h); empty: the run did not scale its loss,
+  // or the file predates loss scaling.
+  std::optional<LossScalerState> loss_scaler;
 };
 
 // The integer fields of TrainState with their attribute names, in a fixed order (shared by

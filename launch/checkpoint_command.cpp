@@ -29,6 +29,10 @@ void print_contents(const Checkpoint& checkpoint) {
       shares += (shares.empty() ? "" : ", ") + std::to_string(rows);
     fmt::print("  rows per worker (comm.balance) {}\n", shares);
   }
+  if (s.loss_scaler) {
+    fmt::print("  fp16 loss scale {:g} ({} clean steps in a row, {} steps skipped for overflow)\n",
+               s.loss_scaler->scale, s.loss_scaler->clean_steps, s.loss_scaler->skipped_steps);
+  }
   int64_t values = 0;
   for (const Array& array : checkpoint.file.arrays) values += shape_numel(array.shape);
   fmt::print("  {} arrays, {} float32 values:\n", checkpoint.file.arrays.size(), values);

@@ -79,6 +79,9 @@ int run_train(const TrainArgs& args, const WorldInfo& world) {
                summary.final_loss);
     if (summary.first_step > 0) fmt::print(" (resumed at step {})", summary.first_step);
     if (summary.skipped_steps > 0) fmt::print(", {} steps skipped", summary.skipped_steps);
+    if (summary.loss_scale_skipped > 0) {
+      fmt::print(", {} steps skipped by fp16 loss scaling", summary.loss_scale_skipped);
+    }
     fmt::print("\n");
   }
   if (summary.last_eval) {

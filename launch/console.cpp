@@ -34,8 +34,11 @@ void ConsoleListener::on_step(const TrainProgress& p) {
 void ConsoleListener::on_log(const TrainProgress& p) {
   if (live_) return;
   fmt::print(stderr,
-             "epoch {} step {}/{} loss {:.4f} lr {:.4g} grad_norm {:.3g} {:.0f} samples/s\n",
-             p.epoch + 1, p.step, p.total_steps, p.loss, p.lr, p.grad_norm, p.samples_per_s);
+             "epoch {} step {}/{} loss {:.4f} lr {:.4g} grad_norm {:.3g} {:.0f} samples/s{}\n",
+             p.epoch + 1, p.step, p.total_steps, p.loss, p.lr, p.grad_norm, p.samples_per_s,
+             p.loss_scale > 0
+                 ? fmt::format(" loss_scale {:g} ({} skipped)", p.loss_scale, p.loss_scale_skipped)
+                 : "");
 }
 
 void ConsoleListener::on_eval(const EvalResult& r) {

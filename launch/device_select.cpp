@@ -162,8 +162,8 @@ std::string gpu_precision_reason(proto::Precision requested) {
       return "precision: bf16 GEMM inputs on the GPU with float32 accumulation, weights, "
              "gradients and loss (BF16 requested)";
     case proto::FP16:
-      return "precision: fp16 requested (refused when the model is built: its loss scaling is "
-             "not wired into training yet)";
+      return "precision: fp16 GEMM inputs on the GPU with float32 accumulation, master weights "
+             "and gradients, dynamic loss scaling (FP16 requested)";
     case proto::FP32:
       return "precision: float32 on the GPU (FP32 requested)";
     case proto::PRECISION_AUTO:

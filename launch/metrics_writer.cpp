@@ -55,6 +55,10 @@ void MetricsWriter::write_train(const TrainProgress& p) {
   const PhaseMs& t = p.time_ms;
   record["time_ms"] = {{"data", t.data}, {"forward", t.forward}, {"backward", t.backward},
                        {"sync", t.sync}, {"norm", t.norm},       {"optimizer", t.optimizer}};
+  if (p.loss_scale > 0) {  // fp16 loss scaling
+    record["loss_scale"] = p.loss_scale;
+    record["loss_scale_skipped"] = p.loss_scale_skipped;
+  }
   write_line(record.dump());
 }
 

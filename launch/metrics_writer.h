@@ -1,6 +1,7 @@
 // metrics.jsonl: one JSON object per line, appended and flushed as the run goes, so a crashed run
 // keeps every record up to the crash. Records: {"kind":"train",...}, {"kind":"eval",...},
-// {"kind":"ranks",...} and {"kind":"balance",...}.
+// {"kind":"ranks",...} and {"kind":"balance",...}. Train records of a run with fp16 loss scaling
+// also carry "loss_scale" (the next step's) and "loss_scale_skipped" (steps skipped so far).
 #pragma once
 
 #include <fstream>

@@ -18,16 +18,16 @@ TensorBoardListener::TensorBoardListener(const std::string& dir, int64_t resume_
 
 void TensorBoardListener::on_log(const TrainProgress& p) {
   const PhaseMs& t = p.time_ms;
-  writer_.write_scalars(p.step, {{"train/loss", p.loss},
-                                 {"train/lr", p.lr},
-                                 {"train/grad_norm", p.grad_norm},
-                                 {"train/samples_per_s", p.samples_per_s},
-                                 {"time_ms/data", t.data},
-                                 {"time_ms/forward", t.forward},
-                                 {"time_ms/backward", t.backward},
-                                 {"time_ms/sync", t.sync},
-                                 {"time_ms/norm", t.norm},
-                                 {"time_ms/optimizer", t.optimizer}});
+  Scalars values = {{"train/loss", p.loss},           {"train/lr", p.lr},
+                    {"train/grad_norm", p.grad_norm}, {"train/samples_per_s", p.samples_per_s},
+                    {"time_ms/data", t.data},         {"time_ms/forward", t.forward},
+                    {"time_ms/backward", t.backward}, {"time_ms/sync", t.sync},
+                    {"time_ms/norm", t.norm},         {"time_ms/optimizer", t.optimizer}};
+  if (p.loss_scale > 0) {  // fp16 loss scaling
+    values.push_back({"train/loss_scale", p.loss_scale});
+    values.push_back({"train/loss_scale_skipped", static_cast<double>(p.loss_scale_skipped)});
+  }
+  writer_.write_scalars(p.step, values);
 }
 
 void TensorBoardListener::on_eval(const EvalResult& r) {

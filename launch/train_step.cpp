@@ -1,9 +1,11 @@
 // TrainStep: the gradient of the mean loss over the global batch. Each micro-batch's loss
 // gradient is scaled by 1 / global batch, backward adds into the flat buffer, and the cross-rank
-// sum (GradSync) completes the mean.
+// sum (GradSync) completes the mean. With a loss scaler the scale joins that factor, and the
+// summed buffer is unscaled and checked before the norm.
 #include "launch/train_step.h"
 
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include "core/loss.h"
@@ -47,10 +49,11 @@ void StepTimes::add(const StepTimes& other) {
 }
 
 TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config,
-                     Communicator& comm)
+                     Communicator& comm, LossScaler* scaler)
     : model_(model),
       optimizer_(optimizer),
       comm_(comm),
+      scaler_(scaler),
       loss_(config.model().loss()),
       micro_batch_(config.train().micro_batch_size() > 0 ? config.train().micro_batch_size()
                                                          : config.train().batch_size()),
@@ -82,6 +85,9 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     grad_sync_->ready({offset, count});
   };
   double loss_sum = 0.0;
+  // d(mean loss)/d(logits), times the loss scale when scaling.
+  const double grad_scale =
+      (scaler_ ? static_cast<double>(scaler_->scale()) : 1.0) / static_cast<double>(batch);
   // Loads a micro-batch (now, or ahead for later) as the "data" phase.
   auto load = [&](auto&& body) {
     TraceSpan span(tracer_, "data", "load batch");
@@ -112,9 +118,7 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     lap(mark, times.data_s);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
-    loss_sum +=
-        compute_loss(loss_, logits, micro.labels, &grad_logits, 1.0 / static_cast<double>(batch))
-            .loss_sum;
+    loss_sum += compute_loss(loss_, logits, micro.labels, &grad_logits, grad_scale).loss_sum;
     // Only the last micro-batch's backward finishes a layer's gradients.
     model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
     lap(mark, times.backward_s);
@@ -129,6 +133,12 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
   }
   result.loss = totals[0] / static_cast<double>(batch);
   result.stop = totals[1] > 0;
+  if (scaler_ && !scaler_->unscale_and_update(model_.grads())) {
+    result.overflow = true;
+    result.grad_norm = std::numeric_limits<double>::quiet_NaN();
+    lap(mark, times.norm_s);
+    return result;
+  }
   result.grad_norm =
       clip_norm_ > 0 ? clip_grad_norm(model_.grads(), clip_norm_) : global_norm(model_.grads());
   lap(mark, times.norm_s);

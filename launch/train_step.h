@@ -2,7 +2,9 @@
 // the code that trains. Each rank computes its shard of the global batch in micro-batches
 // (forward + loss + backward accumulating into the flat gradient buffer); the last micro-batch's
 // backward hands finished layers to GradSync, which sums them across ranks while backward goes
-// on; then the global gradient norm (and clipping), then the optimizer update. Each phase is timed.
+// on; with a LossScaler (fp16, launch/loss_scaling.h) the loss gradient is multiplied by its
+// scale and the summed gradients unscaled and checked for inf/NaN; then the global gradient norm
+// (and clipping, of the unscaled gradients), then the optimizer update. Each phase is timed.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "core/config.pb.h"
 #include "core/model.h"
 #include "launch/batch_loader.h"
+#include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
 namespace dpt {
@@ -43,18 +46,26 @@ struct StepTimes {
 
 struct StepResult {
   double loss = 0.0;       // mean loss over the global batch (identical on every rank)
-  double grad_norm = 0.0;  // global L2 norm before clipping (identical on every rank)
+  double grad_norm = 0.0;  // global L2 norm before clipping (identical on every rank); NaN when
+                           // `overflow`
   bool stop = false;       // some rank asked to stop after this step (identical on every rank)
+  // The loss scaler found inf/NaN in the gradients (identical on every rank): the step must not be
+  // applied; the scaler has lowered its scale and counted the skip.
+  bool overflow = false;
   StepTimes times;
 };
 
 class TrainStep {
  public:
-  TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config, Communicator& comm);
+  // `scaler` (not owned; null: no loss scaling) scales the loss gradient and unscales the
+  // gradients after their cross-rank sum, so every rank sees the same inf/NaN verdict.
+  TrainStep(Model& model, Optimizer& optimizer, const proto::Config& config, Communicator& comm,
+            LossScaler* scaler = nullptr);
   // Zeroes the gradients and computes rows [shard.begin, shard.end) of a global batch of `batch`
   // samples (the ranks' shards must cover it exactly once, in any sizes, empty ones included),
   // in micro-batches of at most train.micro_batch_size rows; on return every rank holds the
-  // gradient of the mean loss over the global batch, clipped when configured. `step` keys
+  // gradient of the mean loss over the global batch (unscaled), clipped when configured, unless
+  // the result says `overflow`. `step` keys
   // dropout. `stop`: this rank asks every rank to stop after this step (travels in the loss
   // all-reduce, so it costs no extra message).
   // `next`: the following step's batch, prefetched during this step (null: none).
@@ -71,6 +82,7 @@ class TrainStep {
   Model& model_;
   Optimizer& optimizer_;
   Communicator& comm_;
+  LossScaler* scaler_;
   proto::LossKind loss_;
   int64_t micro_batch_;
   double clip_norm_;

@@ -7,10 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <numeric>
-#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/config.h"
@@ -21,7 +19,9 @@
 #include "launch/checkpoint.h"
 #include "launch/checkpoint_dir.h"
 #include "launch/device_transfer.h"
+#include "launch/fault_injection.h"
 #include "launch/fingerprint.h"
+#include "launch/loss_scaling.h"
 #include "launch/metrics_writer.h"
 #include "launch/resume.h"
 #include "launch/tensorboard_listener.h"
@@ -158,29 +158,6 @@ auto in_context(const char* what, int64_t step, Body body) -> decltype(body()) {
   }
 }
 
-// Fails on purpose as config.fault_injection says (testing fault handling end to end).
-void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t step) {
-  if (fault.rank() != rank) return;
-  if (fault.kind() == proto::FAULT_SLOW && step >= fault.step()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(fault.slow_ms()));
-    return;
-  }
-  if (fault.step() != step) return;
-  switch (fault.kind()) {
-    case proto::FAULT_THROW:
-      DPT_THROW(ErrorKind::kInternal) << "fault injection: failing at step " << step;
-    case proto::FAULT_EXIT:
-      std::_Exit(42);
-    case proto::FAULT_HANG:
-      while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
-    case proto::FAULT_SIGTERM:
-      std::raise(SIGTERM);
-      return;
-    default:
-      return;
-  }
-}
-
 }  // namespace
 
 TrainSummary train(const proto::Config& config, Device& device, Communicator& comm,
@@ -250,6 +227,8 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   const ResumeResult resumed =
       resume_training(comm, options.resume, checkpoint_dir, config, fingerprint, model, *optimizer);
   for (const std::string& note : resumed.notes) listener.on_note(note);
+  LossScaling loss_scaling(config, options.loss_scaling);
+  loss_scaling.restore(resumed.resumed, resumed.state, listener);
   TrainState cursor = resumed.state;  // where the next step starts; zero for a fresh run
   Balancer balancer(config.comm(), comm.size(), batch, cursor.step, cursor.balance_shares);
   for (const std::string& note : balancer.notes()) listener.on_note(note);
@@ -262,7 +241,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     tensorboard.emplace(run_dir + "/tensorboard", resumed.resumed ? cursor.step : -1);
   }
 
-  TrainStep train_step(model, *optimizer, config, comm);
+  TrainStep train_step(model, *optimizer, config, comm, loss_scaling.scaler());
   // The timeline's time zero: all ranks leave this barrier together.
   comm.barrier();
   std::unique_ptr<TraceWriter> trace;
@@ -320,6 +299,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
     cursor.version = DPT_VERSION;
     cursor.data_fingerprint = fingerprint;
     cursor.balance_shares = balancer.balanced() ? balancer.shares() : std::vector<int64_t>{};
+    loss_scaling.save(cursor);
     const std::string path = checkpoint_dir + "/" + checkpoint_file_name(step);
     TraceSpan span(trace.get(), "checkpoint", "save step " + std::to_string(step));
     save_checkpoint(path, model, *optimizer, cursor);
@@ -371,7 +351,8 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       });
       const double lr =
           lr_at(config.optimizer().schedule(), config.optimizer().lr(), step, schedule_steps);
-      if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+      // A non-finite loss is the guard's even with loss scaling: no scale can fix it.
+      if (!std::isfinite(result.loss) || (!result.overflow && !std::isfinite(result.grad_norm))) {
         const std::string what = !std::isfinite(result.loss)
                                      ? "training loss is " + std::to_string(result.loss)
                                      : "gradient norm is " + std::to_string(result.grad_norm);
@@ -386,6 +367,8 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
             << consecutive_skips << " steps in a row (train.max_consecutive_skips is "
             << train_config.max_consecutive_skips() << ")";
         listener.on_skip(step, what);
+      } else if (result.overflow) {
+        listener.on_skip(step, loss_scaling.skipped(step));
       } else {
         consecutive_skips = 0;
         train_step.apply(static_cast<float>(lr), result.times);
@@ -435,6 +418,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
       progress.loss = result.loss;
       progress.lr = lr;
       progress.grad_norm = result.grad_norm;
+      loss_scaling.report(progress);
       progress.elapsed_s = seconds_since(start);
       const double window_s = seconds_since(window_start);
       progress.samples_per_s = window_s > 0 ? window_samples / window_s : 0.0;
@@ -456,6 +440,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
         if (checkpoint_config.on_signal()) save();
         summary.stopped = true;
         finish_ranks();
+        loss_scaling.report(summary);
         summary.steps = step;
         summary.seconds = seconds_since(start);
         return summary;
@@ -477,6 +462,7 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
   }
   if (checkpoint_config.at_end()) save();
   finish_ranks();
+  loss_scaling.report(summary);
 
   summary.steps = step;
   summary.seconds = seconds_since(start);

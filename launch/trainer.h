@@ -33,6 +33,10 @@ struct TrainProgress {
   double samples_per_s = 0.0;
   double elapsed_s = 0.0;
   PhaseMs time_ms;  // in on_log: the window's mean split
+  // With fp16 loss scaling (launch/loss_scaling.h; 0 otherwise): the next step's scale and the
+  // steps it skipped for inf/NaN gradients since the run began.
+  double loss_scale = 0.0;
+  int64_t loss_scale_skipped = 0;
 };
 
 struct EvalResult {
@@ -44,11 +48,12 @@ struct EvalResult {
 };
 
 struct TrainSummary {
-  int64_t first_step = 0;       // > 0 when the run resumed from a checkpoint
-  int64_t steps = 0;            // steps completed in all (including those before a resume)
-  bool stopped = false;         // stopped early on request (a signal), after saving
-  std::string last_checkpoint;  // path of the last checkpoint this run saved (rank 0)
-  int64_t skipped_steps = 0;
+  int64_t first_step = 0;          // > 0 when the run resumed from a checkpoint
+  int64_t steps = 0;               // steps completed in all (including those before a resume)
+  bool stopped = false;            // stopped early on request (a signal), after saving
+  std::string last_checkpoint;     // path of the last checkpoint this run saved (rank 0)
+  int64_t skipped_steps = 0;       // non-finite loss or gradient (train.on_non_finite: SKIP)
+  int64_t loss_scale_skipped = 0;  // skipped by fp16 loss scaling (gradient overflow)
   double final_loss = 0.0;
   double seconds = 0.0;
   std::optional<EvalResult> last_eval;
@@ -66,7 +71,8 @@ class TrainListener {
   // Every train.log_every_steps steps, with the window's mean loss and throughput.
   virtual void on_log(const TrainProgress& progress) {}
   virtual void on_eval(const EvalResult& result) {}
-  // A step whose loss or gradient was not finite was skipped (train.on_non_finite: SKIP).
+  // A step whose loss or gradient was not finite was skipped (train.on_non_finite: SKIP), or
+  // fp16 loss scaling skipped a step whose gradients overflowed (the reason names the new scale).
   virtual void on_skip(int64_t step, const std::string& reason) {}
   // A checkpoint was saved (rank 0).
   virtual void on_checkpoint(const std::string& path, int64_t step) {}
@@ -93,6 +99,9 @@ struct TrainOptions {
   // When set, receives the parameters at the end of training (flat, model order), on every rank;
   // untouched when the run stops early on request.
   std::vector<float>* final_params = nullptr;
+  // Dynamic loss scaling (device.loss_scale) whatever device.precision says: a seam for tests of
+  // the scaling on the CPU in float32. Runs from the command line scale only with FP16.
+  bool loss_scaling = false;
 };
 
 // Trains `config` (validated) on `device` as rank comm.rank() of comm.size() workers; rank 0

@@ -1,11 +1,12 @@
 // LossScaler (optim/loss_scaler.h): the scale update of PyTorch's _amp_update_scale_, with a
-// floor.
+// floor; and the unscale-and-check of a gradient tensor on the CPU or a CUDA device.
 #include "optim/loss_scaler.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 
@@ -30,6 +31,30 @@ LossScaler::LossScaler(const proto::LossScaleConfig& config) : config_(config) {
 
 bool LossScaler::unscale_and_update(const std::function<bool(float inv_scale)>& unscale_and_check) {
   return update(unscale_and_check(1.0f / state_.scale));
+}
+
+bool LossScaler::unscale_and_update(Tensor& grads) {
+  return update(unscale_and_check(grads, 1.0f / state_.scale));
+}
+
+bool unscale_and_check(Tensor& grads, float inv_scale) {
+  DPT_CHECK(grads.defined() && grads.dtype() == DType::kF32)
+      << "unscale_and_check: grads must be a float32 tensor";
+  float* x = grads.data<float>();
+  const int64_t n = grads.numel();
+  if (grads.device().kind() == DeviceKind::kCuda) {
+    return gpu_unscale_and_check(grads.device(), x, n, inv_scale);
+  }
+  const bool scale = inv_scale != 1.0f;
+  int found = 0;
+#pragma omp parallel for schedule(static) reduction(| : found)
+  for (int64_t i = 0; i < n; ++i) {
+    const float before = x[i];
+    const float after = scale ? before * inv_scale : before;
+    x[i] = after;
+    found |= (std::isfinite(before) && std::isfinite(after)) ? 0 : 1;
+  }
+  return found != 0;
 }
 
 bool LossScaler::update(bool found_inf) {

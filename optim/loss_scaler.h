@@ -4,14 +4,15 @@
 // checked for inf/NaN. A step with inf/NaN is skipped (not applied, counted) and the scale is
 // multiplied by backoff_factor, never below min_scale; after growth_interval clean steps in a
 // row it is multiplied by growth_factor (only when the result is still a finite float).
-// Device-independent: the unscale-and-check runs wherever the gradients live, through the
-// function passed to unscale_and_update (cuda_unscale_and_check on a GPU). Not thread-safe.
+// Device-independent: the unscale-and-check runs wherever the gradients live (unscale_and_check
+// below: a loop on the CPU, cuda_unscale_and_check on a GPU). Not thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
 #include "core/config.pb.h"
+#include "core/tensor.h"
 
 namespace dpt {
 
@@ -35,6 +36,8 @@ class LossScaler {
   // its argument and return whether any of them (before or after) is inf or NaN; then updates
   // the scale. Returns true when the optimizer should apply the step, false when it is skipped.
   bool unscale_and_update(const std::function<bool(float inv_scale)>& unscale_and_check);
+  // The same over a float32 gradient tensor on any device (unscale_and_check below).
+  bool unscale_and_update(Tensor& grads);
   // The scale update alone, for callers that checked the gradients themselves.
   bool update(bool found_inf);
 
@@ -47,5 +50,10 @@ class LossScaler {
   proto::LossScaleConfig config_;
   LossScalerState state_;
 };
+
+// grads[i] *= inv_scale over a float32 tensor (skipped when inv_scale == 1) on the CPU or a CUDA
+// device; returns whether any value was inf or NaN before or after. Every value is scaled even
+// when one is not finite (the step is skipped then, and the buffer is zeroed by the next step).
+bool unscale_and_check(Tensor& grads, float inv_scale);
 
 }  // namespace dpt

@@ -48,6 +48,8 @@ CudaGemmInput gemm_input(GpuMatmul precision) {
       return CudaGemmInput::kTf32;
     case GpuMatmul::kBf16:
       return CudaGemmInput::kBf16;
+    case GpuMatmul::kFp16:
+      return CudaGemmInput::kFp16;
     case GpuMatmul::kFp32:
       break;
   }
@@ -137,6 +139,10 @@ double gpu_sum_squares(Device& device, const float* x, int64_t n) {
 
 void gpu_scale(Device& device, float* x, int64_t n, float factor) {
   cuda_scale(as_cuda(device, "scale"), x, n, factor);
+}
+
+bool gpu_unscale_and_check(Device& device, float* x, int64_t n, float inv_scale) {
+  return cuda_unscale_and_check(as_cuda(device, "unscale and check"), x, n, inv_scale);
 }
 
 }  // namespace dpt

@@ -1,12 +1,14 @@
 // core/ and optim/ on a CUDA device against the same objects on the CPU (tests/gpu/
 // layers_harness.h): core/gemm in every transpose, the Dense layer (eight activation/bias cases,
-// float32 and TF32, parameter gradients added into, grad_input skipped), the Activation layer,
-// Dropout (masks bit-identical, so outputs are equal), both losses with labels in host memory and
-// on the device, SGD / Adam / AdamW over three steps, the global norm and clipping. Tolerances,
-// relative to max(|a|, |b|, 1): float32 1e-5 (summation order differs between cuBLASLt and the
-// CPU's sgemm; CUDA's erff, tanhf and expf are not glibc's), TF32 2e-2 (as the TF32 GEMM test;
-// inputs pre-rounded to TF32 so that ReLU's kink cannot turn rounding into a different branch),
-// optimizer updates and loss gradients 1e-6, loss sums 1e-9, dropout exact.
+// float32, TF32 and fp16, parameter gradients added into, grad_input skipped), the Activation
+// layer, Dropout (masks bit-identical, so outputs are equal), both losses with labels in host
+// memory and on the device, SGD / Adam / AdamW over three steps, the global norm and clipping.
+// Tolerances, relative to max(|a|, |b|, 1): float32 1e-5 (summation order differs between cuBLASLt
+// and the CPU's sgemm; CUDA's erff, tanhf and expf are not glibc's), TF32 2e-2 (as the TF32 GEMM
+// test; inputs pre-rounded to TF32 so that ReLU's kink cannot turn rounding into a different
+// branch), fp16 the same (the same 10-bit mantissa; TF32 values in N(0, 1) are fp16 values too, bar
+// fp16's subnormals below 6e-5), optimizer updates and loss gradients 1e-6, loss sums 1e-9,
+// dropout exact; the loss scaler's unscale-and-check exact (a power-of-two factor).
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
@@ -20,6 +22,7 @@
 #include "core/gemm.h"
 #include "core/loss.h"
 #include "devices/error.h"
+#include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 #include "tests/gpu/layers_harness.h"
 
@@ -46,7 +49,7 @@ TEST_P(LayersOnDevice, CoreGemmMatchesTheCpuInEveryTranspose) {
   }
 }
 
-TEST_P(LayersOnDevice, DenseLayerMatchesTheCpuInFloat32AndTf32) {
+TEST_P(LayersOnDevice, DenseLayerMatchesTheCpuInFloat32Tf32AndFp16) {
   const int64_t rows = 21, in = 37, out = 24;
   struct Case {
     std::optional<proto::ActivationKind> activation;
@@ -55,11 +58,11 @@ TEST_P(LayersOnDevice, DenseLayerMatchesTheCpuInFloat32AndTf32) {
   const Case cases[] = {{std::nullopt, true}, {std::nullopt, false}, {proto::RELU, true},
                         {proto::RELU, false}, {proto::GELU, true},   {proto::LEAKY_RELU, true},
                         {proto::TANH, false}, {proto::SIGMOID, true}};
-  for (GpuMatmul precision : {GpuMatmul::kFp32, GpuMatmul::kTf32}) {
-    // TF32 runs on inputs, weights and dy that are TF32 values already (tf32_values): the forward
-    // GEMM and, for identity and ReLU, the backward ones are then float32-exact products; the
-    // other activations' dz is rounded by the backward GEMMs.
-    const bool tf32 = precision == GpuMatmul::kTf32;
+  for (GpuMatmul precision : {GpuMatmul::kFp32, GpuMatmul::kTf32, GpuMatmul::kFp16}) {
+    // TF32 and fp16 run on inputs, weights and dy that are TF32 values already (tf32_values): the
+    // forward GEMM and, for identity and ReLU, the backward ones are then float32-exact products;
+    // the other activations' dz is rounded by the backward GEMMs.
+    const bool tf32 = precision != GpuMatmul::kFp32;
     const auto inputs = [tf32](std::vector<float> v) { return tf32 ? tf32_values(v) : v; };
     const double tolerance = tf32 && on_gpu() ? 2e-2 : 1e-5;
     for (const Case& c : cases) {
@@ -94,7 +97,9 @@ TEST_P(LayersOnDevice, DenseLayerMatchesTheCpuInFloat32AndTf32) {
       layer.backward(dy_t, first ? nullptr : &dx_t);
 
       const std::string name = layer.kind() + (c.bias ? " with bias" : " without bias") +
-                               (precision == GpuMatmul::kTf32 ? " (tf32)" : " (fp32)");
+                               (precision == GpuMatmul::kTf32   ? " (tf32)"
+                                : precision == GpuMatmul::kFp16 ? " (fp16)"
+                                                                : " (fp32)");
       expect_tensors_close(y_t, y, tolerance, name + " output");
       expect_tensors_close(grads_t, grads, tolerance, name + " grad params");
       if (!first) expect_tensors_close(dx_t, dx, tolerance, name + " grad input");
@@ -232,6 +237,21 @@ TEST_P(LayersOnDevice, GlobalNormAndClippingMatchTheCpu) {
     clip_grad_norm(grads, max_norm);
     expect_tensors_close(grads_t, grads, 1e-6, "clipped grads");
     EXPECT_NEAR(global_norm(grads_t), max_norm, 1e-6 * max_norm) << n;
+  }
+}
+
+TEST_P(LayersOnDevice, LossScalerUnscaleAndCheckMatchesTheCpu) {
+  const int64_t n = 100003;
+  std::vector<float> values = normal_values(n, 96, 1e4);
+  Tensor grads = cpu_tensor(cpu(), {n}, values);
+  Tensor grads_t = on_target(grads);
+  EXPECT_FALSE(unscale_and_check(grads, 0.125f));
+  EXPECT_FALSE(unscale_and_check(grads_t, 0.125f));
+  expect_tensors_close(grads_t, grads, 0, "unscaled grads");
+  for (const float bad : {INFINITY, NAN}) {
+    values[n / 2] = bad;
+    Tensor with_bad = on_target(cpu_tensor(cpu(), {n}, values));
+    EXPECT_TRUE(unscale_and_check(with_bad, 0.5f)) << bad;
   }
 }
 

@@ -118,7 +118,10 @@ TEST(ChoosePrecision, TheGpuLineNamesTheGpuFormat) {
   EXPECT_TRUE(contains(gpu_precision_reason(proto::PRECISION_AUTO), "float32 on the GPU"));
   EXPECT_TRUE(contains(gpu_precision_reason(proto::TF32), "TF32 tensor-core GEMMs on the GPU"));
   EXPECT_TRUE(contains(gpu_precision_reason(proto::BF16), "bf16 GEMM inputs on the GPU"));
-  EXPECT_TRUE(contains(gpu_precision_reason(proto::FP16), "refused when the model is built"));
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::FP16),
+                       "fp16 GEMM inputs on the GPU with float32 accumulation, master weights"))
+      << gpu_precision_reason(proto::FP16);
+  EXPECT_TRUE(contains(gpu_precision_reason(proto::FP16), "dynamic loss scaling"));
 }
 
 TEST(ChoosePrecision, ExplicitChoicesAreHonoured) {

@@ -1,6 +1,7 @@
 // make_optimizer's dispatch and validation, the step-argument checks, global_norm (bitwise the
 // same for 1, 2 and 3 OpenMP threads, and equal to a double reference) and clip_grad_norm, and
-// their dispatch to devices/gpu_ops.h on a device that claims to be CUDA (a test double).
+// their dispatch (and the loss scaler's unscale_and_check's) to devices/gpu_ops.h on a device
+// that claims to be CUDA (a test double).
 #include "optim/optimizer.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "devices/cpu_device.h"
 #include "devices/error.h"
 #include "fake_gpu.h"
+#include "optim/loss_scaler.h"
 #include "tensor_values.h"
 
 namespace dpt {
@@ -220,6 +222,14 @@ TEST(GpuDispatch, OptimizersAndNormsOnAClaimedGpuReachGpuOps) {
   }
   EXPECT_THROW(global_norm(grads), Error);
   EXPECT_THROW(clip_grad_norm(grads, 1.0), Error);
+  // The loss scaler's unscale-and-check too (devices/gpu_ops.h gpu_unscale_and_check).
+  try {
+    unscale_and_check(grads, 0.5f);
+    ADD_FAILURE() << "unscale_and_check ran a host loop over a claimed GPU's memory";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("unscale and check"), std::string::npos) << what;
+  }
 }
 
 }  // namespace

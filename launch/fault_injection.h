@@ -1,0 +1,15 @@
+// config.fault_injection on the training loop's side: failing on purpose at a given step and rank
+// (throw, exit, hang, SIGTERM, or slow steps) to test fault handling end to end.
+#pragma once
+
+#include <cstdint>
+
+#include "core/config.pb.h"
+
+namespace dpt {
+
+// Called by every rank before step `step`; does what `fault` says when it names this rank and
+// step (FAULT_SLOW: every step from fault.step on), otherwise nothing.
+void maybe_inject_fault(const proto::FaultInjection& fault, int rank, int64_t step);
+
+}  // namespace dpt
