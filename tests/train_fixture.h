@@ -1,5 +1,6 @@
-// Helpers for tests that train: a synthetic dataset, configs with overrides, N ranks training as
-// N threads over the in-process thread world, and reading weights back.
+// Helpers for tests that train: a synthetic dataset, configs with overrides and data blocks, a
+// small data-parallel run's fixture, N ranks training as N threads over the in-process thread
+// world, and reading weights back.
 #pragma once
 
 #include <google/protobuf/text_format.h>
@@ -20,6 +21,7 @@
 #include "devices/error.h"
 #include "launch/stop_signal.h"
 #include "launch/trainer.h"
+#include "temp_dir.h"
 
 namespace dpt::testing {
 
@@ -45,6 +47,45 @@ inline proto::Config with(proto::Config base, const std::string& extra) {
   EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(extra, &base)) << extra;
   return base;
 }
+
+// A config's data block (text format): the `train` path, the `test` path unless it is empty,
+// then `extra` fields (e.g. "input_scale: 0.01").
+inline std::string data_text(const std::string& train, const std::string& test = "",
+                             const std::string& extra = "") {
+  std::string text = "data { train_path: \"" + train + "\"";
+  if (!test.empty()) text += " test_path: \"" + test + "\"";
+  if (!extra.empty()) text += " " + extra;
+  return text + " }\n";
+}
+
+// The run data_parallel_test and balance_train_test compare across world sizes: 240 random
+// samples of 12 features in 4 classes (dir_/data.h5, train and test set), a small network with
+// dropout, SGD with momentum, batch 24 for 2 epochs (20 steps).
+class SmallRunTest : public TempDirTest {
+ protected:
+  using TempDirTest::TempDirTest;
+  void SetUp() override {
+    TempDirTest::SetUp();
+    write_random_dataset(dir_ + "/data.h5", 240, 12, 4, 8);
+  }
+
+  // That run's config, with `blocks` (text format: comm, fault_injection, ...) added; `file`
+  // names it in parse errors.
+  proto::Config small_run_config(const std::string& blocks, const std::string& file) const {
+    const std::string text = R"(
+      model {
+        input_size: 12
+        layer { dense { units: 16 } }
+        layer { activation { kind: GELU } }
+        layer { dropout { rate: 0.25 } }
+        layer { dense { units: 4 } }
+      }
+      optimizer { lr: 0.1 sgd { momentum: 0.9 } }
+      train { batch_size: 24 epochs: 2 log_every_steps: 5 }
+    )" + blocks + "\n" + data_text(dir_ + "/data.h5", dir_ + "/data.h5");
+    return parse_config(text, file);
+  }
+};
 
 struct WorldRun {
   std::vector<TrainSummary> summaries;  // per rank

@@ -5,7 +5,6 @@
 // tolerance as data_parallel_test: 2e-5 * max(1, |w|)); a resume keeps the checkpoint's shares,
 // and another world size measures again; device settings may differ between ranks.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -90,36 +89,20 @@ TEST(BalancedStep, UnequalSharesGiveTheOneRankGradient) {
   }
 }
 
-class BalanceTrainTest : public ::testing::Test {
+class BalanceTrainTest : public SmallRunTest {
  protected:
-  void SetUp() override {
-    fs::create_directories(dir_);
-    write_random_dataset(dir_ + "/data.h5", 240, 12, 4, 8);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  BalanceTrainTest() : SmallRunTest("dpt_balance_test_") {}
 
-  // 240 samples, batch 24, 2 epochs (20 steps); balanced after 1 warm-up and 2 measured steps;
-  // rank `slow` sleeps 2 ms per sample it loads (it computes ~50x slower than the others).
+  // Balanced after 1 warm-up and 2 measured steps; rank `slow` sleeps 2 ms per sample it loads
+  // (it computes ~50x slower than the others).
   proto::Config config(const std::string& extra = "", int slow = 1) {
-    const std::string text = R"(
-      model {
-        input_size: 12
-        layer { dense { units: 16 } }
-        layer { activation { kind: GELU } }
-        layer { dropout { rate: 0.25 } }
-        layer { dense { units: 4 } }
-      }
-      optimizer { lr: 0.1 sgd { momentum: 0.9 } }
-      train { batch_size: 24 epochs: 2 log_every_steps: 5 }
+    const std::string blocks = R"(
       comm { timeout_s: 30 bucket_mb: 0.0005 balance: BALANCE_THROUGHPUT
              balance_warmup_steps: 1 balance_steps: 2 }
       fault_injection { rank: )" +
-                             std::to_string(slow) +
-                             R"( kind: FAULT_SLOW_SAMPLES slow_us_per_sample: 2000 }
-      data { train_path: ")" +
-                             dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
-    )";
-    return with(parse_config(text, "balance.prototxt"), extra);
+                               std::to_string(slow) +
+                               R"( kind: FAULT_SLOW_SAMPLES slow_us_per_sample: 2000 })";
+    return with(small_run_config(blocks, "balance.prototxt"), extra);
   }
 
   WorldRun run(int world, const proto::Config& cfg, const std::string& name,
@@ -143,8 +126,6 @@ class BalanceTrainTest : public ::testing::Test {
     }
     return count;
   }
-
-  std::string dir_ = ::testing::TempDir() + "dpt_balance_test_" + std::to_string(getpid());
 };
 
 TEST_F(BalanceTrainTest, ASlowedRankGetsFewerRowsAndTheModelIsTheOneRankModel) {

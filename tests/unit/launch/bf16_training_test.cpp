@@ -3,7 +3,6 @@
 // and a short run reaches nearly the float32 run's loss and accuracy. Skipped on CPUs without
 // avx512_bf16 / amx_bf16.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -20,8 +19,6 @@
 
 namespace dpt {
 namespace {
-
-namespace fs = std::filesystem;
 
 #define SKIP_WITHOUT_BF16()                                                                    \
   if (bf16_features(detect_cpu()).empty()) {                                                   \
@@ -89,14 +86,14 @@ TEST(Bf16Training, MicroBatchesGiveTheWholeBatchGradientWithUpdatedWeights) {
   EXPECT_LT(worst, 1e-5);
 }
 
-class Bf16TrainingRun : public ::testing::Test {
+class Bf16TrainingRun : public testing::TempDirTest {
  protected:
+  Bf16TrainingRun() : TempDirTest("dpt_bf16_training_") {}
   void SetUp() override {
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     testing::write_random_dataset(dir_ + "/train.h5", 600, 24, 4, 3);
     testing::write_random_dataset(dir_ + "/test.h5", 200, 24, 4, 4);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   TrainSummary run(const CpuDeviceOptions& options, const std::string& name) {
     CpuDevice device(options);
@@ -109,16 +106,12 @@ class Bf16TrainingRun : public ::testing::Test {
       }
       optimizer { lr: 0.003 adam {} }
       train { batch_size: 30 micro_batch_size: 15 epochs: 6 log_every_steps: 20 }
-      data { train_path: ")" + dir_ + R"(/train.h5" test_path: ")" +
-                                                  dir_ + R"(/test.h5" input_scale: 0.004 }
-    )",
+    )" + testing::data_text(dir_ + "/train.h5", dir_ + "/test.h5", "input_scale: 0.004"),
                                               "run.prototxt");
     auto comm = make_communicator(config.comm());
     TrainListener quiet;
     return train(config, device, *comm, dir_ + "/" + name, quiet);
   }
-
-  std::string dir_ = ::testing::TempDir() + "dpt_bf16_training_" + std::to_string(getpid());
 };
 
 TEST_F(Bf16TrainingRun, ReachesNearlyTheFloat32LossAndAccuracy) {

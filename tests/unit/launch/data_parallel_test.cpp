@@ -4,7 +4,6 @@
 // sums (each rank's GEMM sums its shard of the batch, then the ring adds the shards), about 1e-7
 // relative per operation; after 20 SGD steps we allow 2e-5 * max(1, |w|).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -17,30 +16,12 @@ namespace {
 namespace fs = std::filesystem;
 using namespace dpt::testing;
 
-class DataParallelTest : public ::testing::Test {
+class DataParallelTest : public SmallRunTest {
  protected:
-  void SetUp() override {
-    fs::create_directories(dir_);
-    write_random_dataset(dir_ + "/data.h5", 240, 12, 4, 8);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  DataParallelTest() : SmallRunTest("dpt_dp_test_") {}
 
   proto::Config config(const std::string& extra = "") {
-    const std::string text = R"(
-      model {
-        input_size: 12
-        layer { dense { units: 16 } }
-        layer { activation { kind: GELU } }
-        layer { dropout { rate: 0.25 } }
-        layer { dense { units: 4 } }
-      }
-      optimizer { lr: 0.1 sgd { momentum: 0.9 } }
-      train { batch_size: 24 epochs: 2 log_every_steps: 5 }
-      comm { timeout_s: 20 bucket_mb: 0.0005 }
-      data { train_path: ")" +
-                             dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
-    )";
-    return with(parse_config(text, "dp.prototxt"), extra);
+    return with(small_run_config("comm { timeout_s: 20 bucket_mb: 0.0005 }", "dp.prototxt"), extra);
   }
 
   // Trains with `world` threads; returns rank 0's weights.
@@ -61,8 +42,6 @@ class DataParallelTest : public ::testing::Test {
     if (out) *out = run;
     return read_values(run_dir + "/model.h5");
   }
-
-  std::string dir_ = ::testing::TempDir() + "dpt_dp_test_" + std::to_string(getpid());
 };
 
 TEST_F(DataParallelTest, NRanksTrainTheModelOneRankTrains) {

@@ -10,7 +10,6 @@
 #include "launch/loss_scaling.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fmt/core.h>
 
@@ -27,8 +26,6 @@
 namespace dpt {
 namespace {
 
-namespace fs = std::filesystem;
-
 const float kHugeScale = std::ldexp(1.0f, 127);  // the largest power of two in float
 
 class Recorder : public TrainListener {
@@ -40,13 +37,13 @@ class Recorder : public TrainListener {
   std::vector<std::string> skips, notes;
 };
 
-class LossScalingTest : public ::testing::Test {
+class LossScalingTest : public testing::TempDirTest {
  protected:
+  LossScalingTest() : TempDirTest("dpt_loss_scaling_test_") {}
   void SetUp() override {
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     testing::write_random_dataset(dir_ + "/train.h5", 240, 12, 3, 11);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   proto::Config config(const std::string& extra = "") const {
     return testing::with(parse_config(R"(
@@ -59,8 +56,7 @@ class LossScalingTest : public ::testing::Test {
       }
       optimizer { lr: 0.01 adam {} }
       train { batch_size: 24 epochs: 3 log_every_steps: 5 }
-      data { train_path: ")" + dir_ + R"(/train.h5" input_scale: 0.01 }
-    )",
+    )" + testing::data_text(dir_ + "/train.h5", "", "input_scale: 0.01"),
                                       "loss_scaling_test"),
                          extra);
   }
@@ -95,7 +91,6 @@ class LossScalingTest : public ::testing::Test {
   }
 
   CpuDevice device_{CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn}};
-  std::string dir_ = ::testing::TempDir() + "dpt_loss_scaling_test_" + std::to_string(getpid());
 };
 
 // A training step on its own (one rank), for the step-level tests.

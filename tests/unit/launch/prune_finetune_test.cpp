@@ -14,16 +14,15 @@
 namespace dpt {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::with;
 
-class PruneFinetuneTest : public ::testing::Test {
+class PruneFinetuneTest : public testing::TempDirTest {
  protected:
+  PruneFinetuneTest() : TempDirTest("prune_finetune_test_") {}
   void SetUp() override {
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     testing::write_random_dataset(dir_ + "/data.h5", 240, 12, 3, 5);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   proto::Config config(const std::string& compress) {
     return parse_config(R"(
@@ -35,10 +34,8 @@ class PruneFinetuneTest : public ::testing::Test {
       train { batch_size: 24 epochs: 2 log_every_steps: 5 }
       monitor { tensorboard: false }
       device { threads: 1 }
-      data { train_path: ")" +
-                            dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
-      compress { )" + compress +
-                            " }",
+    )" + testing::data_text(dir_ + "/data.h5", dir_ + "/data.h5") +
+                            "compress { " + compress + " }",
                         "test.prototxt");
   }
 
@@ -54,7 +51,6 @@ class PruneFinetuneTest : public ::testing::Test {
     return start_pruning(cfg, *model);
   }
 
-  std::string dir_ = ::testing::TempDir() + "prune_finetune_test_" + std::to_string(::getpid());
   CpuDevice device_{CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn}};
 };
 

@@ -4,7 +4,6 @@
 // skips a corrupt newest checkpoint; incompatible configs are refused naming the field;
 // retention keeps the newest K plus every Mth.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,13 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace dpt::testing;
 
-class ResumeTest : public ::testing::Test {
+class ResumeTest : public TempDirTest {
  protected:
+  ResumeTest() : TempDirTest("dpt_resume_test_") {}
   void SetUp() override {
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     write_random_dataset(dir_ + "/data.h5", 252, 10, 3, 4);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // 252 samples, batch 24 (drop_last false: 11 steps an epoch, the last one of 12), 3 epochs.
   proto::Config config(const std::string& extra = "") {
@@ -41,9 +40,7 @@ class ResumeTest : public ::testing::Test {
       train { batch_size: 24 epochs: 3 log_every_steps: 4 drop_last: false }
       comm { timeout_s: 20 bucket_mb: 0.0003 }
       checkpoint { every_steps: 4 keep_last: 100 }
-      data { train_path: ")" +
-                             dir_ + R"(/data.h5" test_path: ")" + dir_ + R"(/data.h5" }
-    )";
+    )" + data_text(dir_ + "/data.h5", dir_ + "/data.h5");
     return with(parse_config(text, "resume.prototxt"), extra);
   }
   std::string checkpoints(const std::string& run) { return dir_ + "/" + run + "/checkpoints"; }
@@ -66,8 +63,6 @@ class ResumeTest : public ::testing::Test {
     EXPECT_EQ(second.summaries[0].first_step, stop_step + 1);
     EXPECT_EQ(second.summaries[0].steps, 33);
   }
-
-  std::string dir_ = ::testing::TempDir() + "dpt_resume_test_" + std::to_string(getpid());
 };
 
 TEST_F(ResumeTest, SameWorldSizeResumesBitwiseIdenticallyAtEveryLaterCheckpoint) {

@@ -5,7 +5,6 @@
 #include "launch/trainer.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -17,16 +16,18 @@
 #include "core/random.h"
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TrainerTest : public ::testing::Test {
+class TrainerTest : public testing::TempDirTest {
  protected:
+  TrainerTest() : TempDirTest("dpt_trainer_test_") {}
   void SetUp() override {
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     // 3 classes of 4x4 images: class c lights up row c, plus noise everywhere.
     const int64_t n = 300;
     std::vector<uint8_t> images(static_cast<std::size_t>(n * 16));
@@ -42,7 +43,6 @@ class TrainerTest : public ::testing::Test {
     write_dataset(dir_ + "/train.h5", images, {n, 4, 4}, labels, 3);
     write_dataset(dir_ + "/test.h5", images, {n, 4, 4}, labels, 3);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   proto::Config config(const std::string& extra = "") {
     std::string text = R"(
@@ -95,7 +95,6 @@ class TrainerTest : public ::testing::Test {
   }
 
   CpuDevice device_;
-  std::string dir_ = ::testing::TempDir() + "dpt_trainer_test_" + std::to_string(getpid());
 };
 
 TEST_F(TrainerTest, LossFallsAndTheRunDirectoryIsComplete) {
