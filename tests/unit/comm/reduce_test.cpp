@@ -7,12 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "comm_conformance.h"
 #include "devices/error.h"
+#include "float_bits.h"
 
 namespace dpt {
 namespace {
@@ -21,21 +21,11 @@ using conformance::decode;
 using conformance::encode;
 using conformance::load;
 using conformance::store;
+using testing::bits_float;
+using testing::float_bits;
 
 constexpr DType kDTypes[] = {DType::kF32, DType::kF64, DType::kBF16,
                              DType::kF16, DType::kI32, DType::kI64};
-
-float bits_float(uint32_t bits) {
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
-}
-
-uint32_t float_bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  return bits;
-}
 
 // A buffer of `values` in `dtype` (every value is exactly representable in every dtype).
 std::vector<char> buffer(DType dtype, const std::vector<double>& values) {
@@ -233,8 +223,27 @@ struct Case {
   uint16_t output;
 };
 
+// `convert` gives each case's output bits from its input bits.
+void expect_conversions(uint16_t (*convert)(float), const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    EXPECT_EQ(convert(bits_float(c.input)), c.output) << std::hex << "input 0x" << c.input;
+  }
+}
+
+// `convert` keeps every NaN in `nans` a NaN (the `exponent` bits all set, some of the `mantissa`
+// bits set) and keeps its sign.
+void expect_nans_stay_nan(uint16_t (*convert)(float), uint32_t exponent, uint32_t mantissa,
+                          const std::vector<uint32_t>& nans) {
+  for (uint32_t nan : nans) {
+    const uint16_t out = convert(bits_float(nan));
+    EXPECT_EQ(out & exponent, exponent) << std::hex << nan;
+    EXPECT_NE(out & mantissa, 0u) << std::hex << "0x" << nan << " became infinity";
+    EXPECT_EQ(out & 0x8000u, (nan >> 16) & 0x8000u) << "sign kept";
+  }
+}
+
 TEST(CommBf16, RoundsToNearestEven) {
-  const Case cases[] = {
+  const std::vector<Case> cases = {
       {0x3F800000, 0x3F80},  // 1.0
       {0x3F808000, 0x3F80},  // tie between 0x3F80 and 0x3F81: to even
       {0x3F818000, 0x3F82},  // tie between 0x3F81 and 0x3F82: to even
@@ -254,19 +263,13 @@ TEST(CommBf16, RoundsToNearestEven) {
       {0x00008000, 0x0000},  // subnormal tie to even 0
       {0x00018000, 0x0002},  // subnormal tie to even 2
   };
-  for (const Case& c : cases) {
-    EXPECT_EQ(float_to_bf16(bits_float(c.input)), c.output) << std::hex << "input 0x" << c.input;
-  }
+  expect_conversions(float_to_bf16, cases);
 }
 
 TEST(CommBf16, NaNStaysNaN) {
-  for (uint32_t nan :
-       {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FFFFFFFu, 0xFF800001u, 0x7F80FFFFu}) {
-    const uint16_t out = float_to_bf16(bits_float(nan));
-    EXPECT_EQ(out & 0x7F80u, 0x7F80u) << std::hex << nan;
-    EXPECT_NE(out & 0x007Fu, 0u) << std::hex << "0x" << nan << " became infinity";
-    EXPECT_EQ(out & 0x8000u, (nan >> 16) & 0x8000u) << "sign kept";
-  }
+  expect_nans_stay_nan(
+      float_to_bf16, 0x7F80u, 0x007Fu,
+      {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FFFFFFFu, 0xFF800001u, 0x7F80FFFFu});
 }
 
 TEST(CommBf16, ToFloatIsExact) {
@@ -280,7 +283,7 @@ TEST(CommBf16, ToFloatIsExact) {
 }
 
 TEST(CommF16, RoundsToNearestEven) {
-  const Case cases[] = {
+  const std::vector<Case> cases = {
       {float_bits(1.0f), 0x3C00},
       {0x3F801000, 0x3C00},  // 1 + 2^-11: tie, to even
       {0x3F803000, 0x3C02},  // 1 + 3 * 2^-11: tie, to even
@@ -309,18 +312,12 @@ TEST(CommF16, RoundsToNearestEven) {
       {float_bits(-0x1p-26f), 0x8000},  // underflow keeps the sign
       {0x00000001, 0x0000},             // float subnormal
   };
-  for (const Case& c : cases) {
-    EXPECT_EQ(float_to_f16(bits_float(c.input)), c.output) << std::hex << "input 0x" << c.input;
-  }
+  expect_conversions(float_to_f16, cases);
 }
 
 TEST(CommF16, NaNStaysNaN) {
-  for (uint32_t nan : {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FFFFFFFu, 0xFF800001u}) {
-    const uint16_t out = float_to_f16(bits_float(nan));
-    EXPECT_EQ(out & 0x7C00u, 0x7C00u) << std::hex << nan;
-    EXPECT_NE(out & 0x03FFu, 0u) << std::hex << "0x" << nan << " became infinity";
-    EXPECT_EQ(out & 0x8000u, (nan >> 16) & 0x8000u) << "sign kept";
-  }
+  expect_nans_stay_nan(float_to_f16, 0x7C00u, 0x03FFu,
+                       {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FFFFFFFu, 0xFF800001u});
 }
 
 TEST(CommF16, ToFloatIsExact) {

@@ -23,6 +23,20 @@
 namespace dpt {
 namespace {
 
+void add_dataset(hid_t file, const char* name, hid_t type, hid_t memory_type, const Shape& shape,
+                 const void* data) {
+  h5::write_checked_dataset(file, name, type, memory_type, shape, data, "test");
+}
+
+// A valid file with 4 samples of 3 values, except what `skip` names or `inputs_type` changes.
+void add_standard(hid_t file, const std::string& skip = "", hid_t inputs_type = H5T_STD_U8LE) {
+  const uint8_t inputs[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  const int32_t labels[4] = {0, 1, 2, 1};
+  if (skip != "inputs") add_dataset(file, "inputs", inputs_type, H5T_NATIVE_UINT8, {4, 3}, inputs);
+  if (skip != "labels") add_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {4}, labels);
+  if (skip != "num_classes") h5::write_int64_attribute(file, "num_classes", 3, "test");
+}
+
 class DatasetTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -42,6 +56,16 @@ class DatasetTest : public ::testing::Test {
     return path;
   }
 
+  // The valid file of add_standard with its dataset `name` replaced by `data` (stored as `type`,
+  // read from `memory_type`, of `shape`).
+  std::string write_replacing(const std::string& file_name, const char* name, hid_t type,
+                              hid_t memory_type, const Shape& shape, const void* data) {
+    return write_raw(file_name, [&](hid_t file) {
+      add_standard(file, name);
+      add_dataset(file, name, type, memory_type, shape, data);
+    });
+  }
+
   // Runs load_dataset and returns the kData message it throws.
   std::string load_error(const std::string& path) {
     try {
@@ -56,20 +80,6 @@ class DatasetTest : public ::testing::Test {
 
   std::string dir_;
 };
-
-void add_dataset(hid_t file, const char* name, hid_t type, hid_t memory_type, const Shape& shape,
-                 const void* data) {
-  h5::write_checked_dataset(file, name, type, memory_type, shape, data, "test");
-}
-
-// A valid file with 4 samples of 3 values, except what `skip` names or `inputs_type` changes.
-void add_standard(hid_t file, const std::string& skip = "", hid_t inputs_type = H5T_STD_U8LE) {
-  const uint8_t inputs[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  const int32_t labels[4] = {0, 1, 2, 1};
-  if (skip != "inputs") add_dataset(file, "inputs", inputs_type, H5T_NATIVE_UINT8, {4, 3}, inputs);
-  if (skip != "labels") add_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {4}, labels);
-  if (skip != "num_classes") h5::write_int64_attribute(file, "num_classes", 3, "test");
-}
 
 TEST_F(DatasetTest, WriteLoadRoundTrip) {
   const std::string path = dir_ + "/d.h5";
@@ -116,11 +126,9 @@ TEST_F(DatasetTest, LoadsFilesFromOtherTools) {
   EXPECT_EQ(dataset.inputs_f32, (std::vector<float>{0.5f, -1.25f, 3.0f, 1e-3f}));
   EXPECT_EQ(dataset.labels, (std::vector<int32_t>{6, 0}));
 
-  const std::string u8_labels = write_raw("u.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const uint8_t labels[4] = {2, 2, 0, 1};
-    add_dataset(file, "labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, {4}, labels);
-  });
+  const uint8_t labels[4] = {2, 2, 0, 1};
+  const std::string u8_labels =
+      write_replacing("u.h5", "labels", H5T_STD_U8LE, H5T_NATIVE_UINT8, {4}, labels);
   EXPECT_EQ(load_dataset(u8_labels).labels, (std::vector<int32_t>{2, 2, 0, 1}));
 }
 
@@ -158,17 +166,11 @@ TEST_F(DatasetTest, WrongTypesAndShapes) {
     add_standard(file, "", H5T_STD_I64LE);  // values 1..12 stored as int64
   });
   EXPECT_EQ(load_error(path), path + ": /inputs is int64, want uint8 or float32");
-  path = write_raw("b.h5", [](hid_t file) {
-    add_standard(file, "inputs");
-    const uint8_t inputs[4] = {1, 2, 3, 4};
-    add_dataset(file, "inputs", H5T_STD_U8LE, H5T_NATIVE_UINT8, {4}, inputs);
-  });
+  const uint8_t inputs[4] = {1, 2, 3, 4};
+  path = write_replacing("b.h5", "inputs", H5T_STD_U8LE, H5T_NATIVE_UINT8, {4}, inputs);
   EXPECT_EQ(load_error(path), path + ": /inputs has shape [4], want [N, d1, ...]");
-  path = write_raw("c.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const float labels[4] = {0, 1, 2, 1};
-    add_dataset(file, "labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {4}, labels);
-  });
+  const float labels[4] = {0, 1, 2, 1};
+  path = write_replacing("c.h5", "labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {4}, labels);
   EXPECT_EQ(load_error(path), path + ": /labels is float32, want an integer type");
   path = write_raw("d.h5", [](hid_t file) {
     add_standard(file, "labels");
@@ -178,32 +180,21 @@ TEST_F(DatasetTest, WrongTypesAndShapes) {
 }
 
 TEST_F(DatasetTest, SampleCountMismatch) {
-  const std::string path = write_raw("a.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const int32_t labels[3] = {0, 1, 2};
-    add_dataset(file, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {3}, labels);
-  });
+  const int32_t labels[3] = {0, 1, 2};
+  const std::string path =
+      write_replacing("a.h5", "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {3}, labels);
   EXPECT_EQ(load_error(path), path + ": /inputs has 4 samples but /labels has 3");
 }
 
 TEST_F(DatasetTest, LabelsOutOfRangeNameTheRecord) {
-  std::string path = write_raw("a.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const int64_t labels[4] = {0, 1, 3, 1};
-    add_dataset(file, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, {4}, labels);
-  });
+  const int64_t three[4] = {0, 1, 3, 1};
+  std::string path = write_replacing("a.h5", "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, {4}, three);
   EXPECT_EQ(load_error(path), path + ": /labels[2] = 3 is outside [0, 3)");
-  path = write_raw("b.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const int16_t labels[4] = {0, 1, 2, -1};
-    add_dataset(file, "labels", H5T_STD_I16LE, H5T_NATIVE_INT16, {4}, labels);
-  });
+  const int16_t negative[4] = {0, 1, 2, -1};
+  path = write_replacing("b.h5", "labels", H5T_STD_I16LE, H5T_NATIVE_INT16, {4}, negative);
   EXPECT_EQ(load_error(path), path + ": /labels[3] = -1 is outside [0, 3)");
-  path = write_raw("c.h5", [](hid_t file) {
-    add_standard(file, "labels");
-    const int64_t labels[4] = {0, int64_t{1} << 40, 2, 1};  // would wrap to 0 as int32
-    add_dataset(file, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, {4}, labels);
-  });
+  const int64_t huge[4] = {0, int64_t{1} << 40, 2, 1};  // would wrap to 0 as int32
+  path = write_replacing("c.h5", "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, {4}, huge);
   EXPECT_EQ(load_error(path), path + ": /labels[1] = 1099511627776 is outside [0, 3)");
 }
 

@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "core/bf16.h"
@@ -17,6 +16,7 @@
 #include "devices/cpu_device.h"
 #include "devices/cpu_info.h"
 #include "devices/error.h"
+#include "float_bits.h"
 
 namespace dpt {
 namespace {
@@ -24,17 +24,8 @@ namespace {
 constexpr double kBf16Unit = 1.0 / 256;  // 2^-8: relative rounding error of bf16 (8-bit mantissa)
 constexpr double kF32Unit = 1.0 / 16777216;  // 2^-24
 
-float bits_float(uint32_t bits) {
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
-}
-
-uint32_t float_bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  return bits;
-}
+using testing::bits_float;
+using testing::float_bits;
 
 TEST(Bf16Conversion, RoundsToNearestEvenOnHandPickedValues) {
   struct Case {
