@@ -6,6 +6,7 @@
 
 #include "core/dense.h"
 #include "devices/cuda/cuda_ops.h"
+#include "tensor_values.h"
 #include "tests/gpu/ops_harness.h"
 
 namespace dpt {
@@ -17,9 +18,7 @@ struct DenseCase {
   bool bias;
 };
 
-std::vector<float> values_of(const Tensor& tensor) {
-  return std::vector<float>(tensor.data<float>(), tensor.data<float>() + tensor.numel());
-}
+using testing::values_of;
 
 TEST_P(OpsOnDevice, DenseForwardAndBackwardMatchTheCpuLayer) {
   const int64_t rows = 21, in = 37, out = 24;  // the bias view is 32-byte aligned, not 256
@@ -30,12 +29,7 @@ TEST_P(OpsOnDevice, DenseForwardAndBackwardMatchTheCpuLayer) {
                              {proto::LEAKY_RELU, CudaActivation::kLeakyRelu, true},
                              {proto::SIGMOID, CudaActivation::kSigmoid, true}};
   for (const DenseCase& c : cases) {
-    proto::DenseConfig config;
-    config.set_units(out);
-    config.set_bias(c.bias);
-    std::optional<ActivationSpec> spec;
-    if (c.proto_kind) spec = ActivationSpec{*c.proto_kind, 0.1f};
-    Dense layer(cpu(), "dense", 0, in, config, spec);
+    Dense layer = dense_layer(cpu(), in, out, c.bias, c.proto_kind);
     Tensor params(cpu(), {layer.num_params()}, DType::kF32);
     Tensor grads(cpu(), {layer.num_params()}, DType::kF32);
     layer.bind_params(params, grads);
@@ -61,7 +55,7 @@ TEST_P(OpsOnDevice, DenseForwardAndBackwardMatchTheCpuLayer) {
       cuda_dense_backward(cuda(), cuda_spec, xd, p, z, yd, put(values_of(dy)), dz, g, grad_bias,
                           dxd, rows, in, out);
     } else {
-      Dense again(cpu(), "dense", 0, in, config, spec);
+      Dense again = dense_layer(cpu(), in, out, c.bias, c.proto_kind);
       Tensor p_view = cpu_tensor(cpu(), {layer.num_params()}, get(p, layer.num_params()));
       Tensor g_view(cpu(), {layer.num_params()}, DType::kF32);
       again.bind_params(p_view, g_view);

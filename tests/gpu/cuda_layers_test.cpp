@@ -66,13 +66,8 @@ TEST_P(LayersOnDevice, DenseLayerMatchesTheCpuInFloat32Tf32AndFp16) {
     const auto inputs = [tf32](std::vector<float> v) { return tf32 ? tf32_values(v) : v; };
     const double tolerance = tf32 && on_gpu() ? 2e-2 : 1e-5;
     for (const Case& c : cases) {
-      proto::DenseConfig config;
-      config.set_units(out);
-      config.set_bias(c.bias);
-      std::optional<ActivationSpec> spec;
-      if (c.activation) spec = ActivationSpec{*c.activation, 0.1f};
-      Dense reference(cpu(), "dense", 0, in, config, spec);
-      Dense layer(target(), "dense", 0, in, config, spec, precision);
+      Dense reference = dense_layer(cpu(), in, out, c.bias, c.activation);
+      Dense layer = dense_layer(target(), in, out, c.bias, c.activation, precision);
       const int64_t n = reference.num_params();
       Tensor params(cpu(), {n}, DType::kF32);
       // Gradients start non-zero: backward must add into them.

@@ -6,23 +6,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "core/bf16.h"
 #include "core/gemm.h"
 #include "devices/cuda/cuda_ops.h"
 #include "devices/error.h"
+#include "float_bits.h"
 #include "tests/gpu/ops_harness.h"
 
 namespace dpt {
 namespace {
 
-float from_bits(uint32_t bits) {
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
-}
+using testing::bits_float;
 
 // IEEE binary16 round to nearest even, computed in double: quantum 2^(e - 10) for the leading-bit
 // exponent e (at least -14: subnormals), overflow past 65504 (from 65520 on) to inf.
@@ -44,8 +40,8 @@ std::vector<float> edge_values() {
                                -0.0f,
                                1.0f,
                                -2.5f,
-                               from_bits(0x3F808000u),  // bf16 tie, rounds down to even
-                               from_bits(0x3F818000u),  // bf16 tie, rounds up to even
+                               bits_float(0x3F808000u),  // bf16 tie, rounds down to even
+                               bits_float(0x3F818000u),  // bf16 tie, rounds up to even
                                1.0f + std::ldexp(1.0f, -11),
                                1.0f + 3 * std::ldexp(1.0f, -11),
                                65504.0f,
@@ -55,12 +51,12 @@ std::vector<float> edge_values() {
                                std::ldexp(1.0f, -24),
                                std::ldexp(1.0f, -25),
                                3 * std::ldexp(1.0f, -26),
-                               std::ldexp(1.0f, -130),  // float32 subnormal
-                               from_bits(0x7F7FFFFFu),  // float max: bf16 overflow to inf
+                               std::ldexp(1.0f, -130),   // float32 subnormal
+                               bits_float(0x7F7FFFFFu),  // float max: bf16 overflow to inf
                                std::numeric_limits<float>::infinity(),
                                -std::numeric_limits<float>::infinity(),
                                std::numeric_limits<float>::quiet_NaN(),
-                               from_bits(0xFF812345u)};
+                               bits_float(0xFF812345u)};
   for (int e = -30; e <= 20; e += 5) {
     for (float v : normal_values(20, 100 + e, std::ldexp(1.0, e))) values.push_back(v);
   }

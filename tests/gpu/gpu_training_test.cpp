@@ -23,8 +23,6 @@
 namespace dpt {
 namespace {
 
-namespace fs = std::filesystem;
-
 bool have_gpu(std::string& why) {
   const GpuProbe probe = probe_gpus();
   why = probe.reason;
@@ -110,16 +108,16 @@ struct TrainedRun {
   int64_t loss_scale_skipped = 0;
 };
 
-class GpuTrainingTest : public ::testing::Test {
+class GpuTrainingTest : public testing::TempDirTest {
  protected:
+  GpuTrainingTest() : TempDirTest("dpt_gpu_training_test_") {}
   void SetUp() override {
     std::string why;
     if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     testing::write_random_dataset(dir_ + "/train.h5", 4096, 784, 10, 7);
     testing::write_random_dataset(dir_ + "/test.h5", 1024, 784, 10, 8);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   proto::Config config(const std::string& extra = "") const {
     return testing::with(parse_config(R"(
@@ -131,9 +129,7 @@ class GpuTrainingTest : public ::testing::Test {
       }
       optimizer { lr: 0.001 adam {} }
       train { batch_size: 64 epochs: 5 max_steps: 300 log_every_steps: 50 }
-      data { train_path: ")" + dir_ + R"(/train.h5" test_path: ")" +
-                                          dir_ + R"(/test.h5" input_scale: 0.00392157 }
-    )",
+    )" + testing::data_text(dir_ + "/train.h5", dir_ + "/test.h5", "input_scale: 0.00392157"),
                                       "gpu_training_test"),
                          extra);
   }
@@ -173,8 +169,6 @@ class GpuTrainingTest : public ::testing::Test {
     for (const std::string& error : errors) EXPECT_EQ(error, "");
     return runs[0];
   }
-
-  std::string dir_ = ::testing::TempDir() + "dpt_gpu_training_test";
 };
 
 void expect_same_curve(const TrainedRun& gpu, const TrainedRun& cpu, double window = 0.03,

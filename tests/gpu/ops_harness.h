@@ -10,9 +10,11 @@
 #include <cmath>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/dense.h"
 #include "core/random.h"
 #include "core/tensor.h"
 #include "devices/cpu_device.h"
@@ -106,6 +108,19 @@ inline Tensor cpu_tensor(CpuDevice& device, Shape shape, const std::vector<float
   Tensor tensor(device, std::move(shape), DType::kF32);
   std::copy(values.begin(), values.end(), tensor.data<float>());
   return tensor;
+}
+
+// The Dense layer of the Dense tests' cases: `in` inputs to `units` outputs, with a bias or not,
+// the activation `kind` fused (leaky ReLU's slope 0.1) or none, GEMMs at `precision` on a GPU.
+inline Dense dense_layer(Device& device, int64_t in, int64_t units, bool bias,
+                         std::optional<proto::ActivationKind> kind,
+                         GpuMatmul precision = GpuMatmul::kFp32) {
+  proto::DenseConfig config;
+  config.set_units(units);
+  config.set_bias(bias);
+  std::optional<ActivationSpec> spec;
+  if (kind) spec = ActivationSpec{*kind, 0.1f};
+  return Dense(device, "dense", 0, in, config, spec, precision);
 }
 
 // |a - b| <= tolerance * max(|a|, |b|, 1) element-wise, reporting the first few mismatches.
