@@ -15,10 +15,12 @@
 #include "comm/communicator.h"
 #include "comm/plugin_library.h"
 #include "devices/error.h"
+#include "expect_error.h"
 
 namespace dpt {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
 
 proto::CommConfig failing_config(double timeout_s) {
@@ -29,24 +31,11 @@ proto::CommConfig failing_config(double timeout_s) {
   return config;
 }
 
-// The message of the dpt::Error(kind) that `body` throws.
-template <typename Body>
-std::string error_of(ErrorKind kind, Body body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), kind) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "no error";
-  return "";
-}
-
 TEST(PluginErrors, FailedInitNamesPluginRankAndReason) {
-  EXPECT_THAT(error_of(ErrorKind::kComm, [] { make_communicator(failing_config(13)); }),
+  EXPECT_THAT(error_of([] { make_communicator(failing_config(13)); }, ErrorKind::kComm),
               HasSubstr("comm.backend \"plugin\" (failing (test), " DPT_TEST_PLUGIN_FAILING
                         "): init on rank"));
-  EXPECT_THAT(error_of(ErrorKind::kComm, [] { make_communicator(failing_config(13)); }),
+  EXPECT_THAT(error_of([] { make_communicator(failing_config(13)); }, ErrorKind::kComm),
               HasSubstr("failed: invalid argument: unlucky timeout"));
 }
 
@@ -58,13 +47,13 @@ TEST(PluginErrors, CallsReportStatusAndPluginMessage) {
   EXPECT_EQ(comm->backend(), "plugin:failing");
   float data[3] = {1, 2, 3};
   comm->all_reduce(data, data, 3, DType::kF32, ReduceOp::kSum);  // #1 succeeds
-  EXPECT_THAT(error_of(ErrorKind::kComm,
-                       [&] { comm->all_reduce(data, data, 3, DType::kBF16, ReduceOp::kMax); }),
+  EXPECT_THAT(error_of([&] { comm->all_reduce(data, data, 3, DType::kBF16, ReduceOp::kMax); },
+                       ErrorKind::kComm),
               HasSubstr("plugin failing: all_reduce #2 (count=3, bfloat16, max): unsupported: bf16 "
                         "is not supported by this library"));
-  EXPECT_THAT(error_of(ErrorKind::kComm, [&] { comm->barrier(); }),
+  EXPECT_THAT(error_of([&] { comm->barrier(); }, ErrorKind::kComm),
               HasSubstr("plugin failing: barrier #3 timed out after 30 s: waited 1000 ms"));
-  EXPECT_THAT(error_of(ErrorKind::kComm, [&] { comm->broadcast(data, 3, DType::kF32, 0); }),
+  EXPECT_THAT(error_of([&] { comm->broadcast(data, 3, DType::kF32, 0); }, ErrorKind::kComm),
               HasSubstr("broadcast #4 (count=3, float32, root 0): peer failed: connection reset"));
 }
 

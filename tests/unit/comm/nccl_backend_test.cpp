@@ -16,12 +16,14 @@
 #include "devices/cpu_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "expect_error.h"
 #include "first_gpu.h"
 #include "staged_communicator.h"
 
 namespace dpt {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
 
 proto::CommConfig nccl_config() {
@@ -32,14 +34,7 @@ proto::CommConfig nccl_config() {
 }
 
 std::string config_error(Device* device) {
-  try {
-    make_communicator(nccl_config(), device);
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    return error.what();
-  }
-  ADD_FAILURE() << "make_communicator(nccl) did not throw";
-  return "";
+  return error_of([&] { make_communicator(nccl_config(), device); });
 }
 
 using testing::first_gpu;

@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "devices/error.h"
+#include "expect_error.h"
 
 namespace dpt {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
+using testing::error_of;
 
 // Line numbers matter: the expected locations below count lines and columns in this text.
 constexpr const char* kFull = R"(name: "mnist"
@@ -52,19 +54,6 @@ std::string full_with(const std::string& from, const std::string& to) {
   EXPECT_NE(pos, std::string::npos) << from;
   if (pos != std::string::npos) text.replace(pos, from.size(), to);
   return text;
-}
-
-// Runs `body`, expecting a dpt::Error of kind `kind`; returns its message.
-template <typename Body>
-std::string error_of(Body body, ErrorKind kind = ErrorKind::kConfig) {
-  try {
-    body();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), kind) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "no dpt::Error thrown";
-  return "";
 }
 
 std::string parse_error(const std::string& text, const std::vector<std::string>& overrides = {}) {

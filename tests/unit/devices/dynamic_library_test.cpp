@@ -5,24 +5,15 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
 
 #include "devices/error.h"
+#include "expect_error.h"
 
 namespace dpt {
 namespace {
 
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::kConfig) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "no error";
-  return "";
-}
+using testing::error_of;
 
 TEST(DynamicLibrary, LoadsTheFirstCandidateThatExistsAndResolvesItsSymbols) {
   DynamicLibrary library({"libdpt-no-such-library.so.1", "libc.so.6"}, RTLD_NOW | RTLD_LOCAL,

@@ -19,10 +19,13 @@
 #include "core/random.h"
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "expect_error.h"
 #include "launch/tune_probe.h"
 
 namespace dpt {
 namespace {
+
+using testing::error_of;
 
 // Bytes: fixed + per_sample x batch (+ bump from bump_from on, which the fit at 16 and 32 cannot
 // see) + eval_per_sample x eval rows. Samples/s per worker from a table.
@@ -76,19 +79,6 @@ TuneInputs inputs(int64_t budget, int workers = 1, int64_t train = 10240, int64_
   return in;
 }
 
-// Runs `body`, expecting a dpt::Error of kind kConfig; returns its message.
-template <typename Body>
-std::string config_error(Body body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a config error";
-  return "";
-}
-
 TEST(TuneTest, LargestBatchAndThroughputPickMatchHandComputation) {
   FakeProbe probe;
   const TuneResult r = tune(config_with(), inputs(1'600'000), probe);
@@ -128,7 +118,7 @@ TEST(TuneTest, AccumulationReachesTheWantedGlobalBatch) {
   // A share that fits needs no accumulation.
   const TuneResult fits = tune(config_with({"tune.global_batch=300"}), inputs(1'600'000, 2), probe);
   EXPECT_EQ(fits.tuned.train().micro_batch_size(), 0);
-  EXPECT_NE(config_error([&] {
+  EXPECT_NE(error_of([&] {
               tune(config_with({"tune.global_batch=301"}), inputs(1'600'000, 2), probe);
             }).find("tune.global_batch: 301 is not a multiple of the 2 workers"),
             std::string::npos);
@@ -148,13 +138,13 @@ TEST(TuneTest, VerificationStepsDownWhenTheMeasurementExceedsTheFit) {
 TEST(TuneTest, OverBudgetModelIsAConfigErrorWithTheFigures) {
   FakeProbe probe;
   probe.fixed = 2 << 20;
-  const std::string message = config_error([&] { tune(config_with(), inputs(1 << 20), probe); });
+  const std::string message = error_of([&] { tune(config_with(), inputs(1 << 20), probe); });
   EXPECT_NE(message.find("tune.memory_budget_mb: the model alone does not fit: 1.0 MiB per worker "
                          "(test) against 2.0 MiB measured"),
             std::string::npos)
       << message;
   probe.fixed = 1'000'000;  // room for 3 samples of 3000 in 1 010 000
-  EXPECT_NE(config_error([&] {
+  EXPECT_NE(error_of([&] {
               tune(config_with({"tune.min_batch=4"}), inputs(1'010'000), probe);
             }).find("tune.memory_budget_mb: not even tune.min_batch = 4"),
             std::string::npos);

@@ -12,11 +12,13 @@
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "expect_error.h"
 #include "tensor_values.h"
 
 namespace dpt {
 namespace {
 
+using testing::expect_error;
 using testing::make_tensor;
 using testing::values_of;
 
@@ -244,13 +246,8 @@ TEST(Adam, RejectsInvalidConfigNamingTheField) {
       {adam_config({-1}), true, "optimizer.adamw.weight_decay: must be >= 0 (got -1)"},
   };
   for (const Case& c : cases) {
-    try {
-      Adam adam(device, c.config, c.decoupled, 4);
-      ADD_FAILURE() << "accepted: " << c.message;
-    } catch (const Error& error) {
-      EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-      EXPECT_NE(std::string(error.what()).find(c.message), std::string::npos) << error.what();
-    }
+    expect_error([&] { Adam adam(device, c.config, c.decoupled, 4); }, ErrorKind::kConfig,
+                 c.message);
   }
 }
 

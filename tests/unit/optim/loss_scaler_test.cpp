@@ -13,9 +13,12 @@
 
 #include "core/config.h"
 #include "devices/error.h"
+#include "expect_error.h"
 
 namespace dpt {
 namespace {
+
+using testing::error_of;
 
 proto::LossScaleConfig small_config() {
   proto::LossScaleConfig config;
@@ -154,18 +157,6 @@ TEST(LossScalerTest, RestoredStateContinuesExactlyAsTheUninterruptedRun) {
     EXPECT_EQ(resumed.state().clean_steps, whole.state().clean_steps) << "step " << i;
   }
   EXPECT_EQ(resumed.skipped_steps(), 2);
-}
-
-template <typename Body>
-std::string error_of(Body body, ErrorKind kind) {
-  try {
-    body();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), kind) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "no dpt::Error thrown";
-  return "";
 }
 
 TEST(LossScalerTest, ImpossibleStateIsACheckpointError) {

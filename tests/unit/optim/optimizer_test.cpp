@@ -15,6 +15,7 @@
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "expect_error.h"
 #include "fake_gpu.h"
 #include "optim/loss_scaler.h"
 #include "tensor_values.h"
@@ -22,20 +23,9 @@
 namespace dpt {
 namespace {
 
+using testing::expect_error;
 using testing::make_tensor;
 using testing::values_of;
-
-// Runs `body` and checks it throws dpt::Error of `kind` whose message contains `text`.
-template <typename Body>
-void expect_error(Body body, ErrorKind kind, const std::string& text) {
-  try {
-    body();
-    ADD_FAILURE() << "no error; expected: " << text;
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), kind) << error.what();
-    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
-  }
-}
 
 TEST(MakeOptimizer, PicksTheConfiguredKind) {
   CpuDevice device;
