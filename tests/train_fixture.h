@@ -58,16 +58,37 @@ inline std::string data_text(const std::string& train, const std::string& test =
   return text + " }\n";
 }
 
+// A write_random_dataset file: its name in dir_, then the arguments after the path.
+struct RandomData {
+  std::string name;
+  int64_t n = 0, features = 0;
+  int classes = 0;
+  uint64_t seed = 0;
+};
+
+// A TempDirTest whose dir_ also holds `files`, written before each test.
+class RandomDataTest : public TempDirTest {
+ protected:
+  RandomDataTest(const std::string& name, std::vector<RandomData> files)
+      : TempDirTest(name), files_(std::move(files)) {}
+  void SetUp() override {
+    TempDirTest::SetUp();
+    for (const RandomData& file : files_) {
+      write_random_dataset(dir_ + "/" + file.name, file.n, file.features, file.classes, file.seed);
+    }
+  }
+
+ private:
+  std::vector<RandomData> files_;
+};
+
 // The run data_parallel_test and balance_train_test compare across world sizes: 240 random
 // samples of 12 features in 4 classes (dir_/data.h5, train and test set), a small network with
 // dropout, SGD with momentum, batch 24 for 2 epochs (20 steps).
-class SmallRunTest : public TempDirTest {
+class SmallRunTest : public RandomDataTest {
  protected:
-  using TempDirTest::TempDirTest;
-  void SetUp() override {
-    TempDirTest::SetUp();
-    write_random_dataset(dir_ + "/data.h5", 240, 12, 4, 8);
-  }
+  explicit SmallRunTest(const std::string& name)
+      : RandomDataTest(name, {{"data.h5", 240, 12, 4, 8}}) {}
 
   // That run's config, with `blocks` (text format: comm, fault_injection, ...) added; `file`
   // names it in parse errors.

@@ -108,15 +108,15 @@ struct TrainedRun {
   int64_t loss_scale_skipped = 0;
 };
 
-class GpuTrainingTest : public testing::TempDirTest {
+class GpuTrainingTest : public testing::RandomDataTest {
  protected:
-  GpuTrainingTest() : TempDirTest("dpt_gpu_training_test_") {}
+  GpuTrainingTest()
+      : RandomDataTest("dpt_gpu_training_test_",
+                       {{"train.h5", 4096, 784, 10, 7}, {"test.h5", 1024, 784, 10, 8}}) {}
   void SetUp() override {
     std::string why;
     if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
-    TempDirTest::SetUp();
-    testing::write_random_dataset(dir_ + "/train.h5", 4096, 784, 10, 7);
-    testing::write_random_dataset(dir_ + "/test.h5", 1024, 784, 10, 8);
+    RandomDataTest::SetUp();
   }
 
   proto::Config config(const std::string& extra = "") const {

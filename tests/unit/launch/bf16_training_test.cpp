@@ -86,14 +86,11 @@ TEST(Bf16Training, MicroBatchesGiveTheWholeBatchGradientWithUpdatedWeights) {
   EXPECT_LT(worst, 1e-5);
 }
 
-class Bf16TrainingRun : public testing::TempDirTest {
+class Bf16TrainingRun : public testing::RandomDataTest {
  protected:
-  Bf16TrainingRun() : TempDirTest("dpt_bf16_training_") {}
-  void SetUp() override {
-    TempDirTest::SetUp();
-    testing::write_random_dataset(dir_ + "/train.h5", 600, 24, 4, 3);
-    testing::write_random_dataset(dir_ + "/test.h5", 200, 24, 4, 4);
-  }
+  Bf16TrainingRun()
+      : RandomDataTest("dpt_bf16_training_",
+                       {{"train.h5", 600, 24, 4, 3}, {"test.h5", 200, 24, 4, 4}}) {}
 
   TrainSummary run(const CpuDeviceOptions& options, const std::string& name) {
     CpuDevice device(options);

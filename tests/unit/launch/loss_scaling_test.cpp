@@ -37,13 +37,9 @@ class Recorder : public TrainListener {
   std::vector<std::string> skips, notes;
 };
 
-class LossScalingTest : public testing::TempDirTest {
+class LossScalingTest : public testing::RandomDataTest {
  protected:
-  LossScalingTest() : TempDirTest("dpt_loss_scaling_test_") {}
-  void SetUp() override {
-    TempDirTest::SetUp();
-    testing::write_random_dataset(dir_ + "/train.h5", 240, 12, 3, 11);
-  }
+  LossScalingTest() : RandomDataTest("dpt_loss_scaling_test_", {{"train.h5", 240, 12, 3, 11}}) {}
 
   proto::Config config(const std::string& extra = "") const {
     return testing::with(parse_config(R"(

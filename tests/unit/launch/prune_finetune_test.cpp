@@ -16,13 +16,9 @@ namespace {
 
 using testing::with;
 
-class PruneFinetuneTest : public testing::TempDirTest {
+class PruneFinetuneTest : public testing::RandomDataTest {
  protected:
-  PruneFinetuneTest() : TempDirTest("prune_finetune_test_") {}
-  void SetUp() override {
-    TempDirTest::SetUp();
-    testing::write_random_dataset(dir_ + "/data.h5", 240, 12, 3, 5);
-  }
+  PruneFinetuneTest() : RandomDataTest("prune_finetune_test_", {{"data.h5", 240, 12, 3, 5}}) {}
 
   proto::Config config(const std::string& compress) {
     return parse_config(R"(

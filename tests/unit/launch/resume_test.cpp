@@ -18,13 +18,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace dpt::testing;
 
-class ResumeTest : public TempDirTest {
+class ResumeTest : public RandomDataTest {
  protected:
-  ResumeTest() : TempDirTest("dpt_resume_test_") {}
-  void SetUp() override {
-    TempDirTest::SetUp();
-    write_random_dataset(dir_ + "/data.h5", 252, 10, 3, 4);
-  }
+  ResumeTest() : RandomDataTest("dpt_resume_test_", {{"data.h5", 252, 10, 3, 4}}) {}
 
   // 252 samples, batch 24 (drop_last false: 11 steps an epoch, the last one of 12), 3 epochs.
   proto::Config config(const std::string& extra = "") {
