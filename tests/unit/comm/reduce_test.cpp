@@ -335,27 +335,27 @@ TEST(CommF16, ToFloatIsExact) {
   EXPECT_TRUE(std::isnan(f16_to_float(0x7C01)));
 }
 
+// `to_float` gives the 16-bit `bits` the value `format` decodes them to, and `from_float` turns
+// that float back into `bits` (a NaN into a NaN).
+void expect_round_trip(uint32_t bits, float (*to_float)(uint16_t), uint16_t (*from_float)(float),
+                       conformance::Format16 format) {
+  const auto value = static_cast<uint16_t>(bits);
+  const float x = to_float(value);
+  const double expected = conformance::decode16(value, format);
+  if (std::isnan(expected)) {
+    EXPECT_TRUE(std::isnan(x)) << std::hex << bits;
+    EXPECT_TRUE(std::isnan(to_float(from_float(x)))) << std::hex << bits;
+  } else {
+    EXPECT_EQ(x, expected) << std::hex << bits;
+    EXPECT_EQ(from_float(x), value) << std::hex << bits;
+  }
+}
+
 // Every 16-bit pattern survives the round trip through float (NaN as NaN).
 TEST(CommSixteenBit, RoundTripOfEveryPattern) {
   for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
-    const auto value = static_cast<uint16_t>(bits);
-    const float bf = bf16_to_float(value), half = f16_to_float(value);
-    const double bf_expected = conformance::decode16(value, conformance::kBf16Format);
-    const double half_expected = conformance::decode16(value, conformance::kF16Format);
-    if (std::isnan(bf_expected)) {
-      EXPECT_TRUE(std::isnan(bf)) << std::hex << bits;
-      EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(bf)))) << std::hex << bits;
-    } else {
-      EXPECT_EQ(bf, bf_expected) << std::hex << bits;
-      EXPECT_EQ(float_to_bf16(bf), value) << std::hex << bits;
-    }
-    if (std::isnan(half_expected)) {
-      EXPECT_TRUE(std::isnan(half)) << std::hex << bits;
-      EXPECT_TRUE(std::isnan(f16_to_float(float_to_f16(half)))) << std::hex << bits;
-    } else {
-      EXPECT_EQ(half, half_expected) << std::hex << bits;
-      EXPECT_EQ(float_to_f16(half), value) << std::hex << bits;
-    }
+    expect_round_trip(bits, bf16_to_float, float_to_bf16, conformance::kBf16Format);
+    expect_round_trip(bits, f16_to_float, float_to_f16, conformance::kF16Format);
   }
 }
 

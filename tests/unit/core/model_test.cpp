@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 
@@ -19,6 +18,7 @@
 #include "devices/cpu_device.h"
 #include "devices/error.h"
 #include "gradient_check.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
@@ -228,11 +228,9 @@ TEST(Model, DropoutIsIdentityInEvaluationAndDependsOnGlobalSampleIndex) {
                                          reference.data<float>() + reference.numel()));
 }
 
-class WeightsFileTest : public ::testing::Test {
+class WeightsFileTest : public testing::TempDirTest {
  protected:
-  std::string dir_ = ::testing::TempDir() + "dpt_model_test_" + std::to_string(getpid());
-  void SetUp() override { std::filesystem::create_directories(dir_); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  WeightsFileTest() : TempDirTest("dpt_model_test_") {}
 };
 
 TEST_F(WeightsFileTest, RoundTripIsBitExact) {

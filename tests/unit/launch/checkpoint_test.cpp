@@ -5,7 +5,6 @@
 #include "launch/checkpoint.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,16 +13,14 @@
 #include "core/config.h"
 #include "devices/cpu_device.h"
 #include "devices/error.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
 
-namespace fs = std::filesystem;
-
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public testing::TempDirTest {
  protected:
-  void SetUp() override { fs::create_directories(dir_); }
-  void TearDown() override { fs::remove_all(dir_); }
+  CheckpointTest() : TempDirTest("dpt_ckpt_test_") {}
 
   proto::Config config(int hidden = 8, const std::string& optimizer = "adam {}") {
     return parse_config("model { input_size: 5 layer { dense { units: " + std::to_string(hidden) +
@@ -93,7 +90,6 @@ class CheckpointTest : public ::testing::Test {
   }
 
   CpuDevice device_{CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn}};
-  std::string dir_ = ::testing::TempDir() + "dpt_ckpt_test_" + std::to_string(getpid());
 };
 
 TEST_F(CheckpointTest, RoundTripRestoresEverythingExactly) {

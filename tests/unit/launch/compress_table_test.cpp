@@ -4,28 +4,24 @@
 #include "launch/compress_table.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "devices/error.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
 
-namespace fs = std::filesystem;
-
-class CompressTableTest : public ::testing::Test {
+class CompressTableTest : public testing::TempDirTest {
  protected:
-  void SetUp() override { fs::create_directories(dir_); }
-  void TearDown() override { fs::remove_all(dir_); }
+  CompressTableTest() : TempDirTest("compress_table_test_") {}
   std::string write(const std::string& name, const std::string& bytes) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
   }
-  std::string dir_ = ::testing::TempDir() + "compress_table_test_" + std::to_string(getpid());
 };
 
 TEST_F(CompressTableTest, RowsComeFromTheirModelsAndTimingIsInterleaved) {

@@ -3,7 +3,6 @@
 // lines, every metric key of a synthetic log on the page, the "not recorded" sections, benchmark
 // tables, and load errors naming the path.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -12,11 +11,10 @@
 #include "devices/error.h"
 #include "launch/report.h"
 #include "launch/svg_plot.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
-
-namespace fs = std::filesystem;
 
 // Minimal XML check: tags balance and nest, attribute values are quoted, and text holds no raw
 // '<' or bare '&'. Returns "" when well-formed, else what is wrong and where.
@@ -336,15 +334,12 @@ TEST(Report, BenchmarkTables) {
   EXPECT_EQ(table.fields, (std::vector<std::pair<std::string, std::string>>{{"memcpy.reps", "5"}}));
 }
 
-class ReportFiles : public ::testing::Test {
+class ReportFiles : public testing::TempDirTest {
  protected:
-  void SetUp() override { fs::create_directories(dir_); }
-  void TearDown() override { fs::remove_all(dir_); }
+  ReportFiles() : TempDirTest("report_test_") {}
   void write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ + "/" + name) << text;
   }
-  std::string dir_ =
-      (fs::temp_directory_path() / ("report_test_" + std::to_string(getpid()))).string();
 };
 
 TEST_F(ReportFiles, MissingRunDirOrMetricsIsADataError) {

@@ -4,7 +4,6 @@
 #include "launch/trace_writer.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "devices/error.h"
+#include "temp_dir.h"
 
 namespace dpt {
 namespace {
@@ -19,11 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = Tracer::Clock;
 
-class TraceTest : public ::testing::Test {
+class TraceTest : public testing::TempDirTest {
  protected:
-  void SetUp() override { fs::create_directories(dir_); }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir_ = ::testing::TempDir() + "dpt_trace_test_" + std::to_string(getpid());
+  TraceTest() : TempDirTest("dpt_trace_test_") {}
 };
 
 TEST_F(TraceTest, RanksMergeIntoOneOrderedTimeline) {
