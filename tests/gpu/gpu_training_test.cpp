@@ -18,6 +18,7 @@
 #include "devices/cuda_support.h"
 #include "launch/batch_loader.h"
 #include "launch/trainer.h"
+#include "rank_threads.h"
 #include "train_fixture.h"
 
 namespace dpt {
@@ -137,15 +138,10 @@ class GpuTrainingTest : public testing::RandomDataTest {
   // Trains `world` workers as threads, each on `gpu` (cuda:0) or its own CPU device.
   TrainedRun train_on(bool gpu, int world, const proto::Config& config, const std::string& name,
                       const std::string& resume = "") {
-    ThreadWorld threads(world, CommOptions{60.0});
     std::vector<TrainedRun> runs(static_cast<std::size_t>(world));
-    std::vector<std::string> errors(static_cast<std::size_t>(world));
-    std::vector<std::thread> workers;
-    for (int rank = 0; rank < world; ++rank) {
-      workers.emplace_back([&, rank] {
-        std::unique_ptr<Communicator> comm = threads.communicator(rank);
-        TrainedRun& run = runs[static_cast<std::size_t>(rank)];
-        try {
+    const std::vector<std::string> errors =
+        testing::on_ranks(world, 60.0, [&](int rank, Communicator& comm) {
+          TrainedRun& run = runs[static_cast<std::size_t>(rank)];
           std::unique_ptr<Device> device =
               gpu ? make_cuda_device(0)
                   : std::unique_ptr<Device>(new CpuDevice(CpuDeviceOptions{2}));
@@ -154,18 +150,12 @@ class GpuTrainingTest : public testing::RandomDataTest {
           options.resume = resume;
           options.final_params = &run.params;
           const TrainSummary summary =
-              train(config, *device, *comm, dir_ + "/" + name, listener, options);
+              train(config, *device, comm, dir_ + "/" + name, listener, options);
           run.losses = listener.losses;
           run.loss_scale = listener.loss_scale;
           run.loss_scale_skipped = summary.loss_scale_skipped;
           if (summary.last_eval) run.accuracy = summary.last_eval->accuracy;
-        } catch (const std::exception& e) {
-          errors[static_cast<std::size_t>(rank)] = e.what();
-          comm->abort(1);
-        }
-      });
-    }
-    for (std::thread& worker : workers) worker.join();
+        });
     for (const std::string& error : errors) EXPECT_EQ(error, "");
     return runs[0];
   }

@@ -21,6 +21,7 @@
 #include "comm/communicator.h"
 #include "launch/device_transfer.h"
 #include "launch/train_step.h"
+#include "rank_threads.h"
 #include "train_fixture.h"
 
 namespace dpt {
@@ -328,28 +329,17 @@ TEST_F(LossScalingTest, ACheckpointWithoutScalerStateResumesWithAFreshScaler) {
 TEST_F(LossScalingTest, TwoRanksAgreeOnEveryVerdict) {
   const proto::Config cfg =
       config(std::string(kHuge) + "growth_interval: 5 } } comm { bucket_mb: 0.0001 }");
-  ThreadWorld world(2, CommOptions{30.0});
   std::vector<Run> runs(2);
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < 2; ++rank) {
-    threads.emplace_back([&, rank] {
-      std::unique_ptr<Communicator> comm = world.communicator(rank);
-      try {
+  const std::vector<std::string> errors =
+      testing::on_ranks(2, 30.0, [&](int rank, Communicator& comm) {
         CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
         TrainListener quiet;
         TrainOptions options;
         options.loss_scaling = true;
         options.final_params = &runs[static_cast<std::size_t>(rank)].params;
         runs[static_cast<std::size_t>(rank)].summary =
-            train(cfg, device, *comm, dir_ + "/two", quiet, options);
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(rank)] = e.what();
-        comm->abort(1);
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+            train(cfg, device, comm, dir_ + "/two", quiet, options);
+      });
   ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
   EXPECT_GE(runs[0].summary.loss_scale_skipped, 1);
   EXPECT_EQ(runs[1].summary.loss_scale_skipped, runs[0].summary.loss_scale_skipped);

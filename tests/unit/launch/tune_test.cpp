@@ -21,6 +21,7 @@
 #include "devices/error.h"
 #include "expect_error.h"
 #include "launch/tune_probe.h"
+#include "rank_threads.h"
 
 namespace dpt {
 namespace {
@@ -307,23 +308,13 @@ TEST(StepProbeTest, TwoRanksMeasureAndDecideAlike) {
   const proto::Config config =
       config_with({"tune={max_batch: 32 timing_steps: 2 lr_range_test: true lr_range_steps: 12}"});
   const Dataset data = memory_dataset(256);
-  ThreadWorld world(2, CommOptions{60});
-  std::vector<std::string> texts(2), errors(2);
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < 2; ++rank) {
-    threads.emplace_back([&, rank] {
-      std::unique_ptr<Communicator> comm = world.communicator(rank);
-      try {
+  std::vector<std::string> texts(2);
+  const std::vector<std::string> errors =
+      testing::on_ranks(2, 60, [&](int rank, Communicator& comm) {
         CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
-        StepProbe probe(config, device, *comm, data);
+        StepProbe probe(config, device, comm, data);
         texts[rank] = config_to_text(tune(config, inputs(int64_t{1} << 30, 2, 256), probe).tuned);
-      } catch (const std::exception& e) {
-        errors[rank] = e.what();
-        comm->abort(1);
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
+      });
   EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
   EXPECT_EQ(texts[0], texts[1]);
   EXPECT_NE(texts[0].find("batch_size: "), std::string::npos);
