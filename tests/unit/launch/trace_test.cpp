@@ -62,7 +62,9 @@ TEST_F(TraceTest, RanksMergeIntoOneOrderedTimeline) {
     const int64_t ts = event["ts"].get<int64_t>();
     EXPECT_GE(ts, last[key]) << event.dump();
     last[key] = ts;
-    if (event["name"] == "bucket 0") EXPECT_EQ(event["tid"], 1);
+    if (event["name"] == "bucket 0") {
+      EXPECT_EQ(event["tid"], 1);
+    }
     if (event["name"] == "step 0") {
       EXPECT_EQ(ts, 10000);
       EXPECT_EQ(event["dur"], 30000);
