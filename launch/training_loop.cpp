@@ -99,7 +99,7 @@ bool TrainingRun::run_step(int64_t epoch, int64_t s, const std::vector<int64_t>&
   return true;
 }
 
-// Training rows `rows[0..n)`, gathered and normalised.
+// The batch whose row i is training sample rows[i], gathered and normalised.
 BatchSource TrainingRun::rows_from(const int64_t* rows) const {
   return [this, rows](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
     gather_batch(train_set_, rows + row, n, normalization_, inputs, labels);
