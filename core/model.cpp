@@ -97,6 +97,7 @@ Model::Model(Device& device, const proto::Config& config, const ModelOptions& op
   } else {
     grads_ = Tensor(device, {total}, options_.dtype);
   }
+  options_.grad_memory = nullptr;  // used once: the model keeps no reference to the caller's state
   int64_t offset = 0;
   for (const auto& layer : layers_) {
     const int64_t n = layer->num_params();

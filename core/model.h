@@ -22,7 +22,8 @@ struct ModelOptions {
   bool fuse_activations = true;  // fuse Dense + activation pairs
   // On a CPU device, where the flat gradient buffer lives: called once with its size in bytes;
   // null result or no function: the device's own memory. Training passes the communicator's
-  // allocate_shared, so gradient all-reduces on one node need no copies.
+  // allocate_shared, so gradient all-reduces on one node need no copies. Called in the
+  // constructor only; the model keeps no copy of it.
   std::function<std::shared_ptr<void>(std::size_t bytes)> grad_memory = nullptr;
 };
 

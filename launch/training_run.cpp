@@ -80,7 +80,7 @@ void TrainingRun::load_data() {
 void TrainingRun::build_model(Device& device) {
   ModelOptions model_options;
   // On one node the ranks map each other's gradient buffers: all-reduce without copies. (The
-  // model calls grad_memory in its constructor only.)
+  // model calls grad_memory in its constructor only, and then drops it.)
   bool shared_grads = false;
   model_options.grad_memory = [&](std::size_t bytes) {
     std::shared_ptr<void> memory = comm_.allocate_shared(bytes);
