@@ -41,6 +41,10 @@ class Communicator {
   // different sizes; callers then use their own. Zero-filled, 64-byte aligned; released when the
   // last copy of the pointer goes.
   virtual std::shared_ptr<void> allocate_shared(std::size_t bytes) { return nullptr; }
+  // Why the last allocate_shared gave null although this backend shares memory between the ranks
+  // (e.g. "reserving 15 MB in /dev/shm: No space left on device"); empty when it gave memory or
+  // was not expected to (several nodes, shared memory off, other backends).
+  virtual std::string shared_memory_problem() const { return ""; }
 
   // recv[i] = op over ranks of send[i], for i < count; identical bits on every rank.
   virtual void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,

@@ -80,14 +80,18 @@ class MpiCommunicator : public TransportCommunicator {
     if (mpi_active()) MPI_Comm_free(&comm_);
   }
   std::string backend() const override { return "mpi"; }
+  std::string shared_memory_problem() const override {
+    return shared_memory_note_.empty() ? TransportCommunicator::shared_memory_problem()
+                                       : "no shared-memory all-reduce: " + shared_memory_note_;
+  }
   void abort(int exit_code) noexcept override {
     if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, exit_code);
   }
 
  protected:
-  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) override {
+  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases,
+                                   std::string& why) override {
     const std::size_t stride = (bytes + 63) / 64 * 64;
-    std::string why;
     std::shared_ptr<SharedSegment> segment;
     {
       std::lock_guard<std::mutex> lock(mutex_);

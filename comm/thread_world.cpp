@@ -199,7 +199,8 @@ class ThreadCommunicator : public TransportCommunicator {
  protected:
   // Threads share the address space: each rank allocates its own buffer, and the ranks swap the
   // addresses.
-  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) override {
+  std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases,
+                                   std::string& why) override {
     const std::size_t rounded = (bytes + 63) / 64 * 64;
     std::shared_ptr<void> memory(std::aligned_alloc(64, rounded), &std::free);
     DPT_CHECK(memory != nullptr) << "ThreadWorld: cannot allocate " << rounded << " bytes";

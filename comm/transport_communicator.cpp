@@ -123,18 +123,22 @@ void TransportCommunicator::barrier() {
 }
 
 std::shared_ptr<void> TransportCommunicator::allocate_shared(std::size_t bytes) {
+  shared_problem_.clear();
   if (shm_ == nullptr) return nullptr;
   const uint64_t mine = bytes;
   std::vector<uint64_t> sizes(static_cast<std::size_t>(size()));
   all_gather(&mine, sizes.data(), 1, DType::kI64);
   // Ranks that disagree all get null (each sees every size); the caller's own checks (the
   // trainer's fingerprint of model shapes) then name the difference.
-  for (uint64_t theirs : sizes) {
-    if (theirs != mine) return nullptr;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    if (sizes[r] == mine) continue;
+    shared_problem_ = "rank " + std::to_string(r) + " asked for " + std::to_string(sizes[r]) +
+                      " bytes, rank " + std::to_string(rank()) + " for " + std::to_string(mine);
+    return nullptr;
   }
   if (bytes == 0) return nullptr;
   std::vector<char*> bases;
-  std::shared_ptr<void> memory = map_shared(bytes, bases);
+  std::shared_ptr<void> memory = map_shared(bytes, bases, shared_problem_);
   if (memory == nullptr) return nullptr;
   shm_->add_shared_buffer(std::move(bases), bytes, memory);
   return memory;

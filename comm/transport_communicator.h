@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/collective_check.h"
@@ -37,6 +38,7 @@ class TransportCommunicator : public Communicator {
   // With shared memory (all ranks on one node): agrees on `bytes`, maps a buffer per rank through
   // map_shared and registers it with the shared-memory all-reduce.
   std::shared_ptr<void> allocate_shared(std::size_t bytes) override;
+  std::string shared_memory_problem() const override { return shared_problem_; }
 
   const CommOptions& options() const { return options_; }
 
@@ -50,7 +52,9 @@ class TransportCommunicator : public Communicator {
   }
   // Collective: a zero-filled, 64-byte aligned buffer of `bytes` for this rank, with bases[j] set
   // to rank j's buffer as mapped in this process; null on every rank where there is none.
-  virtual std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases) {
+  // `why` says what failed when it returns null.
+  virtual std::shared_ptr<void> map_shared(std::size_t bytes, std::vector<char*>& bases,
+                                           std::string& why) {
     return nullptr;
   }
   // Gives the communicator a shared-memory all-reduce over every rank (all on one node), which
@@ -77,6 +81,7 @@ class TransportCommunicator : public Communicator {
   std::vector<char> latency_scratch_;  // recursive doubling's buffers, reused between calls
   bool one_node_ = false;
   std::unique_ptr<ShmAllReduce> shm_;  // set when every rank shares this node's memory
+  std::string shared_problem_;         // why the last allocate_shared gave null
 };
 
 }  // namespace dpt

@@ -91,6 +91,9 @@ void TrainingRun::build_model(Device& device) {
   if (shared_grads) {
     listener_.on_note("gradient buffer in memory the " + std::to_string(comm_.size()) +
                       " workers share: all-reduce without copies");
+  } else if (!comm_.shared_memory_problem().empty()) {
+    listener_.on_note("gradient buffer in this worker's own memory (all-reduce with copies): " +
+                      comm_.shared_memory_problem());
   }
   check_dataset_fits(config_, *model_, train_set_);
   if (test_set_) check_dataset_fits(config_, *model_, *test_set_);

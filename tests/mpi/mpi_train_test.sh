@@ -45,6 +45,31 @@ for n in 2 3; do
   fi
 done
 
+# 1b. On one node the gradient buffer is shared memory (all-reduce without copies); with /dev/shm
+# full (a private 64 KiB tmpfs in a mount namespace, TCP between the ranks) training says why it
+# is not, and still trains the 1-process model.
+if "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir shared >out.txt 2>&1 &&
+  grep -q "gradient buffer in memory the 2 workers share: all-reduce without copies" out.txt; then
+  echo "ok gradient buffer shared on one node"
+  pass
+else
+  fail "gradient buffer shared on one node"
+fi
+if unshare -m true 2>/dev/null; then
+  if unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"' sh \
+    mpirun --oversubscribe --mca btl self,tcp -np 2 "$dpt" train cfg.prototxt --run-dir noshm \
+    >out.txt 2>&1 &&
+    grep -Eq "gradient buffer in this worker's own memory \(all-reduce with copies\): .*/dev/shm: No space left" out.txt &&
+    weights_match one/model.h5 noshm/model.h5; then
+    echo "ok /dev/shm full: said why, same model"
+    pass
+  else
+    fail "/dev/shm full"
+  fi
+else
+  echo "skip /dev/shm full (unshare -m needs root)"
+fi
+
 # 2. Faults. Timeout 4 s: every case must end well within twice that plus start-up.
 for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
   case $kind in
