@@ -23,11 +23,4 @@ struct CompressArgs {
 // Returns the exit code (0); errors are thrown as dpt::Error.
 int run_compress(const CompressArgs& args, const WorldInfo& world);
 
-// The fine-tuning directory used when --run-dir is not given: "dir/small.h5" ->
-// "dir/small_finetune".
-std::string default_finetune_dir(const std::string& out);
-
-// Where the config of a structurally pruned OUT goes: "dir/small.h5" -> "dir/small.prototxt".
-std::string config_path_for(const std::string& out);
-
 }  // namespace dpt
