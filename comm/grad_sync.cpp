@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "comm/reduce.h"
 #include "devices/error.h"
+#include "devices/gpu_ops.h"
 
 namespace dpt {
 
@@ -18,6 +20,24 @@ GradSync::GradSync(Communicator& comm, const Tensor& grads, const std::vector<Fl
   if (device_.kind() != DeviceKind::kCpu && !comm.device_memory()) {
     host_ = static_cast<float*>(device_.allocate_host(grads.bytes()));
     copied_ = device_.create_event();
+  }
+  DPT_CHECK(options_.reduce_dtype == DType::kF32 || options_.reduce_dtype == DType::kBF16 ||
+            options_.reduce_dtype == DType::kF16)
+      << "grad sync: gradients are reduced in float32, bf16 or fp16, not "
+      << dtype_name(options_.reduce_dtype);
+  if (options_.reduce_dtype != DType::kF32) {
+    const std::size_t wire_bytes = static_cast<std::size_t>(grads.numel()) * sizeof(uint16_t);
+    wire_on_device_ = device_.kind() != DeviceKind::kCpu && comm.device_memory();
+    if (wire_on_device_) {
+      wire_ = static_cast<uint16_t*>(device_.allocate(wire_bytes));
+    } else {
+      // Collective, like the constructor's callers: every rank builds its GradSync together.
+      wire_host_ = comm.allocate_shared(wire_bytes);
+      if (wire_host_ == nullptr)
+        wire_host_.reset(new uint16_t[grads.numel()](),
+                         [](void* p) { delete[] static_cast<uint16_t*>(p); });
+      wire_ = static_cast<uint16_t*>(wire_host_.get());
+    }
   }
   // Buckets hold whole layers, filled from the last layer back, in the order backward ends them.
   bucket_of_param_.assign(params_.size(), -1);
@@ -52,6 +72,7 @@ GradSync::~GradSync() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (host_ != nullptr) device_.deallocate_host(host_);
+  if (wire_on_device_) device_.deallocate(wire_);
 }
 
 void GradSync::begin() {
@@ -113,7 +134,7 @@ void GradSync::reduce(std::size_t index, const FlatRange& range) {
   const std::size_t count = static_cast<std::size_t>(range.count);
   float* data = data_ + range.offset;
   if (host_ == nullptr) {
-    comm_.all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
+    sum(data, range);
     return;
   }
   // The copy is queued after the backward work that wrote this bucket, so it sees its values.
@@ -121,11 +142,30 @@ void GradSync::reduce(std::size_t index, const FlatRange& range) {
   device_.copy_to_host_async(host, data, count * sizeof(float));
   copied_->record();
   copied_->wait();
-  comm_.all_reduce(host, host, count, DType::kF32, ReduceOp::kSum);
+  sum(host, range);
   device_.copy_from_host_async(data, host, count * sizeof(float));
   // finish() returns only when every bucket is back on the device and the host buffer is free.
   copied_->record();
   copied_->wait();
+}
+
+void GradSync::sum(float* values, const FlatRange& range) {
+  const std::size_t count = static_cast<std::size_t>(range.count);
+  if (wire_ == nullptr) {
+    comm_.all_reduce(values, values, count, DType::kF32, ReduceOp::kSum);
+    return;
+  }
+  const bool bf16 = options_.reduce_dtype == DType::kBF16;
+  uint16_t* wire = wire_ + range.offset;
+  if (wire_on_device_) {
+    gpu_round_to_16bit(device_, bf16, values, wire, range.count);
+    comm_.all_reduce(wire, wire, count, options_.reduce_dtype, ReduceOp::kSum);
+    gpu_widen_16bit(device_, bf16, wire, values, range.count);
+    return;
+  }
+  round_floats(values, wire, count, options_.reduce_dtype);
+  comm_.all_reduce(wire, wire, count, options_.reduce_dtype, ReduceOp::kSum);
+  widen_floats(wire, values, count, options_.reduce_dtype);
 }
 
 void GradSync::worker() {

@@ -7,6 +7,10 @@
 // Gradients on a GPU: a communicator that takes device memory gets device pointers; any other
 // gets each bucket through a page-locked host buffer (copy to host, all-reduce, copy back), the
 // copies queued on the device's stream after the backward work that produced the bucket.
+// With a 16-bit reduce_dtype each bucket is rounded into a 16-bit buffer where the all-reduce
+// runs (on the device for device-memory communicators, else on the host: the communicator's
+// allocate_shared memory when it has some, so one node still reduces it without copies) and
+// widened back into the float32 gradients.
 #pragma once
 
 #include <condition_variable>
@@ -27,6 +31,9 @@ namespace dpt {
 struct GradSyncOptions {
   std::size_t bucket_bytes = 25u << 20;
   bool overlap = true;  // false: all buckets are reduced in finish(), on the calling thread
+  // The format buckets are summed in (comm.reduce_dtype): kF32, or kBF16 / kF16, rounded to
+  // nearest even before the all-reduce and widened back after it (half the bytes moved).
+  DType reduce_dtype = DType::kF32;
 };
 
 // A contiguous range of the flat buffer, in elements.
@@ -72,12 +79,19 @@ class GradSync {
     bool started = false;
   };
   void reduce(std::size_t index, const FlatRange& range);
+  // Sums `values` (range's float32 gradients, on the device or the host) over ranks, through
+  // the 16-bit buffer when reduce_dtype asks for one.
+  void sum(float* values, const FlatRange& range);
   void worker();
 
   Communicator& comm_;
   Device& device_;
   float* data_;            // the gradients: device memory, or host memory on the CPU
   float* host_ = nullptr;  // staging buffer (allocate_host) of every gradient; null: no staging
+  // 16-bit reduce_dtype: one uint16 per gradient, on the device (wire_on_device_) or the host.
+  uint16_t* wire_ = nullptr;
+  bool wire_on_device_ = false;
+  std::shared_ptr<void> wire_host_;
   std::unique_ptr<DeviceEvent> copied_;  // reduce() waits for its copies with it
   GradSyncOptions options_;
   std::vector<Bucket> buckets_;

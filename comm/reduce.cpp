@@ -198,6 +198,30 @@ void reduce_pair(void* dst, const void* a, const void* b, std::size_t count, DTy
   });
 }
 
+void round_floats(const float* src, uint16_t* dst, std::size_t count, DType dtype) {
+  DPT_CHECK(dtype == DType::kBF16 || dtype == DType::kF16)
+      << "round_floats: to bf16 or f16, not " << dtype_name(dtype);
+  const float* __restrict in = src;
+  uint16_t* __restrict out = dst;
+  if (dtype == DType::kBF16) {
+    for (std::size_t i = 0; i < count; ++i) out[i] = f32_to_bf16(in[i]);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) out[i] = f32_to_f16(in[i]);
+  }
+}
+
+void widen_floats(const uint16_t* src, float* dst, std::size_t count, DType dtype) {
+  DPT_CHECK(dtype == DType::kBF16 || dtype == DType::kF16)
+      << "widen_floats: from bf16 or f16, not " << dtype_name(dtype);
+  const uint16_t* __restrict in = src;
+  float* __restrict out = dst;
+  if (dtype == DType::kBF16) {
+    for (std::size_t i = 0; i < count; ++i) out[i] = bf16_to_f32(in[i]);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) out[i] = f16_to_f32(in[i]);
+  }
+}
+
 void finish_average(void* data, std::size_t count, DType dtype, int world_size) {
   DPT_CHECK(world_size >= 1) << "finish_average: world size " << world_size << " must be >= 1";
   if (world_size == 1) return;

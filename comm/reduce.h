@@ -27,6 +27,11 @@ void reduce_pair(void* dst, const void* a, const void* b, std::size_t count, DTy
 // integer division, which truncates toward zero (-7 / 2 == -3). world_size must be >= 1.
 void finish_average(void* data, std::size_t count, DType dtype, int world_size);
 
+// Whole buffers: dst[i] = src[i] rounded to `dtype` (kBF16 or kF16, as below), and back. Loops
+// the compiler vectorises (gradients reduced in 16 bits, comm.reduce_dtype).
+void round_floats(const float* src, uint16_t* dst, std::size_t count, DType dtype);
+void widen_floats(const uint16_t* src, float* dst, std::size_t count, DType dtype);
+
 // bfloat16: the top 16 bits of a float32. Conversion to bf16 rounds to nearest, ties to even;
 // overflow rounds to infinity; NaN stays NaN (quiet).
 float bf16_to_float(uint16_t value);

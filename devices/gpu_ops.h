@@ -81,5 +81,9 @@ void gpu_scale(Device& device, float* x, int64_t n, float factor);
 // Whether any of x[0..n) is inf or NaN, before or after x[i] *= inv_scale (the loss scaler's
 // unscale, cuda_unscale_and_check); waits.
 bool gpu_unscale_and_check(Device& device, float* x, int64_t n, float inv_scale);
+// dst[i] = src[i] rounded to bf16 (bf16 true) or IEEE fp16, nearest even (gradients reduced in
+// 16 bits, comm.reduce_dtype), and back: dst[i] = src[i] widened to float32. Queued.
+void gpu_round_to_16bit(Device& device, bool bf16, const float* src, uint16_t* dst, int64_t n);
+void gpu_widen_16bit(Device& device, bool bf16, const uint16_t* src, float* dst, int64_t n);
 
 }  // namespace dpt

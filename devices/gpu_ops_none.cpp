@@ -65,4 +65,10 @@ void gpu_scale(Device&, float*, int64_t, float) { no_cuda("scale"); }
 
 bool gpu_unscale_and_check(Device&, float*, int64_t, float) { no_cuda("unscale and check"); }
 
+void gpu_round_to_16bit(Device&, bool, const float*, uint16_t*, int64_t) {
+  no_cuda("round to 16 bits");
+}
+
+void gpu_widen_16bit(Device&, bool, const uint16_t*, float*, int64_t) { no_cuda("widen 16 bits"); }
+
 }  // namespace dpt

@@ -30,6 +30,9 @@ std::unique_ptr<GradSync> make_grad_sync(Model& model, const proto::CommConfig& 
   GradSyncOptions options;
   options.bucket_bytes = static_cast<std::size_t>(config.bucket_mb() * (1 << 20));
   options.overlap = config.overlap();
+  options.reduce_dtype = config.reduce_dtype() == proto::REDUCE_BF16   ? DType::kBF16
+                         : config.reduce_dtype() == proto::REDUCE_FP16 ? DType::kF16
+                                                                       : DType::kF32;
   return std::make_unique<GradSync>(comm, model.grads(), ranges, options);
 }
 

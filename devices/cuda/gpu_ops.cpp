@@ -145,4 +145,14 @@ bool gpu_unscale_and_check(Device& device, float* x, int64_t n, float inv_scale)
   return cuda_unscale_and_check(as_cuda(device, "unscale and check"), x, n, inv_scale);
 }
 
+void gpu_round_to_16bit(Device& device, bool bf16, const float* src, uint16_t* dst, int64_t n) {
+  cuda_round_to_16bit(as_cuda(device, "round to 16 bits"),
+                      bf16 ? CudaGemmInput::kBf16 : CudaGemmInput::kFp16, src, 1, n, n, dst);
+}
+
+void gpu_widen_16bit(Device& device, bool bf16, const uint16_t* src, float* dst, int64_t n) {
+  cuda_widen_16bit(as_cuda(device, "widen 16 bits"),
+                   bf16 ? CudaGemmInput::kBf16 : CudaGemmInput::kFp16, src, dst, n);
+}
+
 }  // namespace dpt

@@ -9,8 +9,10 @@
 
 #include <thread>
 
+#include "comm/reduce.h"
 #include "comm/thread_world.h"
 #include "devices/cpu_device.h"
+#include "devices/error.h"
 #include "fake_gpu.h"
 #include "forwarding_communicator.h"
 
@@ -32,7 +34,10 @@ enum class Where { kCpu, kFakeGpu, kFakeGpuDeviceComm };
 // Layer ranges of a 14-value flat buffer (one layer without parameters).
 const std::vector<FlatRange> kLayers = {{0, 3}, {3, 5}, {8, 0}, {8, 6}};
 
-float value(int rank, int i) { return static_cast<float>((rank + 1) * 100 + i) * 0.25f; }
+// Multiples of 2^-10 below 128: float32 sums them exactly; bf16 and fp16 must round most.
+float value(int rank, int i) {
+  return static_cast<float>((rank + 1) * 100 + i) * 0.25f + static_cast<float>(i) * 0x1p-10f;
+}
 
 struct RankResult {
   std::vector<float> grads;
@@ -43,8 +48,9 @@ struct RankResult {
 
 // Each of `world` ranks fills its gradients, reports the layers ready in backward order (or not
 // at all: finish() must reduce them anyway) and returns what it holds after finish().
-std::vector<RankResult> run(int world, Where where, bool overlap, bool report, int steps = 2) {
-  ThreadWorld thread_world(world, CommOptions{10.0});
+std::vector<RankResult> run(int world, Where where, bool overlap, bool report, int steps = 2,
+                            DType reduce_dtype = DType::kF32, bool shared_memory = true) {
+  ThreadWorld thread_world(world, CommOptions{10.0}, shared_memory);
   std::vector<RankResult> results(static_cast<std::size_t>(world));
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world; ++rank) {
@@ -62,6 +68,7 @@ std::vector<RankResult> run(int world, Where where, bool overlap, bool report, i
         GradSyncOptions options;
         options.bucket_bytes = 6 * sizeof(float);  // buckets {8,6} and {0,8}
         options.overlap = overlap;
+        options.reduce_dtype = reduce_dtype;
         GradSync sync(*comm, grads, kLayers, options);
         for (int step = 0; step < steps; ++step) {
           std::vector<float> mine(14);
@@ -132,6 +139,67 @@ TEST(GradSync, StagedSumsEqualTheCpuPath) {
     EXPECT_FALSE(cpu[rank].staged);
     EXPECT_EQ(cpu[rank].grads, staged[rank].grads);
   }
+}
+
+// comm.reduce_dtype: each rank's gradients are rounded to 16 bits, summed in 16 bits and widened
+// back. Two ranks: exactly round16(round16(a) + round16(b)) (one addition, so every algorithm
+// agrees), on the CPU (with and without shared memory) and staged from a GPU; the values need more
+// mantissa than bf16 has, so rounding shows. Three ranks: the same bits on every rank, within
+// two 16-bit roundings per addition of the float32 sum.
+TEST(GradSync, SixteenBitReduceDTypesRoundSumAndWiden) {
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+    auto round16 = [&](float v) {
+      return dtype == DType::kBF16 ? bf16_to_float(float_to_bf16(v))
+                                   : f16_to_float(float_to_f16(v));
+    };
+    for (Where where : {Where::kCpu, Where::kFakeGpu}) {
+      for (bool shared_memory : {true, false}) {
+        const std::vector<RankResult> results = run(2, where, true, true, 1, dtype, shared_memory);
+        int rounded = 0;
+        for (const RankResult& result : results) {
+          for (int i = 0; i < 14; ++i) {
+            const float a = value(0, i), b = value(1, i);
+            const float expected = round16(round16(a) + round16(b));
+            EXPECT_EQ(result.grads[static_cast<std::size_t>(i)], expected)
+                << dtype_name(dtype) << " element " << i;
+            rounded += expected != a + b;
+          }
+        }
+        EXPECT_GT(rounded, 0) << "the test values must need rounding in " << dtype_name(dtype);
+      }
+    }
+    const std::vector<RankResult> three = run(3, Where::kCpu, true, true, 1, dtype);
+    for (int i = 0; i < 14; ++i) {
+      const float exact = value(0, i) + value(1, i) + value(2, i);
+      const float got = three[0].grads[static_cast<std::size_t>(i)];
+      EXPECT_NEAR(got, exact, exact * (dtype == DType::kBF16 ? 4 : 0.5) / 256) << "element " << i;
+      for (const RankResult& result : three)
+        EXPECT_EQ(result.grads[static_cast<std::size_t>(i)], got);
+    }
+  }
+}
+
+// On a device-memory communicator (NCCL) the rounding runs on the device, through gpu_ops (which
+// refuses the fake GPU: no host loop ever touches device memory).
+TEST(GradSync, SixteenBitReduceOnDeviceMemoryUsesTheDeviceCasts) {
+  ThreadWorld world(1, CommOptions{10.0});
+  FakeGpu gpu;
+  Tensor grads(gpu, {14}, DType::kF32);
+  DeviceMemoryComm comm(world.communicator(0));
+  GradSyncOptions options;
+  options.reduce_dtype = DType::kBF16;
+  options.overlap = false;
+  GradSync sync(comm, grads, kLayers, options);
+  sync.begin();
+  try {
+    sync.finish();
+    ADD_FAILURE() << "a 16-bit reduce on device memory did not reach the device casts";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("round to 16 bits"), std::string::npos)
+        << error.what();
+  }
+  options.reduce_dtype = DType::kF64;
+  EXPECT_THROW(GradSync(comm, grads, kLayers, options), Error);
 }
 
 }  // namespace

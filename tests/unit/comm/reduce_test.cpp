@@ -393,5 +393,44 @@ TEST(CommSixteenBit, MatchesIndependentReference) {
   EXPECT_EQ(wrong_f16, 0);
 }
 
+// The whole-buffer conversions of comm.reduce_dtype agree element by element with the independent
+// rounding reference (conformance::round16 / decode16) over a sweep of magnitudes, signs,
+// subnormals, infinities and NaN; other dtypes are refused.
+TEST(CommReduceInto, WholeBufferRoundingAndWideningMatchTheReference) {
+  std::vector<float> values;
+  for (int e = -30; e <= 30; e += 3) {
+    for (float m : {1.0f, 1.00390625f, 1.33333333f, 1.9999f}) {
+      values.push_back(std::ldexp(m, e));
+      values.push_back(-std::ldexp(m, e));
+    }
+  }
+  values.push_back(std::numeric_limits<float>::infinity());
+  values.push_back(0.0f);
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+    const conformance::Format16 format =
+        dtype == DType::kBF16 ? conformance::kBf16Format : conformance::kF16Format;
+    std::vector<uint16_t> rounded(values.size());
+    std::vector<float> widened(values.size());
+    round_floats(values.data(), rounded.data(), values.size(), dtype);
+    widen_floats(rounded.data(), widened.data(), values.size(), dtype);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      EXPECT_EQ(rounded[i], conformance::round16(values[i], format))
+          << dtype_name(dtype) << " " << values[i];
+      EXPECT_EQ(widened[i], static_cast<float>(conformance::decode16(rounded[i], format)))
+          << dtype_name(dtype) << " " << values[i];
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    uint16_t nan16 = 0;
+    float back = 0;
+    round_floats(&nan, &nan16, 1, dtype);
+    widen_floats(&nan16, &back, 1, dtype);
+    EXPECT_TRUE(std::isnan(back)) << dtype_name(dtype);
+  }
+  uint16_t out = 0;
+  float in = 1.0f;
+  EXPECT_THROW(round_floats(&in, &out, 1, DType::kF32), Error);
+  EXPECT_THROW(widen_floats(&out, &in, 1, DType::kI32), Error);
+}
+
 }  // namespace
 }  // namespace dpt

@@ -24,9 +24,10 @@ class DataParallelTest : public SmallRunTest {
     return with(small_run_config("comm { timeout_s: 20 bucket_mb: 0.0005 }", "dp.prototxt"), extra);
   }
 
-  // Trains with `world` threads; returns rank 0's weights.
-  std::vector<float> train_world(int world, const proto::Config& cfg, WorldRun* out = nullptr) {
-    const std::string run_dir = dir_ + "/run" + std::to_string(world);
+  // Trains with `world` threads into run<world><name>; returns rank 0's weights.
+  std::vector<float> train_world(int world, const proto::Config& cfg, WorldRun* out = nullptr,
+                                 const std::string& name = "") {
+    const std::string run_dir = dir_ + "/run" + std::to_string(world) + name;
     WorldRun run = train_threads(world, cfg, run_dir);
     for (int rank = 0; rank < world; ++rank) EXPECT_EQ(run.errors[rank], "") << "rank " << rank;
     // Only rank 0 writes: config.prototxt, metrics.jsonl, model.h5, checkpoints/, tensorboard/.
@@ -59,6 +60,23 @@ TEST_F(DataParallelTest, NRanksTrainTheModelOneRankTrains) {
       EXPECT_EQ(summary.last_eval->loss, run.summaries[0].last_eval->loss);
       EXPECT_EQ(summary.last_eval->accuracy, run.summaries[0].last_eval->accuracy);
     }
+  }
+}
+
+// comm.reduce_dtype: gradients summed in bf16 / fp16 train close to the float32 model (8 / 11
+// bits of mantissa per gradient element over 20 SGD steps; measured 9.8e-4 / 1.4e-4 relative,
+// allowed 5e-3 / 1e-3), not identical to it (the rounding happened), and deterministically (two
+// runs, the same bits).
+TEST_F(DataParallelTest, SixteenBitGradientReductionTrainsCloseAndDeterministically) {
+  const std::vector<float> reference = train_world(2, config());
+  for (const auto& [dtype, tolerance] :
+       {std::pair<std::string, double>{"REDUCE_BF16", 5e-3}, {"REDUCE_FP16", 1e-3}}) {
+    const proto::Config cfg = config("comm { reduce_dtype: " + dtype + " }");
+    const std::vector<float> first = train_world(2, cfg, nullptr, dtype);
+    const double worst = worst_relative_difference(first, reference);
+    EXPECT_LT(worst, tolerance) << dtype;
+    EXPECT_GT(worst, 1e-6) << dtype << ": the gradients were not rounded";
+    EXPECT_EQ(train_world(2, cfg, nullptr, dtype + "_again"), first) << dtype;
   }
 }
 
