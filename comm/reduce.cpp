@@ -29,16 +29,22 @@ inline float bits_float(uint32_t bits) {
 inline float bf16_to_f32(uint16_t value) { return from_bf16(value); }
 inline uint16_t f32_to_bf16(float value) { return to_bf16(value); }
 
+// Both conversions pick between their range cases with arithmetic selects instead of branches,
+// so loops over buffers vectorise (every case is computed; the unused ones are harmless).
+inline uint32_t pick(bool condition, uint32_t if_true, uint32_t if_false) {
+  return if_false ^ ((if_true ^ if_false) & (0u - static_cast<uint32_t>(condition)));
+}
+
 inline float f16_to_f32(uint16_t value) {
   const uint32_t sign = (static_cast<uint32_t>(value) & 0x8000u) << 16;
   const uint32_t exponent = (value >> 10) & 0x1Fu;
   const uint32_t mantissa = value & 0x3FFu;
-  if (exponent == 0x1F) return bits_float(sign | 0x7F800000u | (mantissa << 13));  // inf, NaN
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in float
-    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
-    return sign != 0 ? -magnitude : magnitude;
-  }
-  return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  const uint32_t special = sign | 0x7F800000u | (mantissa << 13);  // inf, NaN
+  // Zero or subnormal: mantissa * 2^-24, exact in float.
+  const uint32_t tiny =
+      sign | float_bits(static_cast<float>(static_cast<int32_t>(mantissa)) * 0x1p-24f);
+  const uint32_t normal = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  return bits_float(pick(exponent == 0x1F, special, pick(exponent == 0, tiny, normal)));
 }
 
 // After F. Giesen's float_to_half_fast3_rtne: exact round to nearest even in every range.
@@ -46,19 +52,14 @@ inline uint16_t f32_to_f16(float value) {
   uint32_t bits = float_bits(value);
   const uint32_t sign = bits & 0x80000000u;
   bits ^= sign;
-  uint32_t result;
-  if (bits >= 0x47800000u) {  // |value| >= 65536, inf or NaN
-    result = bits > 0x7F800000u ? (0x7E00u | ((bits >> 13) & 0x3FFu)) : 0x7C00u;
-  } else if (bits < 0x38800000u) {  // below 2^-14: f16 subnormal or zero
-    // Adding 0.5 aligns the value's bits so the FPU's own rounding (to nearest even) yields the
-    // f16 subnormal mantissa in the low bits.
-    const float magic = bits_float(0x3F000000u);
-    result = float_bits(bits_float(bits) + magic) - 0x3F000000u;
-  } else {
-    const uint32_t mantissa_odd = (bits >> 13) & 1u;
-    bits += 0xC8000FFFu + mantissa_odd;  // rebias exponent (15 - 127) and round; may carry to inf
-    result = bits >> 13;
-  }
+  // |value| >= 65536, inf or NaN.
+  const uint32_t big = pick(bits > 0x7F800000u, 0x7E00u | ((bits >> 13) & 0x3FFu), 0x7C00u);
+  // Below 2^-14 (f16 subnormal or zero): adding 0.5 aligns the value's bits so the FPU's own
+  // rounding (to nearest even) yields the f16 subnormal mantissa in the low bits.
+  const uint32_t tiny = float_bits(bits_float(bits) + 0.5f) - 0x3F000000u;
+  // Rebias the exponent (15 - 127) and round; may carry into inf.
+  const uint32_t normal = (bits + 0xC8000FFFu + ((bits >> 13) & 1u)) >> 13;
+  const uint32_t result = pick(bits >= 0x47800000u, big, pick(bits < 0x38800000u, tiny, normal));
   return static_cast<uint16_t>(result | (sign >> 16));
 }
 
