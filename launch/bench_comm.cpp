@@ -1,62 +1,35 @@
 // dpt bench comm (launch/bench_comm.h). Every call is: refill the buffer with known small integers,
 // MPI_Barrier so the ranks start together, time one in-place all-reduce, check every element
 // against the exact sum. The table reports the median over calls of the slowest rank's time.
-// MPI_Allreduce is called directly on MPI_COMM_WORLD, as a user of MPI would. A --backend whose
-// buffers are device memory (nccl) works on a GPU buffer: the input is copied in before the
-// barrier and the result out after the timed call, so only the collective is timed.
+// The calls are made in launch/bench_comm_calls.cpp (MPI_Allreduce directly on MPI_COMM_WORLD, as
+// a user of MPI would) and timed in launch/bench_comm_timing.cpp. A --backend whose buffers are
+// device memory (nccl) works on a GPU buffer: the input is copied in before the barrier and the
+// result out after the timed call, so only the collective is timed.
 #include "launch/bench_comm.h"
 
 #include <fmt/core.h>
-#include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "comm/mpi_check.h"
-#include "comm/mpi_communicator.h"
-#include "devices/cuda_support.h"
+#include "devices/cpu_info.h"
 #include "devices/error.h"
+#include "launch/bench_comm_calls.h"
 #include "launch/bench_comm_timing.h"
 #include "launch/metrics_writer.h"
 
 namespace dpt {
 namespace {
 
-struct AlgorithmInfo {
-  std::string key;    // --algorithms and JSON name ("backend" for --backend)
-  std::string title;  // table heading
-};
-
-const AlgorithmInfo kAlgorithms[] = {
-    {"ring", "dpt ring"},     {"mpi", "MPI_Allreduce"},
-    {"native", "dpt native"}, {"auto-plain", "dpt auto, own buffer"},
-    {"auto", "dpt auto"},
-};
-
 std::string size_text(uint64_t bytes) {
   if (bytes >= (1 << 20) && bytes % (1 << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
   if (bytes >= (1 << 10) && bytes % (1 << 10) == 0) return fmt::format("{} KiB", bytes >> 10);
   return fmt::format("{} B", bytes);
-}
-
-std::string host_cpu() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
-      const std::size_t start = line.find_first_not_of(' ', line.find(':') + 1);
-      if (start != std::string::npos) return line.substr(start);
-    }
-  }
-  return "unknown CPU";
 }
 
 // The 1-minute load average: other work on the host skews every number here.
@@ -67,87 +40,12 @@ double load_average() {
   return load;
 }
 
-// --algorithms in table order; without it every algorithm, or with --backend only MPI_Allreduce
-// (the backend's column is added by the caller).
-std::vector<AlgorithmInfo> chosen_algorithms(const std::vector<std::string>& keys, bool backend) {
-  std::vector<AlgorithmInfo> chosen;
-  for (const AlgorithmInfo& info : kAlgorithms) {
-    const bool wanted = keys.empty() ? (!backend || info.key == "mpi")
-                                     : std::find(keys.begin(), keys.end(), info.key) != keys.end();
-    if (wanted) chosen.push_back(info);
-  }
-  for (const std::string& key : keys) {
-    DPT_CHECK_AS(ErrorKind::kConfig,
-                 std::any_of(std::begin(kAlgorithms), std::end(kAlgorithms),
-                             [&](const AlgorithmInfo& info) { return key == info.key; }))
-        << "--algorithms: unknown algorithm \"" << key
-        << "\" (ring, mpi, native, auto-plain, auto)";
-  }
-  return chosen;
-}
-
 // Index of the algorithm `key` in `chosen`, or -1.
 int position(const std::vector<AlgorithmInfo>& chosen, const char* key) {
   for (std::size_t k = 0; k < chosen.size(); ++k) {
     if (chosen[k].key == key) return static_cast<int>(k);
   }
   return -1;
-}
-
-// The GPU of --backend nccl: node-local rank k uses GPU k (as training's device selection).
-std::shared_ptr<Device> backend_device(const BenchCommArgs& args, const WorldInfo& world) {
-  if (args.backend != "nccl") return nullptr;
-  try {
-    return make_cuda_device(world.local_rank);
-  } catch (const Error& error) {
-    DPT_THROW(error.kind()) << "--backend nccl needs one usable GPU per rank (rank " << world.rank
-                            << " wants cuda:" << world.local_rank << "): " << error.what();
-  }
-}
-
-// The --backend communicator (collective: every rank), as make_communicator builds it from
-// comm { backend plugin_path chunk_bytes ring_threshold_bytes } on `device` (may be null).
-std::shared_ptr<Communicator> make_backend(const BenchCommArgs& args, Device* device) {
-  proto::CommConfig config;
-  config.set_backend(args.backend);
-  config.set_plugin_path(args.plugin_path);
-  config.set_chunk_bytes(static_cast<int64_t>(args.chunk_bytes));
-  config.set_ring_threshold_bytes(static_cast<int64_t>(args.threshold_bytes));
-  config.set_shm_threshold_bytes(static_cast<int64_t>(args.shm_threshold_bytes));
-  return make_communicator(config, device);
-}
-
-AllReduce all_reduce_of(std::shared_ptr<Communicator> comm) {
-  return [comm](float* data, std::size_t count) {
-    comm->all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
-  };
-}
-
-// The all-reduce `info` names, on `max_count` floats. dpt's communicators are made here
-// (collective: every rank, in the same order) and kept alive by the returned call. "auto" runs
-// on a buffer from the communicator's allocate_shared, as training's gradient buffer does.
-BenchCall make_all_reduce(const AlgorithmInfo& info, const CommOptions& base,
-                          std::size_t max_count) {
-  BenchCall call;
-  if (info.key == "mpi") {
-    call.run = [](float* data, std::size_t count) {
-      MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
-                              MPI_COMM_WORLD))
-          << "bench comm";
-    };
-    return call;
-  }
-  CommOptions options = base;
-  options.all_reduce = info.key == "ring"     ? AllReduceAlgorithm::kRing
-                       : info.key == "native" ? AllReduceAlgorithm::kNative
-                                              : AllReduceAlgorithm::kAuto;
-  std::shared_ptr<Communicator> comm = make_mpi_communicator(options);
-  call.run = all_reduce_of(comm);
-  if (info.key == "auto") {
-    call.memory = comm->allocate_shared(max_count * sizeof(float));
-    call.host_buffer = static_cast<float*>(call.memory.get());
-  }
-  return call;
 }
 
 // The lines above the table: setup, the memcpy bound, definitions, column headings.
@@ -265,7 +163,7 @@ int run_bench_comm(const BenchCommArgs& args, const WorldInfo& world) {
   nlohmann::json json = {
       {"benchmark", "all_reduce, float32, sum, in place"},
       {"world_size", n},
-      {"host_cpu", host_cpu()},
+      {"host_cpu", detect_cpu().model_name},
       {"host_cpus", std::thread::hardware_concurrency()},
       {"load_average_at_start", load_average()},
       {"chunk_bytes", args.chunk_bytes},
