@@ -6,28 +6,13 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 
+#include "devices/cpu_info.h"
 #include "devices/error.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace dpt {
-namespace {
-
-std::string cpu_model_name() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
-    }
-  }
-  return "unknown CPU";
-}
-
-}  // namespace
 
 const char* cpu_gemm_library_name(CpuGemmLibrary library) {
   switch (library) {
@@ -67,7 +52,7 @@ CpuDevice::CpuDevice(const CpuDeviceOptions& options)
 }
 
 std::string CpuDevice::name() const {
-  return "cpu (" + cpu_model_name() + ", " + std::to_string(threads_) + " threads, " +
+  return "cpu (" + detect_cpu().model_name + ", " + std::to_string(threads_) + " threads, " +
          cpu_gemm_library_name(gemm_) + " sgemm" +
          (matmul_ == MatmulPrecision::kBf16 ? ", oneDNN bf16 matmul)" : ")");
 }
