@@ -26,6 +26,17 @@ int64_t num_classes(const proto::Config& config) {
   return model.layer(model.layer_size() - 1).dense().units();
 }
 
+// What a training run at `config` builds before its first step: model, optimizer and step.
+struct ProbeStep {
+  ProbeStep(Device& device, const proto::Config& config, Communicator& comm)
+      : model(device, config),
+        optimizer(make_optimizer(device, config.optimizer(), model.num_params())),
+        step(model, *optimizer, config, comm) {}
+  Model model;
+  std::unique_ptr<Optimizer> optimizer;
+  TrainStep step;
+};
+
 }  // namespace
 
 StepProbe::StepProbe(const proto::Config& config, Device& device, Communicator& comm,
@@ -54,6 +65,12 @@ void StepProbe::synthetic(int64_t row, int64_t n, Tensor& inputs, int32_t* label
   }
 }
 
+BatchSource StepProbe::synthetic_source() const {
+  return [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+    synthetic(row, n, inputs, labels);
+  };
+}
+
 double StepProbe::worst(double value) {
   if (comm_.size() > 1) comm_.all_reduce(&value, &value, 1, DType::kF64, ReduceOp::kMax);
   return value;
@@ -65,23 +82,15 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
   device_.reset_peak();
   const int64_t base = device_.memory_counters().current_bytes;
   {
-    Model model(device_, config);
-    std::unique_ptr<Optimizer> optimizer =
-        make_optimizer(device_, config.optimizer(), model.num_params());
-    TrainStep step(model, *optimizer, config, comm_);
-    const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
-      synthetic(row, n, inputs, labels);
-    };
-    StepResult result =
-        step.compute_gradients(0, global, shard_of(global, comm_.rank(), comm_.size()), source);
-    step.apply(config.optimizer().lr(), result.times);
+    ProbeStep probe(device_, config, comm_);
+    const BatchSource source = synthetic_source();
+    StepResult result = probe.step.compute_gradients(
+        0, global, shard_of(global, comm_.rank(), comm_.size()), source);
+    probe.step.apply(config.optimizer().lr(), result.times);
     if (eval_batch > 0) {
       // What evaluate() adds after training steps: its input batch and a forward pass.
-      BatchLoader loader(device_, eval_batch, model.input_size(), model.dtype());
-      const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
-        synthetic(row, n, inputs, labels);
-      };
-      model.forward(loader.take({0, 0, eval_batch}, source).inputs, Pass{});
+      BatchLoader loader(device_, eval_batch, probe.model.input_size(), probe.model.dtype());
+      probe.model.forward(loader.take({0, 0, eval_batch}, source).inputs, Pass{});
     }
   }
   const int64_t peak = device_.memory_counters().peak_bytes - base;
@@ -95,13 +104,9 @@ Timing StepProbe::time_steps(int64_t batch) {
   const int64_t base = device_.memory_counters().current_bytes;
   std::vector<double> seconds;
   {
-    Model model(device_, config);
-    std::unique_ptr<Optimizer> optimizer =
-        make_optimizer(device_, config.optimizer(), model.num_params());
-    TrainStep step(model, *optimizer, config, comm_);
-    const BatchSource source = [this](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
-      synthetic(row, n, inputs, labels);
-    };
+    ProbeStep probe(device_, config, comm_);
+    TrainStep& step = probe.step;
+    const BatchSource source = synthetic_source();
     const int64_t steps = kUntimedSteps + config.tune().timing_steps();
     for (int64_t s = 0; s < steps; ++s) {
       const auto start = Clock::now();

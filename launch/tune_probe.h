@@ -35,6 +35,8 @@ class StepProbe : public TuneProbe {
   proto::Config config_at(int64_t global_batch, int64_t micro) const;
   // Fills rows [0, n) of `inputs` and labels[0, n) from the synthetic block, starting at `row`.
   void synthetic(int64_t row, int64_t n, Tensor& inputs, int32_t* labels) const;
+  // synthetic() as the BatchSource a TrainStep loads from.
+  BatchSource synthetic_source() const;
   double worst(double value);
 
   const proto::Config& config_;
