@@ -55,7 +55,7 @@ int64_t available_memory() {
 nlohmann::json result_json(const TuneArgs& args, const std::string& out, const TuneInputs& in,
                            const proto::Config& config, const TuneResult& r) {
   nlohmann::json table = nlohmann::json::array();
-  for (const Timing& t : r.table) {
+  for (const BatchTiming& t : r.table) {
     table.push_back({{"batch", t.batch},
                      {"step_ms", t.step_s * 1e3},
                      {"samples_per_s", t.samples_per_s},

@@ -60,7 +60,7 @@ std::vector<int64_t> candidate_batches(int64_t min_batch, int64_t largest) {
   return batches;
 }
 
-std::size_t fastest(const std::vector<Timing>& table) {
+std::size_t fastest(const std::vector<BatchTiming>& table) {
   DPT_CHECK(!table.empty()) << "fastest: empty throughput table";
   std::size_t best = 0;
   for (std::size_t i = 1; i < table.size(); ++i) {
@@ -69,7 +69,7 @@ std::size_t fastest(const std::vector<Timing>& table) {
   return best;
 }
 
-std::size_t pick_throughput(const std::vector<Timing>& table, double tolerance) {
+std::size_t pick_throughput(const std::vector<BatchTiming>& table, double tolerance) {
   const double threshold = (1.0 - tolerance) * table[fastest(table)].samples_per_s;
   std::size_t pick = fastest(table);
   for (std::size_t i = 0; i < table.size(); ++i) {

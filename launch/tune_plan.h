@@ -49,7 +49,7 @@ Accumulation plan_accumulation(int64_t per_worker, int64_t largest);
 std::vector<int64_t> candidate_batches(int64_t min_batch, int64_t largest);
 
 // One row of the throughput table.
-struct Timing {
+struct BatchTiming {
   int64_t batch = 0;         // per worker
   double step_s = 0;         // median seconds per optimizer step
   double samples_per_s = 0;  // global: batch x workers / step_s
@@ -57,10 +57,10 @@ struct Timing {
 };
 
 // Index of the best samples/s in `table` (not empty).
-std::size_t fastest(const std::vector<Timing>& table);
+std::size_t fastest(const std::vector<BatchTiming>& table);
 // Index of the smallest batch whose samples/s is at least (1 - tolerance) x the best: beyond the
 // knee a larger batch buys little speed, and smaller batches generalise better.
-std::size_t pick_throughput(const std::vector<Timing>& table, double tolerance);
+std::size_t pick_throughput(const std::vector<BatchTiming>& table, double tolerance);
 
 // The rule LR_SCALING_AUTO stands for: SQRT for adam and adamw, LINEAR for sgd; others as given.
 proto::LrScaling resolve_lr_scaling(proto::LrScaling rule, const proto::OptimizerConfig& optimizer);

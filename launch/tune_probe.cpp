@@ -97,7 +97,7 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
   return static_cast<int64_t>(worst(static_cast<double>(peak)));
 }
 
-Timing StepProbe::time_steps(int64_t batch) {
+BatchTiming StepProbe::time_steps(int64_t batch) {
   const int64_t global = batch * comm_.size();
   const proto::Config config = config_at(global, 0);
   device_.reset_peak();
@@ -119,7 +119,7 @@ Timing StepProbe::time_steps(int64_t batch) {
     }
   }
   std::sort(seconds.begin(), seconds.end());
-  Timing timing;
+  BatchTiming timing;
   timing.batch = batch;
   timing.step_s = worst(seconds[seconds.size() / 2]);
   timing.samples_per_s = static_cast<double>(global) / timing.step_s;

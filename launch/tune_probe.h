@@ -26,7 +26,7 @@ class StepProbe : public TuneProbe {
   StepProbe(const proto::Config& config, Device& device, Communicator& comm,
             const Dataset& train_set);
   int64_t peak_bytes(int64_t batch, int64_t eval_batch) override;
-  Timing time_steps(int64_t batch) override;
+  BatchTiming time_steps(int64_t batch) override;
   void start_lr_test(int64_t global_batch, int64_t micro) override;
   double lr_test_step(double lr) override;
 

@@ -83,7 +83,7 @@ void measure_memory(const proto::TuneConfig& tune, const TuneInputs& in, TunePro
 void explain_table(TuneResult& r) {
   r.explanation.push_back("throughput: batch/worker   ms/step   samples/s   measured peak");
   for (std::size_t i = 0; i < r.table.size(); ++i) {
-    const Timing& t = r.table[i];
+    const BatchTiming& t = r.table[i];
     const std::string mark = r.chosen == i
                                  ? (i == r.fastest ? "  <- fastest, chosen" : "  <- chosen")
                                  : (i == r.fastest ? "  <- fastest" : "");
@@ -97,13 +97,13 @@ void explain_table(TuneResult& r) {
 void choose_batch(const proto::Config& config, const TuneInputs& in, TuneResult& r) {
   const proto::TuneConfig& tune = config.tune();
   r.fastest = fastest(r.table);
-  const Timing& best = r.table[r.fastest];
+  const BatchTiming& best = r.table[r.fastest];
   const int64_t workers = in.workers;
   if (tune.global_batch() > 0) explain_table(r);
   if (tune.global_batch() == 0) {
     r.chosen = pick_throughput(r.table, tune.throughput_tolerance());
     explain_table(r);
-    const Timing& chosen = r.table[*r.chosen];
+    const BatchTiming& chosen = r.table[*r.chosen];
     r.accumulation = {chosen.batch, chosen.batch, 1};
     r.global_batch = chosen.batch * workers;
     r.explanation.push_back(fmt::format(

@@ -26,7 +26,7 @@ class TuneProbe {
   virtual int64_t peak_bytes(int64_t batch, int64_t eval_batch) = 0;
   // Times optimizer steps with `batch` rows per worker in one pass: the median step time, the
   // global samples/s and the step's measured peak device bytes.
-  virtual Timing time_steps(int64_t batch) = 0;
+  virtual BatchTiming time_steps(int64_t batch) = 0;
   // Starts an LR range test: a freshly initialised model and optimizer, training data in the
   // config's order, global batch `global_batch` computed in micro-batches of `micro` rows.
   virtual void start_lr_test(int64_t global_batch, int64_t micro) = 0;
@@ -50,7 +50,7 @@ struct TuneResult {
   int64_t cap = 0;                    // per-worker batch limit before memory
   int64_t largest = 0;                // largest per-worker batch that fits, without accumulation
   int64_t largest_peak = 0;           // measured at `largest`
-  std::vector<Timing> table;          // throughput per candidate batch
+  std::vector<BatchTiming> table;     // throughput per candidate batch
   std::size_t fastest = 0;            // index in table
   std::optional<std::size_t> chosen;  // index in table; none with tune.global_batch
   Accumulation accumulation;

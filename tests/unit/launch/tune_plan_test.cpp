@@ -59,7 +59,7 @@ TEST(TunePlanTest, CandidatesArePowersOfTwoInRange) {
 }
 
 TEST(TunePlanTest, ThroughputPickIsTheSmallestBatchNearTheBest) {
-  std::vector<Timing> table;
+  std::vector<BatchTiming> table;
   const double rates[] = {100, 200, 400, 800, 1500, 2800, 3900, 4000, 3950};
   for (int i = 0; i < 9; ++i) table.push_back({int64_t{1} << i, 0, rates[i], 0});
   EXPECT_EQ(fastest(table), 7u);                             // batch 128: 4000/s
@@ -69,7 +69,7 @@ TEST(TunePlanTest, ThroughputPickIsTheSmallestBatchNearTheBest) {
 }
 
 TEST(TunePlanTest, ThroughputPickWithZeroToleranceIsTheFastest) {
-  std::vector<Timing> table = {{1, 0, 10, 0}, {2, 0, 30, 0}, {4, 0, 29.5, 0}};
+  std::vector<BatchTiming> table = {{1, 0, 10, 0}, {2, 0, 30, 0}, {4, 0, 29.5, 0}};
   EXPECT_EQ(table[pick_throughput(table, 0.0)].batch, 2);
   EXPECT_EQ(table[pick_throughput(table, 0.5)].batch, 2);  // 10 < 15
   EXPECT_EQ(table[pick_throughput(table, 0.7)].batch, 1);  // 10 >= 9

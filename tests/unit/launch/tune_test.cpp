@@ -48,7 +48,7 @@ struct FakeProbe : TuneProbe {
     peak_batches.push_back(batch);
     return static_cast<int64_t>(bytes(batch, eval_batch));
   }
-  Timing time_steps(int64_t batch) override {
+  BatchTiming time_steps(int64_t batch) override {
     const double global_rate = rate.at(batch) * workers;
     return {batch, batch * workers / global_rate, global_rate,
             static_cast<int64_t>(bytes(batch, 0))};
