@@ -26,10 +26,19 @@ int64_t num_classes(const proto::Config& config) {
   return model.layer(model.layer_size() - 1).dense().units();
 }
 
+// The model a training run builds: its gradient buffer in the communicator's shared memory when
+// there is some (launch/training_run.cpp), so probes time the all-reduce training will run and
+// count the device memory it will use.
+ModelOptions shared_grads(Communicator& comm) {
+  ModelOptions options;
+  options.grad_memory = [&comm](std::size_t bytes) { return comm.allocate_shared(bytes); };
+  return options;
+}
+
 // What a training run at `config` builds before its first step: model, optimizer and step.
 struct ProbeStep {
   ProbeStep(Device& device, const proto::Config& config, Communicator& comm)
-      : model(device, config),
+      : model(device, config, shared_grads(comm)),
         optimizer(make_optimizer(device, config.optimizer(), model.num_params())),
         step(model, *optimizer, config, comm) {}
   Model model;
@@ -137,7 +146,7 @@ void StepProbe::start_lr_test(int64_t global_batch, int64_t micro) {
   model_.reset();
   const bool accumulate = micro * comm_.size() < global_batch;
   lr_config_ = config_at(global_batch, accumulate ? micro : 0);
-  model_ = std::make_unique<Model>(device_, lr_config_);
+  model_ = std::make_unique<Model>(device_, lr_config_, shared_grads(comm_));
   optimizer_ = make_optimizer(device_, lr_config_.optimizer(), model_->num_params());
   step_ = std::make_unique<TrainStep>(*model_, *optimizer_, lr_config_, comm_);
   lr_step_ = 0;
