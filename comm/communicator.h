@@ -5,7 +5,8 @@
 // dpt::Error(kComm) naming the collective, its sequence number and the ranks that did not arrive;
 // the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
 // (local, thread world for tests, mpi, plugin, nccl), chosen by make_communicator() from the
-// config. Buffers are host memory, except on backends whose device_memory() is true (nccl).
+// config. Buffers are host memory, except on backends whose device_memory() is true (nccl; mpi
+// when the MPI is CUDA-aware).
 #pragma once
 
 #include <cstddef>
@@ -73,6 +74,13 @@ enum class AllReduceAlgorithm {
   kNative,  // the library's own (MPI_Iallreduce) at every size; the ring where it has none
 };
 
+// Device buffers on the "mpi" backend (workers on CUDA devices, comm/mpi_communicator.h).
+enum class MpiDeviceBuffers {
+  kStage,         // never: the communicator takes host memory; callers stage device buffers
+  kCudaAwareMpi,  // when MPI is CUDA-aware (mpi_cuda_aware()) on every rank: MPI reads them
+  kAlwaysMpi,     // without asking MPI (tests: a fake GPU's "device memory" is host memory)
+};
+
 // Options every backend honours (from the config's comm { ... }, see comm_options()).
 struct CommOptions {
   double timeout_s = 300.0;  // per collective
@@ -83,6 +91,7 @@ struct CommOptions {
   // across nodes).
   std::size_t chunk_bytes = 0;
   std::string plugin_path = "";  // the "plugin" backend's shared object (comm/plugin_abi.h)
+  MpiDeviceBuffers mpi_device_buffers = MpiDeviceBuffers::kCudaAwareMpi;  // comm.cuda_aware_mpi
 };
 
 // The options comm { ... } sets.

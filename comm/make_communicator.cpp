@@ -23,8 +23,8 @@ std::unique_ptr<Communicator> make_local(const CommOptions&, Device*) {
   return make_local_communicator();
 }
 
-std::unique_ptr<Communicator> make_mpi(const CommOptions& options, Device*) {
-  return make_mpi_communicator(options);
+std::unique_ptr<Communicator> make_mpi(const CommOptions& options, Device* device) {
+  return make_mpi_communicator(options, device);
 }
 
 std::unique_ptr<Communicator> make_plugin(const CommOptions& options, Device*) {
@@ -39,7 +39,7 @@ std::unique_ptr<Communicator> make_auto(const CommOptions& options, Device* devi
   if (device != nullptr && device->kind() == DeviceKind::kCuda && nccl_built()) {
     return make_nccl_communicator(options, device);
   }
-  return make_mpi_communicator(options);
+  return make_mpi_communicator(options, device);
 }
 
 constexpr Backend kBackends[] = {
@@ -67,6 +67,8 @@ CommOptions comm_options(const proto::CommConfig& config) {
   options.shm_threshold_bytes = static_cast<std::size_t>(config.shm_threshold_bytes());
   options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes());
   options.plugin_path = config.plugin_path();
+  options.mpi_device_buffers =
+      config.cuda_aware_mpi() ? MpiDeviceBuffers::kCudaAwareMpi : MpiDeviceBuffers::kStage;
   switch (config.all_reduce()) {
     case proto::ALL_REDUCE_RING:
       options.all_reduce = AllReduceAlgorithm::kRing;

@@ -56,10 +56,11 @@ MPI_Comm duplicate_world() {
 
 class MpiCommunicator : public TransportCommunicator {
  public:
-  explicit MpiCommunicator(const CommOptions& options)
+  MpiCommunicator(const CommOptions& options, Device* device)
       : TransportCommunicator(transport_, options),
         comm_(duplicate_world()),
         transport_(comm_, mutex_) {
+    share_device_memory(options, device);
     if (size() == 1) return;
     std::lock_guard<std::mutex> lock(mutex_);
     set_one_node(all_on_one_node(comm_));
@@ -104,16 +105,19 @@ class MpiCommunicator : public TransportCommunicator {
     return std::shared_ptr<void>(segment, bases[static_cast<std::size_t>(rank())]);
   }
 
-  bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
-                         Clock::time_point deadline) override {
-    const MPI_Datatype type = mpi_type(dtype);
+  bool native_handles(DType dtype, ReduceOp op, std::size_t count) const override {
     // Open MPI's MPI_MAX / MPI_MIN drop a NaN operand ((a > b) ? a : b); reduce.h promises NaN
     // propagates, so float max and min take the ring.
     const bool float_extremum = (dtype == DType::kF32 || dtype == DType::kF64) &&
                                 (op == ReduceOp::kMax || op == ReduceOp::kMin);
-    if (type == MPI_DATATYPE_NULL || float_extremum || count > static_cast<std::size_t>(INT_MAX)) {
-      return false;
-    }
+    return mpi_type(dtype) != MPI_DATATYPE_NULL && !float_extremum &&
+           count <= static_cast<std::size_t>(INT_MAX);
+  }
+
+  bool native_all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
+                         Clock::time_point deadline) override {
+    if (!native_handles(dtype, op, count)) return false;
+    const MPI_Datatype type = mpi_type(dtype);
     MPI_Request request = MPI_REQUEST_NULL;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -129,6 +133,26 @@ class MpiCommunicator : public TransportCommunicator {
   }
 
  private:
+  // Device buffers go to MPI itself when every rank's worker owns a CUDA device and its MPI
+  // moves device memory (the ranks agree, so a collective never runs MPI's algorithm on some
+  // ranks and dpt's on others); otherwise the communicator takes host memory only and callers
+  // stage (comm/grad_sync.h).
+  void share_device_memory(const CommOptions& options, Device* device) {
+    const bool on_cuda = device != nullptr && device->kind() == DeviceKind::kCuda;
+    int mine = 0;
+    if (on_cuda && options.mpi_device_buffers == MpiDeviceBuffers::kAlwaysMpi) mine = 1;
+    if (on_cuda && options.mpi_device_buffers == MpiDeviceBuffers::kCudaAwareMpi) {
+      mine = mpi_cuda_aware() ? 1 : 0;
+    }
+    int all = mine;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm_))
+          << "agreeing on device buffers";
+    }
+    if (all == 1) take_device_memory(*device, true);
+  }
+
   std::mutex mutex_;
   MPI_Comm comm_;
   MpiTransport transport_;
@@ -151,10 +175,10 @@ bool mpi_cuda_aware() {
   return query != nullptr && query() == 1;
 }
 
-std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options) {
+std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options, Device* device) {
   DPT_CHECK_AS(ErrorKind::kConfig, mpi_active())
       << "comm.backend: \"mpi\" needs a process started by mpirun";
-  return std::make_unique<MpiCommunicator>(options);
+  return std::make_unique<MpiCommunicator>(options, device);
 }
 
 }  // namespace dpt

@@ -12,16 +12,21 @@
 
 namespace dpt {
 
-// A communicator over a duplicate of MPI_COMM_WORLD (errors returned, not fatal).
-std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options);
+// A communicator over a duplicate of MPI_COMM_WORLD (errors returned, not fatal). Collective.
+// `device`: the worker's device. When every rank's is a CUDA device and options.
+// mpi_device_buffers lets it (by default: the MPI is CUDA-aware, mpi_cuda_aware()), the
+// communicator takes device memory (device_memory() true): all-reduces MPI does exactly (sum,
+// integer max/min; not avg, bf16/fp16 or float max/min) run as MPI_Iallreduce on the device
+// pointers; every other collective on device memory is staged through page-locked host memory.
+std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options,
+                                                    Device* device = nullptr);
 
 // True when MPI has been initialised in this process and not finalised.
 bool mpi_active();
 
 // Whether the MPI library can move CUDA device buffers itself (CUDA-aware MPI): Open MPI's
 // MPIX_Query_cuda_support, looked up with dlsym so MPIs without it (answer: false) link too.
-// Meaningful after MPI_Init. Reported only: the "mpi" backend reduces in host memory (its ring
-// adds on the CPU), so its device_memory() stays false and GPU callers stage through the host.
+// Meaningful after MPI_Init. Debian's Open MPI 4.1 is built without CUDA: false there.
 bool mpi_cuda_aware();
 
 }  // namespace dpt

@@ -254,4 +254,12 @@ std::unique_ptr<Communicator> ThreadWorld::communicator(int rank) {
   return std::make_unique<ThreadCommunicator>(*state_, rank, options_);
 }
 
+std::unique_ptr<Communicator> ThreadWorld::communicator(int rank, Device& device) {
+  DPT_CHECK(rank >= 0 && rank < state_->size)
+      << "ThreadWorld: rank " << rank << " outside a world of " << state_->size;
+  auto comm = std::make_unique<ThreadCommunicator>(*state_, rank, options_);
+  comm->take_device_memory(device, false);
+  return comm;
+}
+
 }  // namespace dpt

@@ -24,6 +24,9 @@ class ThreadWorld {
   // Rank `rank`'s communicator; call once per rank, each used by its own thread. The world must
   // outlive every communicator it hands out.
   std::unique_ptr<Communicator> communicator(int rank);
+  // The same, taking buffers in `device`'s memory too (device_memory() true; staged through host
+  // memory, TransportCommunicator::take_device_memory); `device` must outlive it.
+  std::unique_ptr<Communicator> communicator(int rank, Device& device);
 
   struct State;
 

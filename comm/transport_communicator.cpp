@@ -42,8 +42,37 @@ void TransportCommunicator::run(CollectiveHeader header, bool check, Body body) 
   }
 }
 
+void TransportCommunicator::take_device_memory(Device& device, bool library_reads_device_memory) {
+  staging_ = std::make_unique<DeviceStaging>(device);
+  library_reads_device_ = library_reads_device_memory;
+}
+
+void TransportCommunicator::device_all_reduce(const void* send, void* recv, std::size_t count,
+                                              DType dtype, ReduceOp op) {
+  const std::size_t bytes = count * dtype_size(dtype);
+  if (library_reads_device_ && on_device(send) && on_device(recv) && op != ReduceOp::kAvg &&
+      native_handles(dtype, op, count)) {
+    // kAvg is left out: its division (finish_average) runs on the host.
+    if (send != recv && bytes > 0) staging_->device().copy(recv, send, bytes);
+    staging_->fence();  // the library reads what the device's queued work writes
+    if (size() == 1) return;
+    run(make_header(CollectiveKind::kAllReduce, count, dtype, op), true,
+        [&](Clock::time_point deadline) { native_all_reduce(recv, count, dtype, op, deadline); });
+    return;
+  }
+  const void* send_host = on_device(send) ? staging_->to_host(send, bytes) : send;
+  // When send was staged, this is the same buffer: the host all-reduce runs in place.
+  void* recv_host = on_device(recv) ? staging_->host(bytes) : recv;
+  all_reduce(send_host, recv_host, count, dtype, op);
+  if (recv_host != recv) staging_->to_device(recv, recv_host, bytes);
+}
+
 void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                                        ReduceOp op) {
+  if (on_device(recv) || on_device(send)) {
+    device_all_reduce(send, recv, count, dtype, op);
+    return;
+  }
   const CollectiveHeader header = make_header(CollectiveKind::kAllReduce, count, dtype, op);
   const std::size_t bytes = count * dtype_size(dtype);
   if (size() == 1) {
@@ -82,6 +111,13 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
 void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
   DPT_CHECK_AS(ErrorKind::kComm, root >= 0 && root < size())
       << "broadcast: root " << root << " outside a world of " << size();
+  if (on_device(buffer)) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    char* host = staging_->to_host(buffer, bytes);
+    broadcast(host, count, dtype, root);
+    staging_->to_device(buffer, host, bytes);
+    return;
+  }
   CollectiveHeader header = make_header(CollectiveKind::kBroadcast, count, dtype);
   header.root = root;
   run(header, true, [&](Clock::time_point deadline) {
@@ -91,6 +127,15 @@ void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dty
 
 void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t count,
                                        DType dtype) {
+  if (on_device(send) || on_device(recv)) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    const std::size_t total = bytes * static_cast<std::size_t>(size());
+    const void* send_host = on_device(send) ? staging_->to_host(send, bytes, 1) : send;
+    char* recv_host = on_device(recv) ? staging_->host(total) : static_cast<char*>(recv);
+    all_gather(send_host, recv_host, count, dtype);
+    if (recv_host != recv) staging_->to_device(recv, recv_host, total);
+    return;
+  }
   const CollectiveHeader header = make_header(CollectiveKind::kAllGather, count, dtype);
   run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);
@@ -102,6 +147,15 @@ void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t
 
 void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::size_t count,
                                            DType dtype, ReduceOp op) {
+  if (on_device(send) || on_device(recv)) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    const std::size_t total = bytes * static_cast<std::size_t>(size());
+    const void* send_host = on_device(send) ? staging_->to_host(send, total, 1) : send;
+    char* recv_host = on_device(recv) ? staging_->host(bytes) : static_cast<char*>(recv);
+    reduce_scatter(send_host, recv_host, count, dtype, op);
+    if (recv_host != recv) staging_->to_device(recv, recv_host, bytes);
+    return;
+  }
   const CollectiveHeader header = make_header(CollectiveKind::kReduceScatter, count, dtype, op);
   run(header, true, [&](Clock::time_point deadline) {
     const std::size_t bytes = count * dtype_size(dtype);

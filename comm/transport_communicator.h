@@ -16,6 +16,7 @@
 
 #include "comm/collective_check.h"
 #include "comm/communicator.h"
+#include "comm/device_staging.h"
 #include "comm/ring.h"
 #include "comm/shm_all_reduce.h"
 #include "comm/transport.h"
@@ -39,8 +40,17 @@ class TransportCommunicator : public Communicator {
   // map_shared and registers it with the shared-memory all-reduce.
   std::shared_ptr<void> allocate_shared(std::size_t bytes) override;
   std::string shared_memory_problem() const override { return shared_problem_; }
+  // True once take_device_memory() was called.
+  bool device_memory() const override { return staging_ != nullptr; }
 
   const CommOptions& options() const { return options_; }
+  // Lets callers pass buffers in `device`'s memory (device_memory() becomes true). Every
+  // collective given device memory copies it through page-locked host memory around the host
+  // algorithms (comm/device_staging.h), except all-reduces native_handles() with an op other
+  // than kAvg when `library_reads_device_memory` (CUDA-aware MPI): those go to the library on
+  // the device pointers, after the work queued on the device so far has finished.
+  // `device` must outlive the communicator.
+  void take_device_memory(Device& device, bool library_reads_device_memory);
 
  protected:
   // In-place all-reduce by the backend library, for messages the options route to it. Returns
@@ -50,6 +60,8 @@ class TransportCommunicator : public Communicator {
                                  Clock::time_point deadline) {
     return false;
   }
+  // Whether native_all_reduce does this dtype/op/count (true: it returns true for it).
+  virtual bool native_handles(DType dtype, ReduceOp op, std::size_t count) const { return false; }
   // Collective: a zero-filled, 64-byte aligned buffer of `bytes` for this rank, with bases[j] set
   // to rank j's buffer as mapped in this process; null on every rank where there is none.
   // `why` says what failed when it returns null.
@@ -71,6 +83,9 @@ class TransportCommunicator : public Communicator {
   template <typename Body>
   void run(CollectiveHeader header, bool check, Body body);
   RingOptions ring_options();
+  // all_reduce where send or recv is device memory (take_device_memory).
+  void device_all_reduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  bool on_device(const void* ptr) const { return staging_ != nullptr && staging_->on_device(ptr); }
 
   Transport& transport_;
   CommOptions options_;
@@ -80,8 +95,10 @@ class TransportCommunicator : public Communicator {
   std::vector<char> ring_scratch_;     // the ring's reduction chunks, reused between calls
   std::vector<char> latency_scratch_;  // recursive doubling's buffers, reused between calls
   bool one_node_ = false;
-  std::unique_ptr<ShmAllReduce> shm_;  // set when every rank shares this node's memory
-  std::string shared_problem_;         // why the last allocate_shared gave null
+  std::unique_ptr<ShmAllReduce> shm_;       // set when every rank shares this node's memory
+  std::string shared_problem_;              // why the last allocate_shared gave null
+  std::unique_ptr<DeviceStaging> staging_;  // set by take_device_memory
+  bool library_reads_device_ = false;
 };
 
 }  // namespace dpt

@@ -66,6 +66,10 @@ class Device {
   virtual void zero(void* ptr, std::size_t bytes) = 0;
   // Blocks until all work queued on this device has finished.
   virtual void synchronize() = 0;
+  // Whether `ptr` points into memory of this device that host code cannot read (CUDA device
+  // memory), so a communicator given it must move it with the device's copies. Host memory,
+  // page-locked or not, is not; on the CPU device nothing is.
+  virtual bool is_device_pointer(const void* ptr) const { return false; }
 };
 
 }  // namespace dpt

@@ -47,8 +47,13 @@ int run_train(const TrainArgs& args, const WorldInfo& world) {
       << " but the launcher started " << world.size << " processes";
   if (comm->rank() == 0) {
     if (world.size > 1) {
-      fmt::print(stderr, "world: {} workers over {} (rank 0 on {} node-local workers)\n",
-                 world.size, comm->backend(), world.local_size);
+      // Device memory: NCCL, or MPI when it is CUDA-aware (comm.cuda_aware_mpi).
+      const char* gradients = choice.device->kind() != DeviceKind::kCuda ? ""
+                              : comm->device_memory()
+                                  ? "; gradients reduced straight from GPU memory"
+                                  : "; gradients staged through page-locked host memory";
+      fmt::print(stderr, "world: {} workers over {} (rank 0 on {} node-local workers){}\n",
+                 world.size, comm->backend(), world.local_size, gradients);
     }
     fmt::print(stderr, "{}\n{}\n", choice.reason, choice.precision_reason);
   }

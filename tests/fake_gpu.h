@@ -8,7 +8,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "devices/device.h"
@@ -26,11 +28,29 @@ class FakeGpu : public Device {
   int index() const override { return index_; }
   std::string name() const override { return "fake-gpu:" + std::to_string(index_); }
   void* allocate(std::size_t bytes) override {
-    void* ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    const std::size_t size = (bytes + 63) / 64 * 64 + 64;
+    void* ptr = std::aligned_alloc(64, size);
     if (ptr != nullptr) std::memset(ptr, 0, bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocks_[static_cast<const char*>(ptr)] = size;
     return ptr;
   }
-  void deallocate(void* ptr) noexcept override { std::free(ptr); }
+  void deallocate(void* ptr) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      blocks_.erase(static_cast<const char*>(ptr));
+    }
+    std::free(ptr);
+  }
+  // Inside a block allocate() gave (its memory stands for device memory).
+  bool is_device_pointer(const void* ptr) const override {
+    const char* p = static_cast<const char*>(ptr);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = blocks_.upper_bound(p);
+    if (it == blocks_.begin()) return false;
+    --it;
+    return p < it->first + it->second;
+  }
   MemoryCounters memory_counters() const override { return {}; }
   void reset_peak() override {}
   void copy(void* dst, const void* src, std::size_t bytes) override {
@@ -84,6 +104,8 @@ class FakeGpu : public Device {
     if (bytes > 0) std::memmove(dst, src, bytes);
   }
   int index_;
+  mutable std::mutex mutex_;
+  std::map<const char*, std::size_t> blocks_;  // allocate()'s blocks: start -> size
 };
 
 }  // namespace dpt

@@ -213,6 +213,19 @@ std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
   return std::make_unique<CudaEvent>(ordinal_, stream_);
 }
 
+bool CudaDevice::is_device_pointer(const void* ptr) const {
+  cudaPointerAttributes attributes{};
+  // Host memory CUDA does not know gives cudaMemoryTypeUnregistered, not an error (CUDA >= 11);
+  // an error is cleared and read as "not device memory".
+  if (cudaPointerGetAttributes(&attributes, ptr) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  const bool device_memory =
+      attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+  return device_memory && attributes.device == ordinal_;
+}
+
 void CudaDevice::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
   if (bytes == 0) return;
   CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));

@@ -58,6 +58,8 @@ class CudaDevice : public Device {
   void copy_to_host_async(void* host_dst, const void* device_src, std::size_t bytes) override;
   // A cudaEvent (no timing) recorded on the stream; wait() is cudaEventSynchronize.
   std::unique_ptr<DeviceEvent> create_event() override;
+  // cudaPointerGetAttributes: device (or managed) memory of this GPU.
+  bool is_device_pointer(const void* ptr) const override;
   // Frees the pool's cached (unused) blocks.
   void release_cached() noexcept;
   // Bytes held from cudaMalloc: blocks in use plus cached ones.
