@@ -147,10 +147,18 @@ class NcclCommunicator : public Communicator {
   // Waits until the work queued on stream_ so far is done (or fails, or the deadline passes).
   void wait_stream(const std::string& what, Clock::time_point deadline) {
     CUDA_CHECK(cudaEventRecord(comm_done_, stream_));
+    stream_error_.clear();
     watch(what, deadline, [this] {
       const cudaError_t state = cudaEventQuery(comm_done_);
-      DPT_CHECK(state == cudaSuccess || state == cudaErrorNotReady)
-          << "nccl: waiting for the communication stream: " << cudaGetErrorString(state);
+      // "Not ready" is recorded as the thread's last CUDA error, which the next kernel launch's
+      // check (cudaGetLastError) would report as its own failure: clear it (PyTorch does too).
+      if (state == cudaErrorNotReady) cudaGetLastError();
+      // A real error (a faulting kernel) goes through the watchdog's failure path, which aborts
+      // the communicator, instead of escaping it.
+      if (state != cudaSuccess && state != cudaErrorNotReady) {
+        stream_error_ = std::string("the communication stream failed: ") + cudaGetErrorName(state) +
+                        " (" + cudaGetErrorString(state) + ")";
+      }
       return state == cudaSuccess;
     });
   }
@@ -183,6 +191,7 @@ class NcclCommunicator : public Communicator {
     WatchHooks hooks;
     hooks.done = done;
     hooks.failed = [this]() -> std::string {
+      if (!stream_error_.empty()) return stream_error_;
       if (comm_ == nullptr) return "";
       ncclResult_t state = ncclSuccess;
       const ncclResult_t result = nccl_.comm_get_async_error(comm_, &state);
@@ -270,6 +279,7 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<MpiTransport> diagnosis_;
   std::atomic<bool> aborted_{false};
   std::atomic<bool> abort_requested_{false};
+  std::string stream_error_;  // set by wait_stream's poll when the stream fails
 };
 
 }  // namespace

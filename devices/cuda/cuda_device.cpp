@@ -87,6 +87,7 @@ void* CudaDevice::allocate(std::size_t bytes) {
       release_cached();
       status = cudaMalloc(&ptr, size);
     }
+    if (status != cudaSuccess) cudaGetLastError();  // a caller that recovers launches cleanly
     DPT_CHECK(status == cudaSuccess)
         << "cuda:" << ordinal_ << ": out of memory allocating " << bytes << " bytes ("
         << memory_counters().current_bytes << " in use, " << reserved_bytes()

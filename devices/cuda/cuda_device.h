@@ -72,10 +72,12 @@ class CudaDevice : public Device {
   void* gemm_workspace() const { return workspace_; }
   std::size_t gemm_workspace_bytes() const { return kWorkspaceBytes; }
   int compute_capability() const { return compute_capability_; }
+  // Makes this GPU the calling thread's current device (cudaSetDevice): kernels launched into
+  // its stream from another thread (the gradient sync's) must run with it current.
+  void make_current() const;
 
  private:
   static constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
-  void make_current() const;
 
   int ordinal_;
   std::string gpu_name_;

@@ -9,10 +9,13 @@ namespace dpt {
 namespace {
 
 // dynamic_cast, not the kind: a Device that only claims to be CUDA (a test double) must fail
-// cleanly, not be used as a CudaDevice.
+// cleanly, not be used as a CudaDevice. Makes the device current: the caller may be a thread that
+// never selected it (the gradient sync's, converting buckets to 16 bits), and a kernel launched
+// into another device's stream fails.
 CudaDevice& as_cuda(Device& device, const char* op) {
   auto* cuda = dynamic_cast<CudaDevice*>(&device);
   DPT_CHECK(cuda != nullptr) << op << ": device " << device.name() << " is not a CUDA device";
+  cuda->make_current();
   return *cuda;
 }
 

@@ -19,7 +19,7 @@
 #include "devices/cuda/cuda_device.h"
 #include "devices/cuda_support.h"
 #include "devices/error.h"
-#include "first_gpu.h"
+#include "first_nccl_gpu.h"
 
 namespace dpt {
 namespace {
@@ -42,14 +42,6 @@ class StreamGate {
   std::atomic<bool> open_{false};
 };
 
-std::unique_ptr<Device> gpu_or_skip_reason(std::string& reason) {
-  if (!nccl_built()) {
-    reason = "this build has no nccl backend";
-    return nullptr;
-  }
-  return testing::first_gpu(reason);
-}
-
 std::unique_ptr<Communicator> nccl_on(Device& gpu, double timeout_s) {
   proto::CommConfig config;
   config.set_backend("nccl");
@@ -59,7 +51,7 @@ std::unique_ptr<Communicator> nccl_on(Device& gpu, double timeout_s) {
 
 TEST(NcclOnGpu, CollectiveWaitsForTheComputeStream) {
   std::string reason;
-  std::unique_ptr<Device> gpu = gpu_or_skip_reason(reason);
+  std::unique_ptr<Device> gpu = testing::first_nccl_gpu(reason);
   if (!gpu) GTEST_SKIP() << reason;
   auto& cuda = static_cast<CudaDevice&>(*gpu);
   std::unique_ptr<Communicator> comm = nccl_on(*gpu, 60);
@@ -90,7 +82,7 @@ TEST(NcclOnGpu, CollectiveWaitsForTheComputeStream) {
 
 TEST(NcclOnGpu, WatchdogAbortsACollectiveThatCannotFinish) {
   std::string reason;
-  std::unique_ptr<Device> gpu = gpu_or_skip_reason(reason);
+  std::unique_ptr<Device> gpu = testing::first_nccl_gpu(reason);
   if (!gpu) GTEST_SKIP() << reason;
   auto& cuda = static_cast<CudaDevice&>(*gpu);
   std::unique_ptr<Communicator> comm = nccl_on(*gpu, 0.5);

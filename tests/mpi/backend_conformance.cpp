@@ -14,8 +14,10 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "comm/nccl_communicator.h"
 #include "comm_conformance.h"
 #include "devices/cuda_support.h"
+#include "devices/error.h"
 #include "staged_communicator.h"
 
 namespace {
@@ -52,10 +54,18 @@ int main(int argc, char** argv) {
     const dpt::GpuProbe probe = dpt::probe_gpus();
     const int usable = static_cast<int>(dpt::usable_gpus(probe).size());
     const int local = local_rank();
-    int enough = local < usable ? 1 : 0, all_enough = 0;
+    std::string unloadable;  // a GPU machine without libnccl.so.2 skips too
+    try {
+      dpt::nccl_version();
+    } catch (const dpt::Error& error) {
+      unloadable = error.what();
+    }
+    int enough = local < usable && unloadable.empty() ? 1 : 0, all_enough = 0;
     MPI_Allreduce(&enough, &all_enough, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (all_enough == 0) {
-      if (rank == 0) {
+      if (rank == 0 && !unloadable.empty()) {
+        std::printf("SKIP: NCCL cannot be loaded: %s\n", unloadable.c_str());
+      } else if (rank == 0) {
         std::printf("SKIP: nccl needs one usable GPU per rank; %d usable%s%s\n", usable,
                     probe.reason.empty() ? "" : ": ", probe.reason.c_str());
       }

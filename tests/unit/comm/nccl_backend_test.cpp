@@ -17,7 +17,7 @@
 #include "devices/cuda_support.h"
 #include "devices/error.h"
 #include "expect_error.h"
-#include "first_gpu.h"
+#include "first_nccl_gpu.h"
 #include "staged_communicator.h"
 
 namespace dpt {
@@ -37,7 +37,7 @@ std::string config_error(Device* device) {
   return error_of([&] { make_communicator(nccl_config(), device); });
 }
 
-using testing::first_gpu;
+using testing::first_nccl_gpu;
 
 TEST(NcclBackend, RefusedOnACpuDevice) {
   CpuDevice cpu;
@@ -70,7 +70,7 @@ TEST(NcclBackend, AutoWithoutMpiIsLocal) {
 
 TEST(NcclBackend, WorldOfOnePassesTheConformanceSuite) {
   std::string reason;
-  std::unique_ptr<Device> gpu = first_gpu(reason);
+  std::unique_ptr<Device> gpu = first_nccl_gpu(reason);
   if (!gpu) GTEST_SKIP() << reason;
   std::unique_ptr<Communicator> comm = make_communicator(nccl_config(), gpu.get());
   EXPECT_EQ(comm->backend(), "nccl");
@@ -89,7 +89,7 @@ TEST(NcclBackend, WorldOfOnePassesTheConformanceSuite) {
 
 TEST(NcclBackend, AbortedCommunicatorRefusesCollectives) {
   std::string reason;
-  std::unique_ptr<Device> gpu = first_gpu(reason);
+  std::unique_ptr<Device> gpu = first_nccl_gpu(reason);
   if (!gpu) GTEST_SKIP() << reason;
   std::unique_ptr<Communicator> comm = make_communicator(nccl_config(), gpu.get());
   comm->barrier();
