@@ -5,8 +5,8 @@
 // dpt::Error(kComm) naming the collective, its sequence number and the ranks that did not arrive;
 // the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
 // (local, thread world for tests, mpi, plugin, nccl), chosen by make_communicator() from the
-// config. Buffers are host memory, except on backends whose device_memory() is true (nccl; mpi
-// when the MPI is CUDA-aware).
+// config. Buffers are host memory on every backend; those whose device_memory() is true (nccl;
+// mpi when the MPI is CUDA-aware) take memory of the worker's CUDA device too.
 #pragma once
 
 #include <cstddef>
@@ -100,7 +100,8 @@ CommOptions comm_options(const proto::CommConfig& config);
 // Builds the backend named by config.backend: "local" (a world of one), "mpi", "plugin" (the
 // shared object at config.plugin_path, comm/plugin_communicator.h), "nccl" (on the worker's
 // CUDA `device`, comm/nccl_communicator.h) or "auto" (with MPI initialised and more than one
-// process: nccl when `device` is a CUDA device and this build has nccl, else mpi; otherwise local).
+// process: nccl when every rank's `device` is a CUDA device and NCCL loads on every rank, else
+// mpi; otherwise local).
 // "mpi", "plugin" and nccl with more than one process need MPI initialised by the caller
 // (launch/world.h's MpiSession); nccl needs the worker's device set first. Throws kConfig for an
 // unknown or unavailable backend, naming the field and the backends built in.

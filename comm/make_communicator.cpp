@@ -36,9 +36,19 @@ std::unique_ptr<Communicator> make_auto(const CommOptions& options, Device* devi
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size == 1) return make_local_communicator();
+  // NCCL is not part of the driver: a GPU machine may lack libnccl.so.2. The ranks agree, so
+  // either all of them use NCCL or none does.
+  int nccl = 0;
   if (device != nullptr && device->kind() == DeviceKind::kCuda && nccl_built()) {
-    return make_nccl_communicator(options, device);
+    try {
+      nccl_version();
+      nccl = 1;
+    } catch (const Error&) {
+    }
   }
+  int all = nccl;
+  MPI_Allreduce(&nccl, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (all == 1) return make_nccl_communicator(options, device);
   return make_mpi_communicator(options, device);
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -87,30 +88,47 @@ class NcclCommunicator : public Communicator {
 
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
+    const std::size_t bytes = count * dtype_size(dtype);
+    Staged in = stage(send, bytes, recv, bytes);
     run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
-      return nccl_.all_reduce(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
+      copy_in(in, send, bytes);
+      return nccl_.all_reduce(in.send, in.recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
                               stream_);
     });
+    copy_out(in, recv, bytes);
   }
   void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
     DPT_CHECK(root >= 0 && root < size_)
         << "nccl: broadcast root " << root << " is not a rank of " << size_;
     CollectiveHeader header = make_header(CollectiveKind::kBroadcast, count, dtype);
     header.root = root;
+    const std::size_t bytes = count * dtype_size(dtype);
+    Staged in = stage(buffer, bytes, buffer, bytes);
     run(header, [&] {
-      return nccl_.broadcast(buffer, buffer, count, nccl_dtype(dtype), root, comm_, stream_);
+      copy_in(in, buffer, bytes);
+      return nccl_.broadcast(in.send, in.recv, count, nccl_dtype(dtype), root, comm_, stream_);
     });
+    copy_out(in, buffer, bytes);
   }
   void all_gather(const void* send, void* recv, std::size_t count, DType dtype) override {
-    run(make_header(CollectiveKind::kAllGather, count, dtype),
-        [&] { return nccl_.all_gather(send, recv, count, nccl_dtype(dtype), comm_, stream_); });
+    const std::size_t bytes = count * dtype_size(dtype), total = bytes * size_;
+    Staged in = stage(send, bytes, recv, total);
+    run(make_header(CollectiveKind::kAllGather, count, dtype), [&] {
+      copy_in(in, send, bytes);
+      return nccl_.all_gather(in.send, in.recv, count, nccl_dtype(dtype), comm_, stream_);
+    });
+    copy_out(in, recv, total);
   }
   void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                       ReduceOp op) override {
+    const std::size_t bytes = count * dtype_size(dtype), total = bytes * size_;
+    Staged in = stage(send, total, recv, bytes);
     run(make_header(CollectiveKind::kReduceScatter, count, dtype, op), [&] {
-      return nccl_.reduce_scatter(send, recv, count, nccl_dtype(dtype), nccl_reduce_op(op), comm_,
-                                  stream_);
+      copy_in(in, send, total);
+      return nccl_.reduce_scatter(in.send, in.recv, count, nccl_dtype(dtype), nccl_reduce_op(op),
+                                  comm_, stream_);
     });
+    copy_out(in, recv, bytes);
   }
   // The header exchange is itself an all_gather every rank must join: that is the barrier.
   void barrier() override {
@@ -129,10 +147,64 @@ class NcclCommunicator : public Communicator {
  private:
   void make_current() const { CUDA_CHECK(cudaSetDevice(device_.index())); }
 
+  // Host buffers (the trainer's loss sums, fingerprints, resume checks: a few bytes each) go
+  // through device scratch, since NCCL's kernels read device memory only: copied in through a
+  // pinned buffer on stream_ before the collective, and out after it, every wait bounded as a
+  // collective's. Device buffers are used as they are.
+  struct Staged {
+    const void* send;
+    void* recv;
+    bool send_staged = false, recv_staged = false;
+  };
+  Staged stage(const void* send, std::size_t send_bytes, void* recv, std::size_t recv_bytes) {
+    make_current();  // is_device_pointer on a thread whose current device is another
+    Staged staged{send, recv};
+    staged.send_staged = send_bytes > 0 && !device_.is_device_pointer(send);
+    staged.recv_staged = recv_bytes > 0 && !device_.is_device_pointer(recv);
+    if (!staged.send_staged && !staged.recv_staged) return staged;
+    const std::size_t send_room = (send_bytes + 255) / 256 * 256;
+    if (send_room + recv_bytes > scratch_bytes_) {
+      if (scratch_ != nullptr) device_.deallocate(scratch_);
+      scratch_ = nullptr, scratch_bytes_ = 0;
+      scratch_ = static_cast<char*>(device_.allocate(send_room + recv_bytes));
+      scratch_bytes_ = send_room + recv_bytes;
+    }
+    if (std::max(send_bytes, recv_bytes) > pinned_bytes_) {
+      if (pinned_ != nullptr) cudaFreeHost(pinned_);
+      pinned_ = nullptr, pinned_bytes_ = 0;
+      CUDA_CHECK(cudaMallocHost(&pinned_, std::max(send_bytes, recv_bytes)));
+      pinned_bytes_ = std::max(send_bytes, recv_bytes);
+    }
+    if (staged.send_staged) staged.send = scratch_;
+    if (staged.recv_staged) {
+      // In place stays in place.
+      staged.recv = send == recv ? const_cast<void*>(staged.send) : scratch_ + send_room;
+    }
+    return staged;
+  }
+  // Inside run(), after the agreement check: the host input into device scratch.
+  void copy_in(const Staged& staged, const void* send, std::size_t bytes) {
+    if (!staged.send_staged) return;
+    std::memcpy(pinned_, send, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(staged.send), pinned_, bytes,
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  // After run(): the result back into the host buffer.
+  void copy_out(const Staged& staged, void* recv, std::size_t bytes) {
+    if (!staged.recv_staged) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    make_current();
+    CUDA_CHECK(cudaMemcpyAsync(pinned_, staged.recv, bytes, cudaMemcpyDeviceToHost, stream_));
+    wait_stream("copying a result to host memory", deadline_after(timeout_s_));
+    std::memcpy(recv, pinned_, bytes);
+  }
+
   // Frees what the constructor created (whatever it got to).
   void release() noexcept {
     diagnosis_.reset();
     if (diagnosis_comm_ != MPI_COMM_NULL && mpi_active()) MPI_Comm_free(&diagnosis_comm_);
+    if (pinned_ != nullptr) cudaFreeHost(pinned_);
+    if (scratch_ != nullptr) device_.deallocate(scratch_);
     if (host_headers_ != nullptr) cudaFreeHost(host_headers_);
     if (headers_ != nullptr) cudaFree(headers_);
     if (comm_done_ != nullptr) cudaEventDestroy(comm_done_);
@@ -280,6 +352,10 @@ class NcclCommunicator : public Communicator {
   std::atomic<bool> aborted_{false};
   std::atomic<bool> abort_requested_{false};
   std::string stream_error_;  // set by wait_stream's poll when the stream fails
+  char* scratch_ = nullptr;   // device: staged host buffers (stage())
+  std::size_t scratch_bytes_ = 0;
+  void* pinned_ = nullptr;  // page-locked: their way in and out
+  std::size_t pinned_bytes_ = 0;
 };
 
 }  // namespace

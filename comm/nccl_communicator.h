@@ -1,5 +1,6 @@
 // The "nccl" backend: NVIDIA's collectives on the worker's CUDA device. Buffers are device
-// memory (device_memory() is true). One NCCL communicator per worker, created after the worker's
+// memory (device_memory() is true), or host memory, which is staged through device scratch (the
+// trainer's few-byte sums and checks). One NCCL communicator per worker, created after the worker's
 // GPU is set, non-blocking (ncclCommInitRankConfig with blocking = 0); its unique id is broadcast
 // over MPI_COMM_WORLD (bootstrap only: no data moves over MPI). Collectives run on a dedicated
 // high-priority stream that waits for the device's compute stream (cudaEvent), so a bucket's

@@ -52,10 +52,11 @@ GpuPrecision gpu_precision(proto::Precision precision) {
     case proto::FP16:
       return GpuPrecision::kFp16;
     case proto::BF16:
-    case proto::PRECISION_AUTO:
+      return GpuPrecision::kBf16;
+    case proto::PRECISION_AUTO:  // what training runs with AUTO (core/model.cpp gpu_matmul)
       break;
   }
-  return GpuPrecision::kBf16;
+  return GpuPrecision::kFp32;
 }
 
 const char* gpu_precision_name(GpuPrecision precision) {

@@ -70,11 +70,13 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.steps > 0 && args.warmup >= 0)
       << "--steps must be > 0 and --warmup >= 0";
   const proto::Config config = load_config(args.config, args.overrides);
-  // device.kind CUDA: the Dense stack on the GPU (launch/bench_gpu.h); the CPU bench otherwise.
-  if (config.device().kind() == proto::CUDA) return bench_step_gpu(args, config, out);
+  // A CUDA device (device.kind CUDA, or AUTO on a machine with a usable GPU): the Dense stack on
+  // the GPU (launch/bench_gpu.h), which opens the GPU itself; the CPU bench otherwise.
   DeviceChoice choice = select_device(config.device());
-  DPT_CHECK_AS(ErrorKind::kConfig, choice.device->kind() == DeviceKind::kCpu)
-      << "dpt bench step: only the CPU device is supported by this build";
+  if (choice.device->kind() == DeviceKind::kCuda) {
+    choice.device.reset();
+    return bench_step_gpu(args, config, out);
+  }
   const auto& cpu = static_cast<const CpuDevice&>(*choice.device);
   fmt::print(out, "{}\n{}\n", choice.reason, choice.precision_reason);
 

@@ -215,6 +215,9 @@ std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
 }
 
 bool CudaDevice::is_device_pointer(const void* ptr) const {
+  // The first CUDA call of a thread (the gradient sync's) would otherwise create a context on GPU
+  // 0.
+  make_current();
   cudaPointerAttributes attributes{};
   // Host memory CUDA does not know gives cudaMemoryTypeUnregistered, not an error (CUDA >= 11);
   // an error is cleared and read as "not device memory".

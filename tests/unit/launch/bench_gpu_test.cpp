@@ -120,7 +120,7 @@ TEST(BenchGpuTest, DenseLayersWithWidthsAndTheActivationAfterThem) {
 }
 
 TEST(BenchGpuTest, PrecisionFromTheConfig) {
-  EXPECT_EQ(gpu_precision(proto::PRECISION_AUTO), GpuPrecision::kBf16);
+  EXPECT_EQ(gpu_precision(proto::PRECISION_AUTO), GpuPrecision::kFp32);  // as training
   EXPECT_EQ(gpu_precision(proto::BF16), GpuPrecision::kBf16);
   EXPECT_EQ(gpu_precision(proto::FP16), GpuPrecision::kFp16);
   EXPECT_EQ(gpu_precision(proto::TF32), GpuPrecision::kTf32);
