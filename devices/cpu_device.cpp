@@ -111,8 +111,22 @@ class CpuEvent : public DeviceEvent {
   void wait() override {}
 };
 
+class ImmediateCopyQueue : public CopyQueue {
+ public:
+  void wait_for_compute() override {}
+  void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) override {
+    if (bytes > 0) std::memcpy(dst, host_src, bytes);
+  }
+  void make_compute_wait() override {}
+  std::unique_ptr<DeviceEvent> create_event() override { return std::make_unique<CpuEvent>(); }
+};
+
 }  // namespace
 
 std::unique_ptr<DeviceEvent> CpuDevice::create_event() { return std::make_unique<CpuEvent>(); }
+
+std::unique_ptr<CopyQueue> make_immediate_copy_queue() {
+  return std::make_unique<ImmediateCopyQueue>();
+}
 
 }  // namespace dpt

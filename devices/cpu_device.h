@@ -34,6 +34,10 @@ struct CpuDeviceOptions {
 // Number of CPUs this process may run on (sched_getaffinity), at least 1.
 int cpus_available();
 
+// A CopyQueue for devices whose work never queues (the CPU device, host memory): a copy is a
+// memcpy done when queued, so there is nothing to order or wait for.
+std::unique_ptr<CopyQueue> make_immediate_copy_queue();
+
 class CpuDevice : public Device {
  public:
   explicit CpuDevice(const CpuDeviceOptions& options = {});
@@ -61,6 +65,7 @@ class CpuDevice : public Device {
     copy(host_dst, src, bytes);
   }
   std::unique_ptr<DeviceEvent> create_event() override;
+  std::unique_ptr<CopyQueue> create_copy_queue() override { return make_immediate_copy_queue(); }
   void zero(void* ptr, std::size_t bytes) override;
   void synchronize() override {}
 

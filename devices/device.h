@@ -29,6 +29,28 @@ class DeviceEvent {
   virtual void wait() = 0;
 };
 
+// A second queue of work on a device, for host -> device copies that run while the device
+// computes (CUDA: a stream of its own; the CPU device: copies done at once, ordering trivial).
+// It is ordered against the device's compute queue (where kernels, copy(), zero() and the other
+// copies go) only where asked, and on the device: no call here blocks the host. Made by
+// Device::create_copy_queue(); must not outlive its device. Used from one thread.
+class CopyQueue {
+ public:
+  virtual ~CopyQueue() = default;
+  // Copies queued here from now on start only after all work queued on the compute queue so far
+  // has finished (e.g. the kernels still reading the buffer a copy is about to overwrite).
+  virtual void wait_for_compute() = 0;
+  // Host memory (from allocate_host) -> device memory, queued here; returns at once. The host
+  // buffer must stay untouched until an event of this queue recorded after it has been waited for.
+  virtual void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) = 0;
+  // Work queued on the compute queue from now on starts only after every copy queued here so far
+  // has finished (e.g. the kernels that read the copied data).
+  virtual void make_compute_wait() = 0;
+  // An event on this queue: record() marks the copies queued here so far; wait() blocks the host
+  // until they have finished.
+  virtual std::unique_ptr<DeviceEvent> create_event() = 0;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -62,6 +84,8 @@ class Device {
   virtual void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) = 0;
   virtual void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) = 0;
   virtual std::unique_ptr<DeviceEvent> create_event() = 0;
+  // A separate queue for host -> device copies that overlap compute (see CopyQueue).
+  virtual std::unique_ptr<CopyQueue> create_copy_queue() = 0;
   // Sets `bytes` of device memory to zero.
   virtual void zero(void* ptr, std::size_t bytes) = 0;
   // Blocks until all work queued on this device has finished.

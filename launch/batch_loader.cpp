@@ -1,5 +1,6 @@
 // BatchLoader: two slots, each a host buffer and a device buffer; a prefetch gathers into the
-// free slot's host buffer and queues the copy, a take hands out the slot if it holds the batch.
+// free slot's host buffer and queues the copy on the copy queue, a take hands out the slot if it
+// holds the batch and orders compute after its copy.
 #include "launch/batch_loader.h"
 
 #include "devices/error.h"
@@ -12,18 +13,22 @@ BatchLoader::BatchLoader(Device& device, int64_t rows, int64_t features, DType d
   DPT_CHECK(rows > 0 && features > 0)
       << "batch loader: " << rows << " rows of " << features << " features";
   const bool on_cpu = device.kind() == DeviceKind::kCpu;
-  if (!on_cpu) host_ = make_pinned_host(device);
+  if (!on_cpu) {
+    host_ = make_pinned_host(device);
+    copies_ = device.create_copy_queue();
+  }
   for (Slot& slot : slots_) {
     slot.inputs = Tensor(device, {rows, features}, dtype);
     slot.labels = Tensor(device, {rows}, DType::kI32);
     slot.host_inputs = on_cpu ? slot.inputs : Tensor(*host_, {rows, features}, dtype);
     slot.host_labels = on_cpu ? slot.labels : Tensor(*host_, {rows}, DType::kI32);
-    slot.copied = device.create_event();
+    slot.copied = on_cpu ? device.create_event() : copies_->create_event();
   }
 }
 
 BatchLoader::~BatchLoader() {
-  // Host buffers may be the source of copies still queued on the device.
+  // Host buffers may be the source, and device buffers the target, of copies still queued (the
+  // device memory pool only orders reuse on the compute stream).
   for (Slot& slot : slots_) slot.copied->wait();
 }
 
@@ -37,10 +42,13 @@ void BatchLoader::prefetch(const BatchKey& key, const BatchSource& source) {
   slot.copied->wait();
   source(key.row, key.n, slot.host_inputs, slot.host_labels.data<int32_t>());
   if (host_) {
+    // Kernels queued before this call may still read the slot's device tensors (its previous
+    // batch, or, for a fresh pool block, another tensor's last use): the copy starts after them.
+    copies_->wait_for_compute();
     const Tensor inputs = slot.host_inputs.rows(key.n);
-    device_.copy_from_host_async(slot.inputs.raw(), inputs.raw(), inputs.bytes());
-    device_.copy_from_host_async(slot.labels.raw(), slot.host_labels.raw(),
-                                 static_cast<std::size_t>(key.n) * sizeof(int32_t));
+    copies_->copy_from_host_async(slot.inputs.raw(), inputs.raw(), inputs.bytes());
+    copies_->copy_from_host_async(slot.labels.raw(), slot.host_labels.raw(),
+                                  static_cast<std::size_t>(key.n) * sizeof(int32_t));
     slot.copied->record();
   }
   slot.key = key;
@@ -56,6 +64,9 @@ DeviceBatch BatchLoader::take(const BatchKey& key, const BatchSource& source) {
   }
   current_ = staged_;
   staged_ = -1;
+  // The batch's copy is the last one queued (a prefetch always fills the slot take() returns
+  // next), so compute that uses the batch waits for every copy so far.
+  if (copies_) copies_->make_compute_wait();
   const Slot& slot = slots_[current_];
   return {slot.inputs.rows(key.n), slot.labels.rows(key.n)};
 }

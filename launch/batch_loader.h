@@ -1,10 +1,15 @@
 // Gets micro-batches from the host onto the model's device with double buffering: while the
 // device computes on one slot, the next micro-batch is gathered on the host into the other
 // slot's host buffer and its copy is queued (prefetch), so host gathering overlaps device work.
-// On a GPU the host buffers are page-locked (Device::allocate_host) and the copies asynchronous;
-// on the CPU device the host buffers are the device tensors themselves: no copy at all, and
-// gathering simply happens when prefetch() is called instead of when the batch is needed.
-// Labels travel as int32 tensors on the device. Used by TrainStep and evaluate().
+// On a GPU the host buffers are page-locked (Device::allocate_host) and the copies go on the
+// device's CopyQueue (a second CUDA stream), so the upload also overlaps compute. The ordering
+// is on the device, never a host wait: a slot's copy waits for the compute queued before its
+// prefetch (which includes every kernel still reading the slot's previous batch), and compute
+// queued after take() waits for the copy. The host waits only before refilling a slot's host
+// buffer, for that slot's previous copy. On the CPU device the host buffers are the device
+// tensors themselves: no copy at all, and gathering simply happens when prefetch() is called
+// instead of when the batch is needed. Labels travel as int32 tensors on the device. Used by
+// TrainStep, evaluate() and tune's memory probe.
 #pragma once
 
 #include <cstdint>
@@ -46,12 +51,14 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   // Gathers micro-batch `key` with `source` into the slot the last take() did not return
-  // (waiting for that slot's previous copy first) and queues its copy to the device; returns
-  // without waiting for the copy. key.n must be in [1, rows].
+  // (waiting on the host for that slot's previous copy first) and queues its copy on the copy
+  // queue, after the compute queued so far; returns without waiting for the copy. key.n must be
+  // in [1, rows].
   void prefetch(const BatchKey& key, const BatchSource& source);
   // Micro-batch `key` on the device: the prefetched one when its key matches, else loaded now.
-  // Its tensors stay valid until the second take() after this one (work queued on the device
-  // before that prefetch may still read them: copies are ordered after it).
+  // Work queued on the device's compute queue after this call runs after the batch's copy. Its
+  // tensors stay valid until the second take() after this one (work queued on the device
+  // before that prefetch may still read them: the copy into them waits for it).
   DeviceBatch take(const BatchKey& key, const BatchSource& source);
 
   // Batches prefetch() loaded and take() found ready, and those take() had to load itself.
@@ -64,14 +71,15 @@ class BatchLoader {
     Tensor host_labels;
     Tensor inputs;  // on the device
     Tensor labels;
-    std::unique_ptr<DeviceEvent> copied;  // recorded after the slot's last copy
+    std::unique_ptr<DeviceEvent> copied;  // on copies_, recorded after the slot's last copy
     BatchKey key;
   };
 
   Device& device_;
   std::unique_ptr<Device> host_;  // page-locked host memory as a CPU-kind Device; null on the CPU
+  std::unique_ptr<CopyQueue> copies_;  // the uploads' own queue; null on the CPU
   int64_t rows_;
-  Slot slots_[2];
+  Slot slots_[2];    // declared after copies_, so destroyed first: their events are its
   int current_ = 1;  // the slot the last take() returned
   int staged_ = -1;  // the slot holding a prefetched batch not taken yet
   int64_t hits_ = 0;

@@ -38,10 +38,11 @@ constexpr const char* kStateKeys[] = {"format",
                                       "balance_shares",
                                       "loss_scale",
                                       "loss_scale_clean_steps",
-                                      "loss_scale_skipped"};
+                                      "loss_scale_skipped",
+                                      "loss_scale_floor_skips"};
 // Keys the checksum covers only when present, so files written before they existed verify.
 constexpr const char* kOptionalKeys[] = {"balance_shares", "loss_scale", "loss_scale_clean_steps",
-                                         "loss_scale_skipped"};
+                                         "loss_scale_skipped", "loss_scale_floor_skips"};
 
 bool optional_key(const char* key) {
   return std::any_of(std::begin(kOptionalKeys), std::end(kOptionalKeys),
@@ -223,6 +224,10 @@ void save_checkpoint(const std::string& path, const Model& model, Optimizer& opt
     a["loss_scale"] = fmt::format("{:.9g}", state.loss_scaler->scale);  // reads back exactly
     a["loss_scale_clean_steps"] = std::to_string(state.loss_scaler->clean_steps);
     a["loss_scale_skipped"] = std::to_string(state.loss_scaler->skipped_steps);
+    // Only mid-streak, so files saved outside one are unchanged from before the field existed.
+    if (state.loss_scale_floor_skips > 0) {
+      a["loss_scale_floor_skips"] = std::to_string(state.loss_scale_floor_skips);
+    }
   }
   a["state_crc32"] = std::to_string(state_crc(a));
   write_array_file(path, file);
@@ -251,6 +256,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   s.data_fingerprint = attribute(file, path, "data_fingerprint");
   s.balance_shares = shares_attribute(file, path, s.global_batch);
   s.loss_scaler = scaler_attributes(file, path);
+  if (s.loss_scaler && file.attributes.count("loss_scale_floor_skips") > 0) {
+    s.loss_scale_floor_skips = int_attribute(file, path, "loss_scale_floor_skips");
+  }
   return checkpoint;
 }
 

@@ -8,7 +8,8 @@
 //                                           RNG description, data fingerprint, state_crc32,
 //                                           balance_shares (only when balanced), loss_scale,
 //                                           loss_scale_clean_steps, loss_scale_skipped (only
-//                                           with fp16 loss scaling)
+//                                           with fp16 loss scaling), loss_scale_floor_skips
+//                                           (only during an overflow streak at min_scale)
 // Saving and loading never touch the communicator: the trainer decides who writes (rank 0) and
 // distributes what rank 0 read (launch/resume.h).
 #pragma once
@@ -47,6 +48,10 @@ struct TrainState {
   // The fp16 loss scaler's state (launch/loss_scaling.h); empty: the run did not scale its loss,
   // or the file predates loss scaling.
   std::optional<LossScalerState> loss_scaler;
+  // With loss_scaler: steps in a row, ending with the last step done (step - 1), whose fp16
+  // gradients overflowed with the scale at device.loss_scale.min_scale (launch/loss_scaling.h
+  // stops the run past train.max_consecutive_skips of them). 0 in files that predate it.
+  int64_t loss_scale_floor_skips = 0;
 };
 
 // The integer fields of TrainState with their attribute names, in a fixed order (shared by

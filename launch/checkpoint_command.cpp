@@ -30,8 +30,11 @@ void print_contents(const Checkpoint& checkpoint) {
     fmt::print("  rows per worker (comm.balance) {}\n", shares);
   }
   if (s.loss_scaler) {
-    fmt::print("  fp16 loss scale {:g} ({} clean steps in a row, {} steps skipped for overflow)\n",
-               s.loss_scaler->scale, s.loss_scaler->clean_steps, s.loss_scaler->skipped_steps);
+    fmt::print(
+        "  fp16 loss scale {:g} ({} clean steps in a row, {} steps skipped for overflow, the last "
+        "{} in a row at min_scale)\n",
+        s.loss_scaler->scale, s.loss_scaler->clean_steps, s.loss_scaler->skipped_steps,
+        s.loss_scale_floor_skips);
   }
   int64_t values = 0;
   for (const Array& array : checkpoint.file.arrays) values += shape_numel(array.shape);

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "devices/cpu_device.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -45,6 +46,7 @@ class PinnedHost : public Device {
     copy(dst, src, bytes);
   }
   std::unique_ptr<DeviceEvent> create_event() override { return std::make_unique<HostEvent>(); }
+  std::unique_ptr<CopyQueue> create_copy_queue() override { return make_immediate_copy_queue(); }
   void zero(void* ptr, std::size_t bytes) override {
     if (bytes > 0) std::memset(ptr, 0, bytes);
   }

@@ -30,13 +30,19 @@ void LossScaling::restore(bool resumed, const TrainState& state, TrainListener& 
       << " cannot continue the checkpoint's loss scaler, which has counted "
       << state.loss_scaler->clean_steps << " clean steps; use a value above that";
   scaler_->restore(*state.loss_scaler);
+  // A streak at the floor that ran up to the checkpoint goes on with the run's next step.
+  floor_skips_ = state.loss_scale_floor_skips;
+  last_skipped_ = floor_skips_ > 0 ? state.step - 1 : -2;
 }
 
 void LossScaling::save(TrainState& state) const {
   if (scaler_) {
     state.loss_scaler = scaler_->state();
+    // The streak is alive only if it includes the last step done (state.step - 1).
+    state.loss_scale_floor_skips = last_skipped_ == state.step - 1 ? floor_skips_ : 0;
   } else {
     state.loss_scaler.reset();
+    state.loss_scale_floor_skips = 0;
   }
 }
 

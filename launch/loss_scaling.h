@@ -31,9 +31,12 @@ class LossScaling {
   // After resume_training: takes the checkpoint's scaler state when it has one. A checkpoint
   // without (saved by a run without loss scaling, or by an older dpt) starts the scaler fresh at
   // device.loss_scale.init_scale, with a note to `listener`; a state the current
-  // device.loss_scale cannot continue throws kCheckpoint naming the field.
+  // device.loss_scale cannot continue throws kCheckpoint naming the field. A streak of overflows
+  // at min_scale that ran up to the checkpoint (state.loss_scale_floor_skips) continues, so a
+  // resumed run stops at the same step as an uninterrupted one.
   void restore(bool resumed, const TrainState& state, TrainListener& listener);
-  // Writes the scaler's state into a checkpoint's `state` (nothing when off).
+  // Writes the scaler's state and the floor streak ending at step state.step - 1 into a
+  // checkpoint's `state` (state.step must be set first; nothing when off).
   void save(TrainState& state) const;
 
   // Records that the scaler skipped step `step`; returns the listener's line: "fp16 gradients

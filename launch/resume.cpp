@@ -254,18 +254,21 @@ ResumeResult resume_training(Communicator& comm, const std::string& resume,
   comm.broadcast(&num_shares, 1, DType::kI64, 0);
   shares.resize(static_cast<std::size_t>(num_shares));
   if (num_shares > 0) comm.broadcast(shares.data(), shares.size(), DType::kI64, 0);
-  // The loss scaler's state: {present, the scale's float bits, clean steps, skipped steps}.
+  // The loss scaler's state: {present, the scale's float bits, clean steps, skipped steps,
+  // floor skips}.
   std::optional<LossScalerState>& scaler = result.state.loss_scaler;
-  int64_t scaler_fields[4] = {scaler ? 1 : 0, 0, scaler ? scaler->clean_steps : 0,
-                              scaler ? scaler->skipped_steps : 0};
+  int64_t scaler_fields[5] = {scaler ? 1 : 0, 0, scaler ? scaler->clean_steps : 0,
+                              scaler ? scaler->skipped_steps : 0,
+                              result.state.loss_scale_floor_skips};
   if (scaler) std::memcpy(&scaler_fields[1], &scaler->scale, sizeof(float));
-  comm.broadcast(scaler_fields, 4, DType::kI64, 0);
+  comm.broadcast(scaler_fields, 5, DType::kI64, 0);
   if (scaler_fields[0] != 0) {
     scaler.emplace();
     std::memcpy(&scaler->scale, &scaler_fields[1], sizeof(float));
     scaler->clean_steps = scaler_fields[2];
     scaler->skipped_steps = scaler_fields[3];
   }
+  result.state.loss_scale_floor_skips = scaler_fields[4];
   broadcast_tensor(comm, model.params(), 0);
   for (const NamedTensor& state : optimizer.state()) broadcast_tensor(comm, state.tensor, 0);
   optimizer.set_steps(result.state.optimizer_steps);

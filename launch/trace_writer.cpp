@@ -16,6 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// What follows the last event: the file is a closed array after every write.
+constexpr char kClose[] = "\n]\n";
+constexpr std::streamoff kCloseBytes = sizeof(kClose) - 1;
+
 int64_t micros(Tracer::Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
@@ -57,17 +61,12 @@ TraceWriter::TraceWriter(const std::string& dir, int rank, Clock::time_point ori
   fs::create_directories(dir, error);
   DPT_CHECK_AS(ErrorKind::kIo, !error) << dir << ": cannot create: " << error.message();
   path_ = dir + "/rank_" + std::to_string(rank) + ".json";
-  out_.open(path_, std::ios::trunc);
+  out_.open(path_, std::ios::out | std::ios::trunc | std::ios::binary);
   DPT_CHECK_AS(ErrorKind::kIo, out_.good())
       << path_ << ": cannot open for writing: " << std::strerror(errno);
   out_ << "[\n";
   write(metadata("process_name", rank, 0, {{"name", "rank " + std::to_string(rank)}}));
   write(metadata("process_sort_index", rank, 0, {{"sort_index", rank}}));
-}
-
-TraceWriter::~TraceWriter() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  out_ << "]\n";
 }
 
 int TraceWriter::thread_index() {
@@ -102,7 +101,11 @@ void TraceWriter::stop() {
 }
 
 void TraceWriter::write(const std::string& line) {
-  out_ << line << ",\n";
+  // Strict JSON has no comma after the last element, so the separator goes before each event,
+  // replacing the previous closing bracket.
+  if (!empty_) out_.seekp(-kCloseBytes, std::ios::end);
+  out_ << (empty_ ? "" : ",\n") << line << kClose;
+  empty_ = false;
   out_.flush();
   // A trace is a diagnostic: a full disk stops it, never the training.
   if (!out_.good()) stopped_ = true;

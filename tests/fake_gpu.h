@@ -3,7 +3,12 @@
 // within the device, async or not, page-locked allocations, events recorded and waited). Code
 // that branches on device.kind() takes its GPU path with it, so tests can check the copies made
 // and that compute reaches devices/gpu_ops.h, which refuses it cleanly (it is not a CudaDevice).
-// Never runs a kernel.
+// Never runs a kernel. Its CopyQueue behaves like a second stream that is only as fast as it
+// must be: a queued copy runs (reading its host buffer then) only when compute is made to wait
+// for it, when an event of the queue is waited for, or when the queue goes; and every call on
+// the queue is logged in order (queue_calls), so tests see the ordering a caller asks for.
+// Compute reads device memory at once (copy_to_host), so it sees a batch whose copy it was not
+// ordered after as the buffer's old contents.
 #pragma once
 
 #include <cstdlib>
@@ -12,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "devices/device.h"
 
@@ -20,6 +26,8 @@ namespace dpt {
 struct FakeGpuCounts {
   int to_device = 0, to_host = 0, to_device_async = 0, to_host_async = 0, within = 0;
   int host_allocations = 0, host_frees = 0, records = 0, waits = 0;
+  // Through the copy queue: copies queued, and the ordering each way.
+  int queued_copies = 0, copies_wait_for_compute = 0, compute_waits_for_copies = 0;
 };
 
 class FakeGpu : public Device {
@@ -81,7 +89,12 @@ class FakeGpu : public Device {
     ++counts.to_host_async;
     move(dst, src, bytes);
   }
-  std::unique_ptr<DeviceEvent> create_event() override { return std::make_unique<Event>(counts); }
+  std::unique_ptr<DeviceEvent> create_event() override {
+    return std::make_unique<Event>(counts, nullptr);
+  }
+  std::unique_ptr<CopyQueue> create_copy_queue() override {
+    return std::make_unique<Queue>(counts, queue_calls);
+  }
   void zero(void* ptr, std::size_t bytes) override {
     if (bytes > 0) std::memset(ptr, 0, bytes);
   }
@@ -89,16 +102,70 @@ class FakeGpu : public Device {
 
   explicit FakeGpu(int index = 0) : index_(index) {}
   FakeGpuCounts counts;
+  // Every copy queue call, in order: "wait_for_compute", "copy", "make_compute_wait", and
+  // "record" / "wait" of the queue's events.
+  std::vector<std::string> queue_calls;
 
  private:
+  struct Pending {
+    void* dst;
+    const void* src;
+    std::size_t bytes;
+  };
+  class Queue;
+  // A compute-queue event (`queue` null: work is done when queued), or one of a copy queue.
   class Event : public DeviceEvent {
    public:
-    explicit Event(FakeGpuCounts& counts) : counts_(counts) {}
-    void record() override { ++counts_.records; }
-    void wait() override { ++counts_.waits; }
+    Event(FakeGpuCounts& counts, Queue* queue) : counts_(counts), queue_(queue) {}
+    void record() override {
+      ++counts_.records;
+      if (queue_) queue_->log("record");
+    }
+    void wait() override {
+      ++counts_.waits;
+      if (queue_) {
+        queue_->log("wait");
+        queue_->run();
+      }
+    }
 
    private:
     FakeGpuCounts& counts_;
+    Queue* queue_;
+  };
+  class Queue : public CopyQueue {
+   public:
+    Queue(FakeGpuCounts& counts, std::vector<std::string>& calls)
+        : counts_(counts), calls_(calls) {}
+    ~Queue() override { run(); }
+    void wait_for_compute() override {
+      ++counts_.copies_wait_for_compute;
+      log("wait_for_compute");
+    }
+    void copy_from_host_async(void* dst, const void* src, std::size_t bytes) override {
+      ++counts_.queued_copies;
+      log("copy");
+      pending_.push_back({dst, src, bytes});
+    }
+    void make_compute_wait() override {
+      ++counts_.compute_waits_for_copies;
+      log("make_compute_wait");
+      run();
+    }
+    std::unique_ptr<DeviceEvent> create_event() override {
+      return std::make_unique<Event>(counts_, this);
+    }
+    void log(const char* call) { calls_.push_back(call); }
+    // The copies queued so far run now.
+    void run() {
+      for (const Pending& copy : pending_) move(copy.dst, copy.src, copy.bytes);
+      pending_.clear();
+    }
+
+   private:
+    FakeGpuCounts& counts_;
+    std::vector<std::string>& calls_;
+    std::vector<Pending> pending_;
   };
   static void move(void* dst, const void* src, std::size_t bytes) {
     if (bytes > 0) std::memmove(dst, src, bytes);

@@ -185,29 +185,19 @@ void CudaDevice::copy_to_host_async(void* host_dst, const void* device_src, std:
   CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
 }
 
-namespace {
+CudaEvent::CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stream_(stream) {
+  CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+}
 
-class CudaEvent : public DeviceEvent {
- public:
-  CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stream_(stream) {
-    CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
-  }
-  ~CudaEvent() override { cudaEventDestroy(event_); }
-  CudaEvent(const CudaEvent&) = delete;
-  CudaEvent& operator=(const CudaEvent&) = delete;
-  void record() override {
-    CUDA_CHECK(cudaSetDevice(ordinal_));
-    CUDA_CHECK(cudaEventRecord(event_, stream_));
-  }
-  void wait() override { CUDA_CHECK(cudaEventSynchronize(event_)); }
+CudaEvent::~CudaEvent() { cudaEventDestroy(event_); }
 
- private:
-  int ordinal_;
-  cudaStream_t stream_;
-  cudaEvent_t event_ = nullptr;
-};
+// The event and the stream must belong to the current device.
+void CudaEvent::record() {
+  CUDA_CHECK(cudaSetDevice(ordinal_));
+  CUDA_CHECK(cudaEventRecord(event_, stream_));
+}
 
-}  // namespace
+void CudaEvent::wait() { CUDA_CHECK(cudaEventSynchronize(event_)); }
 
 std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
   make_current();

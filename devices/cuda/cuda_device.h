@@ -1,7 +1,10 @@
-// One NVIDIA GPU as a Device: device memory through a caching pool, one CUDA stream on which every
-// copy, memset and kernel of this device is queued (so work is ordered without extra syncs), and
-// the cuBLASLt library and handle its GEMMs use. Host<->device copies are explicit
-// (copy_from_host / copy_to_host); copy() and zero() stay on the device.
+// One NVIDIA GPU as a Device: device memory through a caching pool, one CUDA stream (the compute
+// stream) on which every copy, memset and kernel of this device is queued (so work is ordered
+// without extra syncs), and the cuBLASLt library and handle its GEMMs use. Host<->device copies
+// are explicit (copy_from_host / copy_to_host); copy() and zero() stay on the device. The one
+// exception to the single stream is a CopyQueue (create_copy_queue, cuda_copy_queue.cpp): a
+// second stream for batch uploads, ordered against the compute stream by events only where its
+// user asks.
 // Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except memory_counters,
 // the asynchronous copies and events.
 #pragma once
@@ -60,6 +63,9 @@ class CudaDevice : public Device {
   std::unique_ptr<DeviceEvent> create_event() override;
   // cudaPointerGetAttributes: device (or managed) memory of this GPU.
   bool is_device_pointer(const void* ptr) const override;
+  // A non-blocking stream of its own for host -> device copies; cross-stream ordering through
+  // cudaEventRecord + cudaStreamWaitEvent (devices/cuda/cuda_copy_queue.cpp).
+  std::unique_ptr<CopyQueue> create_copy_queue() override;
   // Frees the pool's cached (unused) blocks.
   void release_cached() noexcept;
   // Bytes held from cudaMalloc: blocks in use plus cached ones.
@@ -94,6 +100,24 @@ class CudaDevice : public Device {
   int64_t reserved_ = 0;
   std::atomic<int64_t> current_bytes_{0};
   std::atomic<int64_t> peak_bytes_{0};
+};
+
+// A cudaEvent (no timing) of GPU `ordinal` that record() records on `stream`; wait() is
+// cudaEventSynchronize. `event()` is what cudaStreamWaitEvent takes.
+class CudaEvent : public DeviceEvent {
+ public:
+  CudaEvent(int ordinal, cudaStream_t stream);
+  ~CudaEvent() override;
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record() override;
+  void wait() override;
+  cudaEvent_t event() const { return event_; }
+
+ private:
+  int ordinal_;
+  cudaStream_t stream_;
+  cudaEvent_t event_ = nullptr;
 };
 
 }  // namespace dpt

@@ -95,6 +95,18 @@ grep -q "<svg" run/report.html && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: report has no plots"; }
 expect "report of a missing run" 3 "absent_run: no such run directory" -- "$dpt" report absent_run
 expect "trace merge without traces" 3 "trace \{ enabled: true \}" -- "$dpt" trace merge run
+# The timeline files are strict JSON (Python's json rejects a trailing comma before "]").
+expect "train with a trace" 0 "test_accuracy" -- \
+  "$dpt" train tiny.prototxt --run-dir run_trace --set trace.enabled=true --set train.epochs=2
+expect "trace merge" 0 "wrote [0-9]+ events to run_trace/trace/merged.json" -- \
+  "$dpt" trace merge run_trace
+python3 - run_trace/trace/rank_0.json run_trace/trace/merged.json <<'PY' &&
+import json, sys
+rank = json.load(open(sys.argv[1]))
+assert any(e["ph"] == "X" and e["cat"] == "step" for e in rank), "no step spans"
+assert json.load(open(sys.argv[2]))["traceEvents"], "empty merge"
+PY
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: trace files are not strict JSON"; }
 expect "train again into a run with checkpoints" 2 "pass --resume auto" -- \
   "$dpt" train tiny.prototxt --run-dir run
 expect "resume a finished run" 0 "nothing to train: the run was already complete at step 150" -- \

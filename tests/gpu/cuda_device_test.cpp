@@ -1,6 +1,6 @@
-// CudaDevice: the caching pool and its counters, copies both ways, zero, Tensors on the GPU; and,
-// on every machine, that probing and asking for a GPU where there is none is a clean answer or a
-// dpt::Error, never a crash.
+// CudaDevice: the caching pool and its counters, copies both ways, zero, the copy queue's
+// ordering against the compute stream, Tensors on the GPU; and, on every machine, that probing
+// and asking for a GPU where there is none is a clean answer or a dpt::Error, never a crash.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -129,6 +129,39 @@ TEST_F(CudaDeviceTest, AsyncCopiesThroughPageLockedMemoryFromAnotherThread) {
   for (std::size_t i = 0; i < count; i += 4099) EXPECT_EQ(pinned[i], float(i % 1000)) << i;
   EXPECT_EQ(device.memory_counters().current_bytes, before + int64_t(bytes));  // pinned: uncounted
   device.deallocate(x);
+  device.deallocate_host(pinned);
+}
+
+// The upload stream runs after the compute queued before wait_for_compute() (else the long
+// device-to-device copy of 1s would land after the upload of 2s), and compute queued after
+// make_compute_wait() reads the upload (else the read-back would see 1s or a mix).
+TEST_F(CudaDeviceTest, CopyQueueOrdersUploadsAgainstTheComputeStream) {
+  CudaDevice& device = *device_;
+  const std::size_t count = std::size_t{64} << 20, bytes = count * sizeof(float);
+  std::vector<float> ones(count, 1.0f);
+  float* pinned = static_cast<float*>(device.allocate_host(bytes));
+  std::fill(pinned, pinned + count, 2.0f);
+  void* x = device.allocate(bytes);
+  void* y = device.allocate(bytes);
+  device.copy_from_host(y, ones.data(), bytes);
+  std::unique_ptr<CopyQueue> queue = device.create_copy_queue();
+  std::unique_ptr<DeviceEvent> uploaded = queue->create_event();
+  for (int round = 0; round < 3; ++round) {
+    device.copy(x, y, bytes);  // compute stream: x = 1s, queued, not finished
+    queue->wait_for_compute();
+    queue->copy_from_host_async(x, pinned, bytes);  // copy stream: x = 2s after it
+    uploaded->record();
+    queue->make_compute_wait();
+    std::vector<float> back(count, -1.0f);
+    device.copy_to_host(back.data(), x, bytes);  // compute stream, after the upload
+    EXPECT_EQ(std::count(back.begin(), back.end(), 2.0f), static_cast<std::ptrdiff_t>(count))
+        << "round " << round;
+    uploaded->wait();  // the host buffer may change now
+  }
+  uploaded.reset();  // events of the queue before the queue
+  queue.reset();
+  device.deallocate(x);
+  device.deallocate(y);
   device.deallocate_host(pinned);
 }
 

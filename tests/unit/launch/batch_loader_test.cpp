@@ -1,13 +1,17 @@
 // The double-buffered batch loader: on the CPU device it gathers straight into the device
 // tensors (no staging copy) and hands out exactly the batches a direct gather gives; on a device
 // that is not the CPU (FakeGpu: separate memory that counts copies) every batch goes through a
-// host buffer and one asynchronous copy, and a prefetch never overwrites the batch in use.
+// host buffer and one asynchronous copy on the device's copy queue, ordered against compute on
+// the device (the copy after the compute queued before it, compute after take() after the copy),
+// and a prefetch never overwrites the batch in use.
 // TrainStep with the next step's batch prefetched trains bit for bit as without it.
 #include "launch/batch_loader.h"
 
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include "comm/local_communicator.h"
 #include "core/config.h"
@@ -90,14 +94,50 @@ TEST(BatchLoader, OffTheCpuEveryBatchIsOneAsyncCopyFromAHostBuffer) {
       expect_batch(previous, step, 0, 2);
     }
     EXPECT_EQ(loader.hits(), 5);
-    // Inputs and labels per batch, asynchronously; a record per batch, and the host buffer of a
-    // slot is waited for before it is filled again.
-    EXPECT_EQ(gpu.counts.to_device_async, 2 * 6);
+    // Inputs and labels per batch, asynchronously on the copy queue (none on the compute
+    // queue); a record per batch, and the host buffer of a slot is waited for before it is
+    // filled again.
+    EXPECT_EQ(gpu.counts.queued_copies, 2 * 6);
+    EXPECT_EQ(gpu.counts.to_device_async, 0);
     EXPECT_EQ(gpu.counts.to_device, 0);
     EXPECT_EQ(gpu.counts.records, 6);
     EXPECT_GE(gpu.counts.waits, 6);
   }
   EXPECT_EQ(gpu.counts.host_frees, 4);
+}
+
+// The ordering that lets the copy stream overlap compute safely, call by call: before a slot's
+// host buffer is refilled the host waits for its previous copy; the copy waits (on the device)
+// for the compute queued before it, which includes every kernel still reading the slot; take()
+// makes the compute queued after it wait for the copy. FakeGpu runs a queued copy only once
+// something waits for it, so a take() that does not order compute after the copy hands out a
+// batch whose contents are stale (expect_batch fails), besides the call log differing.
+TEST(BatchLoader, CopiesAreOrderedAgainstComputeOnTheDevice) {
+  FakeGpu gpu;
+  using Calls = std::vector<std::string>;
+  const Calls fill = {"wait", "wait_for_compute", "copy", "copy", "record"};
+  Calls with_take = fill;
+  with_take.push_back("make_compute_wait");
+  {
+    BatchLoader loader(gpu, 4, kFeatures, DType::kF32);
+    EXPECT_EQ(gpu.queue_calls, Calls{});
+    expect_batch(loader.take({0, 0, 4}, source_for(0)), 0, 0, 4);  // a miss: fill, then take
+    EXPECT_EQ(gpu.queue_calls, with_take);
+    for (int64_t step = 1; step <= 3; ++step) {
+      gpu.queue_calls.clear();
+      loader.prefetch({step, 0, 3}, source_for(step));
+      EXPECT_EQ(gpu.queue_calls, fill) << "prefetch of step " << step;
+      gpu.queue_calls.clear();
+      const DeviceBatch batch = loader.take({step, 0, 3}, source_for(step));
+      EXPECT_EQ(gpu.queue_calls, Calls{"make_compute_wait"}) << "take of step " << step;
+      expect_batch(batch, step, 0, 3);
+    }
+    EXPECT_EQ(gpu.counts.copies_wait_for_compute, 4);
+    EXPECT_EQ(gpu.counts.compute_waits_for_copies, 4);
+    gpu.queue_calls.clear();
+  }
+  // The loader's end waits for both slots' copies before their buffers are freed.
+  EXPECT_EQ(gpu.queue_calls, (Calls{"wait", "wait"}));
 }
 
 proto::Config step_config() {

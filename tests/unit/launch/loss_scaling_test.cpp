@@ -5,8 +5,9 @@
 //   bit for bit (a wrong unscale, or a scale applied twice or not at all, shows at once);
 // - a scale of 2^127 overflows the gradients: the step is skipped (parameters and optimizer state
 //   untouched), the scale halves, the skip is counted, logged and written to metrics;
-// - the scaler state survives a checkpoint (exactly), resume equals the uninterrupted run, and a
-//   checkpoint without the state resumes with a fresh scaler; two ranks agree on every verdict.
+// - the scaler state survives a checkpoint (exactly), resume equals the uninterrupted run (also
+//   in a streak of overflows at min_scale: it stops at the same step), and a checkpoint without
+//   the state resumes with a fresh scaler; two ranks agree on every verdict.
 #include "launch/loss_scaling.h"
 
 #include <gtest/gtest.h>
@@ -269,6 +270,34 @@ TEST_F(LossScalingTest, OverflowingAtTheFloorStopsTheRun) {
       << recorder.skips[2];
 }
 
+// A run resumed in the middle of a streak of overflows at the floor continues the streak: it
+// stops at the same step as the uninterrupted run (without the saved streak it would go on for
+// max_consecutive_skips more steps).
+TEST_F(LossScalingTest, ResumeInAFloorStreakStopsAtTheSameStep) {
+  const proto::Config cfg = config(std::string(kHuge) +
+                                   "min_scale: 1.7014118e38 } } train { max_consecutive_skips: 5 } "
+                                   "checkpoint { every_steps: 3 }");
+  auto stop_message = [&](const proto::Config& c, const std::string& name,
+                          const std::string& resume) -> std::string {
+    try {
+      run(c, name, true, nullptr, resume);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kNonFinite) << e.what();
+      return e.what();
+    }
+    return "the run went on";
+  };
+  const std::string whole = stop_message(cfg, "whole", "");
+  EXPECT_NE(whole.find("step 5: gradients overflowed (inf/NaN) for 6 steps in a row"),
+            std::string::npos)
+      << whole;
+  const Run first = run(testing::with(cfg, "train { max_steps: 3 }"), "split", true);
+  const Checkpoint saved = read_checkpoint(first.summary.last_checkpoint);
+  EXPECT_EQ(saved.state.step, 3);
+  EXPECT_EQ(saved.state.loss_scale_floor_skips, 3);
+  EXPECT_EQ(stop_message(cfg, "split", "auto"), whole);
+}
+
 TEST_F(LossScalingTest, CheckpointsKeepTheScalerStateExactly) {
   const proto::Config cfg = config();
   Model model(device_, cfg);
@@ -283,6 +312,12 @@ TEST_F(LossScalingTest, CheckpointsKeepTheScalerStateExactly) {
   EXPECT_EQ(with.state.loss_scaler->scale, 3.3f);
   EXPECT_EQ(with.state.loss_scaler->clean_steps, 17);
   EXPECT_EQ(with.state.loss_scaler->skipped_steps, 4);
+  // Outside a floor streak the file has no floor attribute, as files from before it existed.
+  EXPECT_EQ(with.state.loss_scale_floor_skips, 0);
+  EXPECT_EQ(with.file.attributes.count("loss_scale_floor_skips"), 0u);
+  state.loss_scale_floor_skips = 2;
+  save_checkpoint(dir_ + "/streak.h5", model, *optimizer, state);
+  EXPECT_EQ(read_checkpoint(dir_ + "/streak.h5").state.loss_scale_floor_skips, 2);
   state.loss_scaler.reset();
   save_checkpoint(dir_ + "/without.h5", model, *optimizer, state);
   const Checkpoint without = read_checkpoint(dir_ + "/without.h5");

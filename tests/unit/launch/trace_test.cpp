@@ -1,12 +1,14 @@
 // The per-rank timeline: spans from several threads land in the rank's file as Chrome trace
-// events; merging ranks (one of them torn by a crash) gives valid JSON with every thread's events
-// in time order; garbage in the middle of a file is refused naming it.
+// events; the rank file is strict JSON after every event; merging ranks (one of them torn by a
+// crash) gives valid JSON with every thread's events in time order; garbage in the middle of a
+// file is refused naming it.
 #include "launch/trace_writer.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -40,10 +42,12 @@ TEST_F(TraceTest, RanksMergeIntoOneOrderedTimeline) {
     writer.stop();
     writer.span("step", "dropped", origin, origin);
   }
-  // Rank 1 "crashed" mid-line: no closing bracket, a torn last event.
+  // Rank 1 crashed inside a write: the closing bracket overwritten, a torn last event.
   {
-    std::ofstream torn(dir_ + "/trace/rank_1.json", std::ios::app);
-    torn << "{\"ph\":\"X\",\"name\":\"step 2\",\"ts\":7";
+    const std::string rank1 = dir_ + "/trace/rank_1.json";
+    fs::resize_file(rank1, fs::file_size(rank1) - 3);  // "\n]\n"
+    std::ofstream torn(rank1, std::ios::app);
+    torn << ",\n{\"ph\":\"X\",\"name\":\"step 2\",\"ts\":7";
   }
   const std::string out = dir_ + "/merged.json";
   EXPECT_EQ(merge_traces(dir_, out), 6);
@@ -72,6 +76,36 @@ TEST_F(TraceTest, RanksMergeIntoOneOrderedTimeline) {
   }
   EXPECT_EQ(spans, 6);
   EXPECT_EQ(names, 4);  // trainer and communication threads of two ranks
+}
+
+// Strict parsers (nlohmann, Python's json) reject a comma before "]" and a missing "]": the rank
+// file is a complete array after every event, so a run cut short leaves valid JSON too.
+TEST_F(TraceTest, TheRankFileIsStrictJsonAfterEveryEvent) {
+  const Clock::time_point origin = Clock::now();
+  const std::string path = dir_ + "/trace/rank_3.json";
+  auto events = [&] {
+    std::ifstream in(path);
+    const nlohmann::json parsed = nlohmann::json::parse(in);  // throws when not strict JSON
+    EXPECT_TRUE(parsed.is_array());
+    return parsed;
+  };
+  {
+    TraceWriter writer(dir_ + "/trace", 3, origin);
+    EXPECT_EQ(events().size(), 2u);  // process name and sort index
+    for (int i = 0; i < 3; ++i) {
+      writer.span("step", "step " + std::to_string(i), origin, origin);
+      const nlohmann::json parsed = events();  // as a run killed now would leave it
+      ASSERT_EQ(parsed.size(), static_cast<std::size_t>(4 + i));  // + thread name + i + 1 spans
+      EXPECT_EQ(parsed.back()["name"], "step " + std::to_string(i));
+      EXPECT_EQ(parsed.back()["pid"], 3);
+    }
+  }
+  EXPECT_EQ(events().size(), 6u);  // the writer's end adds nothing
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find(",\n]"), std::string::npos) << text;
+  ASSERT_GE(text.size(), 4u);
+  EXPECT_EQ(text.substr(text.size() - 4), "}\n]\n") << text;
 }
 
 TEST_F(TraceTest, GarbageInsideAFileIsRefusedNamingIt) {
