@@ -46,10 +46,10 @@ struct CudaGemmOptions {
   // When set (m floats; not with `bias`): a_row_sums[i] = sum over p of op(A)[i, p], the bias
   // gradient of a weight-gradient GEMM (dW = dz^T x: column sums of dz), fused into the GEMM by
   // cuBLASLt's BGRADB epilogue (our A is its B, see cuda_gemm.cpp). WRITTEN, not added; float32;
-  // summed from A as multiplied (the 16-bit copy in kBf16 / kFp16); needs alpha = 1 (the sums
-  // are not scaled). Only when cuBLASLt has an
-  // algorithm for it: cuda_gemm then returns true; otherwise it runs the GEMM without it, leaves
-  // a_row_sums untouched and returns false (the caller sums itself, e.g. cuda_bias_grad).
+  // summed from A as multiplied (the 16-bit copy in kBf16 / kFp16; in kTf32 perhaps the TF32
+  // values the tensor cores read). Needs alpha = 1 (the sums are not scaled). Only when cuBLASLt
+  // has an algorithm for it: cuda_gemm then returns true; otherwise it runs the GEMM without it,
+  // leaves a_row_sums untouched and returns false (the caller sums itself, e.g. cuda_bias_grad).
   float* a_row_sums = nullptr;
 };
 
