@@ -68,7 +68,13 @@ TEST_P(LayersOnDevice, SixteenBitDenseKeepsOperandsAcrossMicroBatchesAndRoundsNe
       Tensor grads = cpu_tensor(cpu(), {n}, std::vector<float>(n, 0.5f));
       reference.bind_params(params, grads);
       reference.init_params(3);
-      params.copy_from_host(short_values(host_values(params)).data());
+      // Short weights, and a non-zero bias (init_params zeroes it) so the epilogue adds something.
+      std::vector<float> values = short_values(host_values(params));
+      if (c.bias) {
+        const std::vector<float> bias = short_values(normal_values(out, 49, 0.5));
+        std::copy(bias.begin(), bias.end(), values.begin() + out * in);
+      }
+      params.copy_from_host(values.data());
       Tensor params_t = on_target(params), grads_t = on_target(grads);
       layer.bind_params(params_t, grads_t);
 
