@@ -1,6 +1,7 @@
 // Dense layer: GEMMs through core/gemm (or core/gemm_bf16), bias and activation fused into one
 // pass after the GEMM, and the CPU reference loops for the bias (kept simple: they are a few
-// percent of the GEMMs). On a CUDA device forward and backward are one gpu_ops call each.
+// percent of the GEMMs). On a CUDA device forward and backward are one gpu_ops call each, given
+// the layer's 16-bit operand buffers in bf16 / fp16.
 #include "core/dense.h"
 
 #include <cmath>
@@ -88,12 +89,13 @@ void backward_gemms(Device& device, const Tensor& weight, const Tensor& grad_wei
   }
 }
 
-uint16_t* bf16_data(const Tensor& tensor) { return static_cast<uint16_t*>(tensor.raw()); }
+// The bit patterns of a bf16 or fp16 tensor.
+uint16_t* bits16(const Tensor& tensor) { return static_cast<uint16_t*>(tensor.raw()); }
 
 // A bf16 copy of `src` in `buffer` (grown as needed).
 Tensor to_bf16_tensor(Tensor& buffer, Device& device, const Tensor& src) {
   Tensor copy = workspace(buffer, device, src.shape(), DType::kBF16);
-  to_bf16(src.data<float>(), bf16_data(copy), src.numel());
+  to_bf16(src.data<float>(), bits16(copy), src.numel());
   return copy;
 }
 
@@ -175,7 +177,7 @@ void Dense::forward(const Tensor& input, Tensor& output, const Pass& pass) {
                         ? workspace(pre_buffer_, device_, output.shape(), output.dtype())
                         : output;
   if (device_.kind() == DeviceKind::kCuda) {
-    forward_gpu(input, output);
+    forward_gpu(input, output, pass);
   } else if (input.dtype() == DType::kF32) {
     if (bf16_) {
       forward_gemm_bf16(input, pre_activation_, pass);
@@ -189,46 +191,68 @@ void Dense::forward(const Tensor& input, Tensor& output, const Pass& pass) {
   }
 }
 
+bool Dense::weight16_stale(const Pass& pass) const {
+  return !pass.params_unchanged || !weight16_.defined();
+}
+
+bool Dense::gpu_16bit() const {
+  return gpu_precision_ == GpuMatmul::kBf16 || gpu_precision_ == GpuMatmul::kFp16;
+}
+
 void Dense::forward_gemm_bf16(const Tensor& input, const Tensor& z, const Pass& pass) {
-  if (!pass.params_unchanged || !weight_bf16_.defined()) {
-    to_bf16_tensor(weight_bf16_, device_, weight_);
-  }
-  input_bf16_ = to_bf16_tensor(input_bf16_buffer_, device_, input);
+  if (weight16_stale(pass)) to_bf16_tensor(weight16_, device_, weight_);
+  input16_ = to_bf16_tensor(input16_buffer_, device_, input);
   const int64_t rows = input.dim(0);
-  bf16_->run(dense_gemm_shape(false, true, rows, output_size(), input_size()),
-             bf16_data(input_bf16_), bf16_data(weight_bf16_), 0.0f, z.data<float>());
+  bf16_->run(dense_gemm_shape(false, true, rows, output_size(), input_size()), bits16(input16_),
+             bits16(weight16_), 0.0f, z.data<float>());
 }
 
 void Dense::backward_gemms_bf16(const Tensor& grad_pre, Tensor* grad_input) {
   const int64_t rows = grad_pre.dim(0), in = input_size(), out = output_size();
-  const Tensor dz = to_bf16_tensor(grad_pre_bf16_buffer_, device_, grad_pre);
+  const Tensor dz = to_bf16_tensor(grad_pre16_buffer_, device_, grad_pre);
   // dW[out, in] += dz^T [out, rows] * x [rows, in], accumulated in float32.
-  bf16_->run(dense_gemm_shape(true, false, out, in, rows), bf16_data(dz), bf16_data(input_bf16_),
-             1.0f, grad_weight_.data<float>());
+  bf16_->run(dense_gemm_shape(true, false, out, in, rows), bits16(dz), bits16(input16_), 1.0f,
+             grad_weight_.data<float>());
   if (grad_input != nullptr) {
     // dx[rows, in] = dz [rows, out] * W [out, in]
-    bf16_->run(dense_gemm_shape(false, false, rows, in, out), bf16_data(dz),
-               bf16_data(weight_bf16_), 0.0f, grad_input->data<float>());
+    bf16_->run(dense_gemm_shape(false, false, rows, in, out), bits16(dz), bits16(weight16_), 0.0f,
+               grad_input->data<float>());
   }
 }
 
-void Dense::forward_gpu(const Tensor& input, Tensor& output) {
+void Dense::forward_gpu(const Tensor& input, Tensor& output, const Pass& pass) {
+  GpuDense16 operands16;
+  if (gpu_16bit()) {
+    const DType type = gpu_precision_ == GpuMatmul::kBf16 ? DType::kBF16 : DType::kF16;
+    operands16.weight_current = !weight16_stale(pass);
+    if (!weight16_.defined()) weight16_ = Tensor(device_, weight_.shape(), type);
+    input16_ = workspace(input16_buffer_, device_, input.shape(), type);
+    operands16.weight = bits16(weight16_);
+    operands16.input = bits16(input16_);
+  }
   gpu_dense_forward(device_, gpu_activation(activation_), gpu_precision_, input.data<float>(),
                     weight_.data<float>(), bias_.defined() ? bias_.data<float>() : nullptr,
                     pre_activation_.data<float>(), output.data<float>(), input.dim(0), input_size(),
-                    output_size());
+                    output_size(), operands16);
 }
 
 void Dense::backward_gpu(const Tensor& grad_output, Tensor* grad_input) {
   // dz always gets its own buffer: the kernels may not overwrite grad_output.
   const Tensor grad_pre =
       workspace(grad_pre_buffer_, device_, grad_output.shape(), grad_output.dtype());
+  // The copies the last forward made: x of this batch, W as it multiplied it.
+  GpuDense16 operands16;
+  if (gpu_16bit()) {
+    operands16.weight = bits16(weight16_);
+    operands16.weight_current = true;
+    operands16.input = bits16(input16_);
+  }
   gpu_dense_backward(device_, gpu_activation(activation_), gpu_precision_, input_.data<float>(),
                      weight_.data<float>(), pre_activation_.data<float>(), output_.data<float>(),
                      grad_output.data<float>(), grad_pre.data<float>(), grad_weight_.data<float>(),
                      grad_bias_.defined() ? grad_bias_.data<float>() : nullptr,
                      grad_input != nullptr ? grad_input->data<float>() : nullptr,
-                     grad_output.dim(0), input_size(), output_size());
+                     grad_output.dim(0), input_size(), output_size(), operands16);
 }
 
 void Dense::backward(const Tensor& grad_output, Tensor* grad_input) {

@@ -30,15 +30,25 @@ enum class GpuMatmul { kFp32, kTf32, kBf16, kFp16 };
 void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,
               float beta, float* c, GpuMatmul precision);
 
+// The 16-bit operand copies a Dense layer keeps in bf16 / fp16 GEMMs (cuda_ops.h CudaDense16):
+// device buffers of the caller, W [out, in] and x [rows, in] as bf16 / fp16 bit patterns; null
+// ones are rounded into scratch per call instead. Ignored in float32 and TF32.
+struct GpuDense16 {
+  uint16_t* weight = nullptr;
+  bool weight_current = false;  // forward: `weight` already holds the current W rounded
+  uint16_t* input = nullptr;    // written by forward, read by the backward that follows
+};
+
 // The Dense layer's forward (y = act(x W^T + b), z the pre-activation where backward needs it)
-// and backward (adds into grad_weight and grad_bias; dx skipped when null), cuda_dense_*.
+// and backward (adds into grad_weight and grad_bias, the bias gradient fused into the weight-
+// gradient GEMM where cuBLASLt can; dx skipped when null), cuda_dense_*.
 void gpu_dense_forward(Device& device, const GpuActivationSpec& spec, GpuMatmul precision,
                        const float* x, const float* weight, const float* bias, float* z, float* y,
-                       int64_t rows, int64_t in, int64_t out);
+                       int64_t rows, int64_t in, int64_t out, const GpuDense16& operands16 = {});
 void gpu_dense_backward(Device& device, const GpuActivationSpec& spec, GpuMatmul precision,
                         const float* x, const float* weight, const float* z, const float* y,
                         const float* dy, float* dz, float* grad_weight, float* grad_bias, float* dx,
-                        int64_t rows, int64_t in, int64_t out);
+                        int64_t rows, int64_t in, int64_t out, const GpuDense16& operands16 = {});
 
 // y = f(x + bias) over [rows, cols] (bias may be null; y may alias x), and dx = dy * f'(x).
 void gpu_bias_activation_forward(Device& device, const GpuActivationSpec& spec, const float* x,

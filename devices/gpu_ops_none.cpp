@@ -19,13 +19,13 @@ void gpu_gemm(Device&, const GemmShape&, float, const float*, const float*, floa
 }
 
 void gpu_dense_forward(Device&, const GpuActivationSpec&, GpuMatmul, const float*, const float*,
-                       const float*, float*, float*, int64_t, int64_t, int64_t) {
+                       const float*, float*, float*, int64_t, int64_t, int64_t, const GpuDense16&) {
   no_cuda("dense forward");
 }
 
 void gpu_dense_backward(Device&, const GpuActivationSpec&, GpuMatmul, const float*, const float*,
                         const float*, const float*, const float*, float*, float*, float*, float*,
-                        int64_t, int64_t, int64_t) {
+                        int64_t, int64_t, int64_t, const GpuDense16&) {
   no_cuda("dense backward");
 }
 

@@ -1,9 +1,14 @@
 // measure_gpu_bench on a CUDA build (launch/bench_gpu.h). Synthetic data of the config's shapes
 // on the first usable GPU. Per Dense layer, ours (cuda_dense_forward + cuda_dense_backward) and
 // plain (the same two or three GEMMs through cuda_gemm, 16-bit operands converted beforehand and
-// no epilogue) take turns, kRounds rounds of kRepeats calls each, medians kept. The step is the
-// Dense stack's forward then backward over every micro-batch (loss, optimizer and gradient sync
-// are not on the GPU yet), timed on the host with a synchronize per step.
+// no epilogue) take turns, kRounds rounds of kRepeats calls each, medians kept. What each side
+// pays, so the ratio stays honest: in bf16 / fp16 ours rounds W, x and dz once each per call (W
+// as in a step of one micro-batch; the layer keeps x16 and W16 from forward for backward, as
+// core/dense.cpp does), adds the bias, applies the activation and computes the bias gradient;
+// plain does none of that (its 16-bit operands are rounded once, untimed, and it has no bias),
+// so everything but the three GEMMs counts against ours. The step is the Dense stack's forward
+// then backward over every micro-batch, W rounded in the first micro-batch only (loss, optimizer
+// and gradient sync are not on the GPU yet), timed on the host with a synchronize per step.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -104,6 +109,7 @@ class Buffers {
 // One layer's tensors for one micro-batch of `rows`.
 struct LayerData {
   float *x, *weight, *bias, *z, *y, *dy, *dz, *grad_weight, *grad_bias, *dx;
+  uint16_t *weight16, *x16;  // the layer's kept 16-bit copies (bf16 / fp16 only; else null)
 };
 
 double median(std::vector<double> values) {
@@ -176,26 +182,30 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
     d.grad_weight = buffers.floats(l.out * l.in, 0.0);
     d.grad_bias = l.bias ? buffers.floats(l.out, 0.0) : nullptr;
     d.dx = i == 0 ? nullptr : data.back().dy;
+    d.weight16 = half ? buffers.halves(l.out * l.in) : nullptr;
+    d.x16 = half ? buffers.halves(rows * l.in) : nullptr;
     data.push_back(d);
   }
-  auto forward = [&](std::size_t i) {
+  // weight_current: W16 still holds W (a later micro-batch of the step), as core/dense.cpp does.
+  auto forward = [&](std::size_t i, bool weight_current) {
     const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
     cuda_dense_forward(device, layers[i].spec, d.x, d.weight, d.bias, d.z, d.y, rows, l.in, l.out,
-                       input);
+                       input, CudaDense16{d.weight16, weight_current, d.x16});
   };
   auto backward = [&](std::size_t i) {
     const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
     cuda_dense_backward(device, layers[i].spec, d.x, d.weight, d.z, d.y, d.dy, d.dz, d.grad_weight,
-                        d.grad_bias, d.dx, rows, l.in, l.out, input);
+                        d.grad_bias, d.dx, rows, l.in, l.out, input,
+                        CudaDense16{d.weight16, true, d.x16});
   };
 
   // Per layer: ours against plain GEMMs of the same shapes, in turns.
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
-    forward(i);
+    forward(i, false);
     backward(i);  // dz now holds real values for the plain GEMMs
     CudaGemmOptions options;
     options.input = input;
@@ -224,7 +234,7 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
       }
     };
     const std::vector<double> medians = time_in_turns(device, {[&] {
-                                                                 forward(i);
+                                                                 forward(i, false);
                                                                  backward(i);
                                                                },
                                                                plain});
@@ -245,7 +255,7 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
     device.synchronize();
     const auto start = Clock::now();
     for (int64_t pass = 0; pass < passes; ++pass) {
-      for (std::size_t i = 0; i < layers.size(); ++i) forward(i);
+      for (std::size_t i = 0; i < layers.size(); ++i) forward(i, pass > 0);
       for (std::size_t i = layers.size(); i-- > 0;) backward(i);
     }
     device.synchronize();

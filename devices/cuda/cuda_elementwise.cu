@@ -1,6 +1,6 @@
-// Element-wise CUDA kernels: bias + activation forward, activation backward, bias gradient and
-// dropout. Each loop body is the CPU reference's expression (core/activation.cpp,
-// core/dropout.cpp) in a grid-stride loop.
+// Element-wise CUDA kernels: bias + activation forward, activation backward, bias gradient,
+// dropout, and y += x (a fused bias gradient added into the gradients). Each loop body is the CPU
+// reference's expression (core/activation.cpp, core/dropout.cpp) in a grid-stride loop.
 #include <cuda_runtime.h>
 
 #include "devices/cuda/cuda_launch.h"
@@ -122,6 +122,13 @@ __global__ void multiply_kernel(const float* x, const float* mask, float* y, int
   }
 }
 
+__global__ void add_kernel(const float* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    y[i] += x[i];
+  }
+}
+
 }  // namespace
 
 void cuda_bias_activation_forward(CudaDevice& device, const CudaActivationSpec& spec,
@@ -164,6 +171,12 @@ void cuda_multiply(CudaDevice& device, const float* x, const float* mask, float*
   if (n <= 0) return;
   multiply_kernel<<<grid_for(n), kThreads, 0, device.stream()>>>(x, mask, y, n);
   CUDA_CHECK_LAUNCH("multiply_kernel");
+}
+
+void cuda_add(CudaDevice& device, const float* x, float* y, int64_t n) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n), kThreads, 0, device.stream()>>>(x, y, n);
+  CUDA_CHECK_LAUNCH("add_kernel");
 }
 
 }  // namespace dpt

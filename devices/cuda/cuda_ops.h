@@ -1,6 +1,7 @@
 // The CUDA kernels of dpt's ops, on raw device pointers: GEMM through cuBLASLt (fp32, TF32, bf16
-// or fp16 inputs with fp32 accumulation; fused bias and ReLU epilogues), the 16-bit casts and the
-// inf/NaN check behind fp16 loss scaling, bias + activation forward and backward, the bias
+// or fp16 inputs with fp32 accumulation; fused bias, bias + ReLU and bias-gradient epilogues), the
+// Dense layer's forward and backward over it (16-bit operands rounded once each), the 16-bit casts
+// and the inf/NaN check behind fp16 loss scaling, bias + activation forward and backward, the bias
 // gradient, dropout masks (bit-identical to the CPU's Philox masks), softmax cross-entropy with its
 // gradient, SGD and Adam/AdamW updates fused over the flat parameter buffer, and the sum of squares
 // behind the gradient norm. Each mirrors a CPU reference (core/gemm, core/activation, core/dropout,
@@ -42,12 +43,21 @@ struct CudaGemmOptions {
   // rounds the float32 operand into pool scratch first (one extra pass over it).
   const uint16_t* a16 = nullptr;
   const uint16_t* b16 = nullptr;
+  // When set (m floats; not with `bias`): a_row_sums[i] = sum over p of op(A)[i, p], the bias
+  // gradient of a weight-gradient GEMM (dW = dz^T x: column sums of dz), fused into the GEMM by
+  // cuBLASLt's BGRADB epilogue (our A is its B, see cuda_gemm.cpp). WRITTEN, not added; float32;
+  // summed from A as multiplied (the 16-bit copy in kBf16 / kFp16; in kTf32 perhaps the TF32
+  // values the tensor cores read). Needs alpha = 1 (the sums are not scaled). Only when cuBLASLt
+  // has an algorithm for it: cuda_gemm then returns true; otherwise it runs the GEMM without it,
+  // leaves a_row_sums untouched and returns false (the caller sums itself, e.g. cuda_bias_grad).
+  float* a_row_sums = nullptr;
 };
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
-// cuBLASLt. Throws dpt::Error on a bad shape (k <= 0, a stride smaller than its row) or a cuBLASLt
-// failure. m == 0 or n == 0 does nothing.
-void cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
+// cuBLASLt. Returns whether options.a_row_sums was written (false when it is null). Throws
+// dpt::Error on a bad shape (k <= 0, a stride smaller than its row) or a cuBLASLt failure.
+// m == 0 or n == 0 does nothing (and returns false).
+bool cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
                const float* b, float beta, float* c, const CudaGemmOptions& options = {});
 
 // dst[r * cols + j] = round(src[r * ld + j]) for a [rows, cols] float32 matrix with row stride
@@ -73,6 +83,18 @@ void cuda_activation_backward(CudaDevice& device, const CudaActivationSpec& spec
 // grad_bias[j] += sum over r of dy[r, j] (adds, as Layer::backward does into parameter grads).
 void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t cols,
                     float* grad_bias);
+// y[i] += x[i] for i < n (a fused bias gradient, written by the GEMM, added into grad_bias).
+void cuda_add(CudaDevice& device, const float* x, float* y, int64_t n);
+
+// The 16-bit operands a Dense layer keeps between its GEMMs in kBf16 / kFp16 (ignored in float32
+// and TF32): packed device buffers owned by the caller (core/dense.cpp: pool memory of the layer),
+// so each is rounded once: W once per step, x once per forward (reused by the weight gradient).
+// A null pointer means "none kept": the call rounds that operand into pool scratch itself.
+struct CudaDense16 {
+  uint16_t* weight = nullptr;   // W [out, in] in 16 bits
+  bool weight_current = false;  // forward: `weight` already holds W rounded (skip rounding it)
+  uint16_t* input = nullptr;    // x [rows, in]: forward writes it, backward reads it
+};
 
 // The Dense layer's forward on the GPU (core/dense.h: y = act(x W^T + b)); x [rows, in],
 // W [out, in], b [out] or null, z and y [rows, out]. Identity and ReLU with a bias run as one
@@ -80,17 +102,26 @@ void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t c
 // needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
 // element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
 // erf GELU, so it is not used.
-// `input`: the number format of its GEMM (CudaGemmInput).
+// `input`: the number format of its GEMM (CudaGemmInput). In kBf16 / kFp16 it writes
+// operands16.input (x rounded) and, unless weight_current, operands16.weight (W rounded; also
+// when rows == 0, so the copy is always whole once forward has run).
 void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                         const float* weight, const float* bias, float* z, float* y, int64_t rows,
-                        int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32);
+                        int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32,
+                        const CudaDense16& operands16 = {});
 // Its backward, adding into the parameter gradients as Layer::backward does: dz = dy * act'(z)
 // (dz [rows, out] scratch, may alias dy), grad_bias += column sums of dz (when not null),
 // grad_weight += dz^T x, and dx = dz W when dx is not null. z, y: from cuda_dense_forward.
+// In kBf16 / kFp16 dz is rounded once (pool scratch) for both GEMMs, and x and W are read from
+// operands16 as the forward left them (they must still be x's and W's). The bias gradient is
+// fused into the weight-gradient GEMM (cuda_gemm's a_row_sums: summed from the dz the GEMM
+// multiplies, i.e. 16-bit dz in kBf16 / kFp16, then added into grad_bias); where cuBLASLt has no
+// algorithm for that, cuda_bias_grad sums the float32 dz instead.
 void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                          const float* weight, const float* z, const float* y, const float* dy,
                          float* dz, float* grad_weight, float* grad_bias, float* dx, int64_t rows,
-                         int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32);
+                         int64_t in, int64_t out, CudaGemmInput input = CudaGemmInput::kFp32,
+                         const CudaDense16& operands16 = {});
 
 // The dropout mask of core/dropout.cpp: element (r, j) is 0 with probability `rate`, else
 // 1 / (1 - rate), from Philox(seed; j / 4, sample, step, layer << 20 ^ sample >> 32) with

@@ -59,6 +59,14 @@ CudaGemmInput gemm_input(GpuMatmul precision) {
   return CudaGemmInput::kFp32;
 }
 
+CudaDense16 cuda_operands(const GpuDense16& operands16) {
+  CudaDense16 result;
+  result.weight = operands16.weight;
+  result.weight_current = operands16.weight_current;
+  result.input = operands16.input;
+  return result;
+}
+
 }  // namespace
 
 void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* a, const float* b,
@@ -70,17 +78,18 @@ void gpu_gemm(Device& device, const GemmShape& shape, float alpha, const float* 
 
 void gpu_dense_forward(Device& device, const GpuActivationSpec& spec, GpuMatmul precision,
                        const float* x, const float* weight, const float* bias, float* z, float* y,
-                       int64_t rows, int64_t in, int64_t out) {
+                       int64_t rows, int64_t in, int64_t out, const GpuDense16& operands16) {
   cuda_dense_forward(as_cuda(device, "dense forward"), cuda_spec(spec), x, weight, bias, z, y, rows,
-                     in, out, gemm_input(precision));
+                     in, out, gemm_input(precision), cuda_operands(operands16));
 }
 
 void gpu_dense_backward(Device& device, const GpuActivationSpec& spec, GpuMatmul precision,
                         const float* x, const float* weight, const float* z, const float* y,
                         const float* dy, float* dz, float* grad_weight, float* grad_bias, float* dx,
-                        int64_t rows, int64_t in, int64_t out) {
+                        int64_t rows, int64_t in, int64_t out, const GpuDense16& operands16) {
   cuda_dense_backward(as_cuda(device, "dense backward"), cuda_spec(spec), x, weight, z, y, dy, dz,
-                      grad_weight, grad_bias, dx, rows, in, out, gemm_input(precision));
+                      grad_weight, grad_bias, dx, rows, in, out, gemm_input(precision),
+                      cuda_operands(operands16));
 }
 
 void gpu_bias_activation_forward(Device& device, const GpuActivationSpec& spec, const float* x,

@@ -1,7 +1,8 @@
 // The Dense layer on every device (tests/gpu/ops_harness.h): core/dense.h's forward and backward
 // on the CPU against cuda_dense_forward / cuda_dense_backward (cuBLASLt GEMMs with fused bias or
-// bias + ReLU epilogues, element-wise activation kernels) on the same weights and inputs, with the
-// parameters and gradients as views into one flat buffer as the Model lays them out.
+// bias + ReLU epilogues, the bias gradient fused into the weight-gradient GEMM where cuBLASLt has
+// an algorithm for it in float32, element-wise activation kernels) on the same weights and inputs,
+// with the parameters and gradients as views into one flat buffer as the Model lays them out.
 #include <gtest/gtest.h>
 
 #include "core/dense.h"
