@@ -35,6 +35,12 @@ class Communicator {
   // Whether buffers may be memory of the worker's CUDA device (NCCL). false: host memory only;
   // callers stage device buffers through host memory.
   virtual bool device_memory() const { return false; }
+  // Device-memory backends: the next collective given device buffers reads them once `ready` (an
+  // event of the worker's device, recorded on its compute queue) has completed, instead of once
+  // all the work queued on the device so far has. The gradient sync records one when backward has
+  // produced a bucket, so the bucket's all-reduce does not also wait for the rest of backward.
+  // Applies to the next collective only; `ready` must stay alive until that returns. Others: no-op.
+  virtual void order_next_after(DeviceEvent& ready) {}
   // Host memory for a buffer that all_reduce then reduces in place without copies, because every
   // rank of the node maps every rank's buffer (the gradient buffer; NCCL's ncclMemAlloc plays the
   // same part). Collective: every rank calls it. Returns null on every rank where the backend has

@@ -19,7 +19,8 @@ GradSync::GradSync(Communicator& comm, const Tensor& grads, const std::vector<Fl
       params_(params) {
   if (device_.kind() != DeviceKind::kCpu && !comm.device_memory()) {
     host_ = static_cast<float*>(device_.allocate_host(grads.bytes()));
-    copied_ = device_.create_event();
+    copies_ = device_.create_copy_queue();
+    copied_ = copies_->create_event();
   }
   DPT_CHECK(options_.reduce_dtype == DType::kF32 || options_.reduce_dtype == DType::kBF16 ||
             options_.reduce_dtype == DType::kF16)
@@ -61,6 +62,12 @@ GradSync::GradSync(Communicator& comm, const Tensor& grads, const std::vector<Fl
     }
     bucket_of_param_[i] = static_cast<int>(buckets_.size()) - 1;
   }
+  // On a GPU, each bucket's end of backward is marked on the compute queue (ready()), so its
+  // copies or collective wait for that work only, not for the rest of backward queued meanwhile.
+  if (device_.kind() != DeviceKind::kCpu) {
+    for (std::size_t i = 0; i < buckets_.size(); ++i)
+      bucket_ready_.push_back(device_.create_event());
+  }
   if (options_.overlap) thread_ = std::thread([this] { worker(); });
 }
 
@@ -80,6 +87,7 @@ void GradSync::begin() {
   for (Bucket& bucket : buckets_) {
     bucket.pending = bucket.range.count;
     bucket.started = false;
+    bucket.marked = false;
   }
 }
 
@@ -90,10 +98,15 @@ void GradSync::ready(const FlatRange& range) {
   });
   DPT_CHECK(it != params_.end()) << "grad sync: unknown range at " << range.offset;
   const int index = bucket_of_param_[static_cast<std::size_t>(it - params_.begin())];
-  std::lock_guard<std::mutex> lock(mutex_);
   Bucket& bucket = buckets_[static_cast<std::size_t>(index)];
-  bucket.pending -= range.count;
-  if (bucket.pending == 0 && options_.overlap && !bucket.started) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    bucket.pending -= range.count;
+    if (bucket.pending != 0) return;
+  }
+  mark(static_cast<std::size_t>(index));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (options_.overlap && !bucket.started) {
     bucket.started = true;
     queue_.push_back(index);
     ++in_flight_;
@@ -101,8 +114,22 @@ void GradSync::ready(const FlatRange& range) {
   }
 }
 
+void GradSync::mark(std::size_t index) {
+  Bucket& bucket = buckets_[index];
+  if (bucket.marked) return;
+  bucket.marked = true;
+  if (wire_on_device_) {
+    // Queued here, right after the bucket's backward, not behind the rest of it.
+    gpu_round_to_16bit(device_, options_.reduce_dtype == DType::kBF16, data_ + bucket.range.offset,
+                       wire_ + bucket.range.offset, bucket.range.count);
+  }
+  if (!bucket_ready_.empty()) bucket_ready_[index]->record();
+}
+
 void GradSync::finish() {
   const auto start = std::chrono::steady_clock::now();
+  // Buckets whose ranges were never reported (e.g. a layer without a hook) end with backward.
+  for (std::size_t i = 0; i < buckets_.size(); ++i) mark(i);
   if (options_.overlap) {
     std::unique_lock<std::mutex> lock(mutex_);
     // Buckets whose ranges were never reported (e.g. a layer without a hook) go now, in order.
@@ -134,17 +161,21 @@ void GradSync::reduce(std::size_t index, const FlatRange& range) {
   const std::size_t count = static_cast<std::size_t>(range.count);
   float* data = data_ + range.offset;
   if (host_ == nullptr) {
+    if (!bucket_ready_.empty()) comm_.order_next_after(*bucket_ready_[index]);
     sum(data, range);
     return;
   }
-  // The copy is queued after the backward work that wrote this bucket, so it sees its values.
+  // On the copy queue, after the backward work that wrote this bucket (and not after the work
+  // queued since): the copies overlap the rest of backward.
   float* host = host_ + range.offset;
-  device_.copy_to_host_async(host, data, count * sizeof(float));
+  copies_->wait_for(*bucket_ready_[index]);
+  copies_->copy_to_host_async(host, data, count * sizeof(float));
   copied_->record();
   copied_->wait();
   sum(host, range);
-  device_.copy_from_host_async(data, host, count * sizeof(float));
-  // finish() returns only when every bucket is back on the device and the host buffer is free.
+  copies_->copy_from_host_async(data, host, count * sizeof(float));
+  // finish() returns only when every bucket is back on the device and the host buffer is free;
+  // the optimizer's kernels, queued after it, then read the sums.
   copied_->record();
   copied_->wait();
 }
@@ -158,7 +189,7 @@ void GradSync::sum(float* values, const FlatRange& range) {
   const bool bf16 = options_.reduce_dtype == DType::kBF16;
   uint16_t* wire = wire_ + range.offset;
   if (wire_on_device_) {
-    gpu_round_to_16bit(device_, bf16, values, wire, range.count);
+    // Rounded by mark() when backward produced the bucket.
     comm_.all_reduce(wire, wire, count, options_.reduce_dtype, ReduceOp::kSum);
     gpu_widen_16bit(device_, bf16, wire, values, range.count);
     return;

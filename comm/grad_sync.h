@@ -4,9 +4,12 @@
 // ranks by one all-reduce, started on a communication thread as soon as backward has reported every
 // parameter range it covers, while backward goes on with earlier layers. Because the loss gradient
 // is scaled by 1 / global batch on every rank, the sum is the gradient of the mean loss.
-// Gradients on a GPU: a communicator that takes device memory gets device pointers; any other
-// gets each bucket through a page-locked host buffer (copy to host, all-reduce, copy back), the
-// copies queued on the device's stream after the backward work that produced the bucket.
+// Gradients on a GPU: when a bucket is complete, ready() records an event on the compute queue.
+// A communicator that takes device memory gets device pointers, and the event
+// (Communicator::order_next_after), so the collective waits for that bucket's backward only; any
+// other gets each bucket through a page-locked host buffer (copy to host, all-reduce, copy back),
+// the copies on a copy queue (a second CUDA stream) that waits for the event. Either way the
+// bucket's trip overlaps the rest of backward, which the main thread has usually queued already.
 // With a 16-bit reduce_dtype each bucket is rounded into a 16-bit buffer where the all-reduce
 // runs (on the device for device-memory communicators, else on the host: the communicator's
 // allocate_shared memory when it has some, so one node still reduces it without copies) and
@@ -77,7 +80,11 @@ class GradSync {
     FlatRange range;
     int64_t pending = 0;  // elements not yet reported ready in this step
     bool started = false;
+    bool marked = false;  // mark() ran in this step
   };
+  // On the backward thread, when bucket `index` is complete (or in finish()): queues its 16-bit
+  // rounding (device wire) and records its ready event, once per step.
+  void mark(std::size_t index);
   void reduce(std::size_t index, const FlatRange& range);
   // Sums `values` (range's float32 gradients, on the device or the host) over ranks, through
   // the 16-bit buffer when reduce_dtype asks for one.
@@ -92,7 +99,9 @@ class GradSync {
   uint16_t* wire_ = nullptr;
   bool wire_on_device_ = false;
   std::shared_ptr<void> wire_host_;
+  std::unique_ptr<CopyQueue> copies_;    // staged: the buckets' copies, beside compute
   std::unique_ptr<DeviceEvent> copied_;  // reduce() waits for its copies with it
+  std::vector<std::unique_ptr<DeviceEvent>> bucket_ready_;  // GPU: each bucket's end of backward
   GradSyncOptions options_;
   std::vector<Bucket> buckets_;
   std::vector<FlatRange> params_;

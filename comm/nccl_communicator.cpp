@@ -85,6 +85,11 @@ class NcclCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
   bool device_memory() const override { return true; }
+  void order_next_after(DeviceEvent& ready) override {
+    auto* event = dynamic_cast<CudaEvent*>(&ready);
+    DPT_CHECK(event != nullptr) << "nccl: order_next_after needs an event of the CUDA device";
+    next_ready_ = event->event();
+  }
 
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
@@ -318,12 +323,18 @@ class NcclCommunicator : public Communicator {
     const std::string what = collective_label(header);
     DPT_CHECK_AS(ErrorKind::kComm, !aborted_ && !abort_requested_)
         << "nccl: " << what << " on rank " << rank_ << ": the communicator was aborted";
+    const cudaEvent_t ready = next_ready_;
+    next_ready_ = nullptr;
     const Clock::time_point deadline = deadline_after(timeout_s_);
     make_current();
-    // The data is ready once the compute stream's work queued so far has run.
-    CUDA_CHECK(cudaEventRecord(compute_ready_, device_.stream()));
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_ready_, 0));
+    // The headers first: their exchange does not wait for the compute stream.
     if (size_ > 1) check_agreement(header, what, deadline);
+    // The data is ready once the caller's event (order_next_after) has completed, else once the
+    // compute stream's work queued so far has run.
+    if (ready == nullptr) {
+      CUDA_CHECK(cudaEventRecord(compute_ready_, device_.stream()));
+    }
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready != nullptr ? ready : compute_ready_, 0));
     if (header.count > 0) check(enqueue(), what, deadline);
     wait_stream(what, deadline);
     // Later compute reads the result: order it after the collective on the device as well.
@@ -351,8 +362,9 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<MpiTransport> diagnosis_;
   std::atomic<bool> aborted_{false};
   std::atomic<bool> abort_requested_{false};
-  std::string stream_error_;  // set by wait_stream's poll when the stream fails
-  char* scratch_ = nullptr;   // device: staged host buffers (stage())
+  std::string stream_error_;          // set by wait_stream's poll when the stream fails
+  cudaEvent_t next_ready_ = nullptr;  // order_next_after's event, for the next collective
+  char* scratch_ = nullptr;           // device: staged host buffers (stage())
   std::size_t scratch_bytes_ = 0;
   void* pinned_ = nullptr;  // page-locked: their way in and out
   std::size_t pinned_bytes_ = 0;

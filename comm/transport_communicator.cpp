@@ -48,13 +48,19 @@ void TransportCommunicator::take_device_memory(Device& device, bool library_read
 }
 
 void TransportCommunicator::device_all_reduce(const void* send, void* recv, std::size_t count,
-                                              DType dtype, ReduceOp op) {
+                                              DType dtype, ReduceOp op, DeviceEvent* ready) {
   const std::size_t bytes = count * dtype_size(dtype);
   if (library_reads_device_ && on_device(send) && on_device(recv) && op != ReduceOp::kAvg &&
       native_handles(dtype, op, count)) {
     // kAvg is left out: its division (finish_average) runs on the host.
     if (send != recv && bytes > 0) staging_->device().copy(recv, send, bytes);
-    staging_->fence();  // the library reads what the device's queued work writes
+    // The library reads what the device's queued work writes (up to `ready` when given; an
+    // apart copy into recv is queued now, so it needs the full fence).
+    if (ready != nullptr && send == recv) {
+      ready->wait();
+    } else {
+      staging_->fence();
+    }
     if (size() == 1) return;
     run(make_header(CollectiveKind::kAllReduce, count, dtype, op), true,
         [&](Clock::time_point deadline) { native_all_reduce(recv, count, dtype, op, deadline); });
@@ -69,8 +75,10 @@ void TransportCommunicator::device_all_reduce(const void* send, void* recv, std:
 
 void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                                        ReduceOp op) {
+  DeviceEvent* ready = next_ready_;
+  next_ready_ = nullptr;
   if (on_device(recv) || on_device(send)) {
-    device_all_reduce(send, recv, count, dtype, op);
+    device_all_reduce(send, recv, count, dtype, op, ready);
     return;
   }
   const CollectiveHeader header = make_header(CollectiveKind::kAllReduce, count, dtype, op);
@@ -109,6 +117,7 @@ void TransportCommunicator::all_reduce(const void* send, void* recv, std::size_t
 }
 
 void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
+  next_ready_ = nullptr;  // order_next_after is for the next collective only
   DPT_CHECK_AS(ErrorKind::kComm, root >= 0 && root < size())
       << "broadcast: root " << root << " outside a world of " << size();
   if (on_device(buffer)) {
@@ -127,6 +136,7 @@ void TransportCommunicator::broadcast(void* buffer, std::size_t count, DType dty
 
 void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t count,
                                        DType dtype) {
+  next_ready_ = nullptr;  // order_next_after is for the next collective only
   if (on_device(send) || on_device(recv)) {
     const std::size_t bytes = count * dtype_size(dtype);
     const std::size_t total = bytes * static_cast<std::size_t>(size());
@@ -147,6 +157,7 @@ void TransportCommunicator::all_gather(const void* send, void* recv, std::size_t
 
 void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::size_t count,
                                            DType dtype, ReduceOp op) {
+  next_ready_ = nullptr;  // order_next_after is for the next collective only
   if (on_device(send) || on_device(recv)) {
     const std::size_t bytes = count * dtype_size(dtype);
     const std::size_t total = bytes * static_cast<std::size_t>(size());
@@ -169,6 +180,7 @@ void TransportCommunicator::reduce_scatter(const void* send, void* recv, std::si
 }
 
 void TransportCommunicator::barrier() {
+  next_ready_ = nullptr;  // order_next_after is for the next collective only
   const CollectiveHeader header = make_header(CollectiveKind::kBarrier, 0, DType::kF32);
   run(header, true, [&](Clock::time_point deadline) {
     // The shared-memory check returns only once every rank has arrived: a barrier already.

@@ -42,6 +42,11 @@ class TransportCommunicator : public Communicator {
   std::string shared_memory_problem() const override { return shared_problem_; }
   // True once take_device_memory() was called.
   bool device_memory() const override { return staging_ != nullptr; }
+  // Used by all-reduces that the library reads from device memory (a host wait on `ready`
+  // instead of on all the device's queued work); staged collectives still copy after all of it.
+  void order_next_after(DeviceEvent& ready) override {
+    if (staging_ != nullptr) next_ready_ = &ready;
+  }
 
   const CommOptions& options() const { return options_; }
   // Lets callers pass buffers in `device`'s memory (device_memory() becomes true). Every
@@ -84,7 +89,8 @@ class TransportCommunicator : public Communicator {
   void run(CollectiveHeader header, bool check, Body body);
   RingOptions ring_options();
   // all_reduce where send or recv is device memory (take_device_memory).
-  void device_all_reduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  void device_all_reduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op,
+                         DeviceEvent* ready);
   bool on_device(const void* ptr) const { return staging_ != nullptr && staging_->on_device(ptr); }
 
   Transport& transport_;
@@ -99,6 +105,7 @@ class TransportCommunicator : public Communicator {
   std::string shared_problem_;              // why the last allocate_shared gave null
   std::unique_ptr<DeviceStaging> staging_;  // set by take_device_memory
   bool library_reads_device_ = false;
+  DeviceEvent* next_ready_ = nullptr;  // order_next_after's event, for the next collective
 };
 
 }  // namespace dpt

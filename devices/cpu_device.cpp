@@ -114,8 +114,12 @@ class CpuEvent : public DeviceEvent {
 class ImmediateCopyQueue : public CopyQueue {
  public:
   void wait_for_compute() override {}
+  void wait_for(DeviceEvent&) override {}
   void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) override {
     if (bytes > 0) std::memcpy(dst, host_src, bytes);
+  }
+  void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) override {
+    if (bytes > 0) std::memcpy(host_dst, src, bytes);
   }
   void make_compute_wait() override {}
   std::unique_ptr<DeviceEvent> create_event() override { return std::make_unique<CpuEvent>(); }

@@ -29,8 +29,9 @@ class DeviceEvent {
   virtual void wait() = 0;
 };
 
-// A second queue of work on a device, for host -> device copies that run while the device
-// computes (CUDA: a stream of its own; the CPU device: copies done at once, ordering trivial).
+// A second queue of work on a device, for copies that run while the device computes (batch
+// uploads, gradient buckets staged through the host; CUDA: a stream of its own; the CPU device:
+// copies done at once, ordering trivial).
 // It is ordered against the device's compute queue (where kernels, copy(), zero() and the other
 // copies go) only where asked, and on the device: no call here blocks the host. Made by
 // Device::create_copy_queue(); must not outlive its device. Used from one thread.
@@ -40,9 +41,16 @@ class CopyQueue {
   // Copies queued here from now on start only after all work queued on the compute queue so far
   // has finished (e.g. the kernels still reading the buffer a copy is about to overwrite).
   virtual void wait_for_compute() = 0;
+  // Copies queued here from now on start only after `compute_event` (an event of this device,
+  // recorded on its compute queue) has completed: the work queued before that record, not what
+  // was queued since (the gradient sync waits for the backward kernels of one bucket only).
+  virtual void wait_for(DeviceEvent& compute_event) = 0;
   // Host memory (from allocate_host) -> device memory, queued here; returns at once. The host
   // buffer must stay untouched until an event of this queue recorded after it has been waited for.
   virtual void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) = 0;
+  // Device memory -> host memory (from allocate_host), queued here; returns at once. The host
+  // buffer holds the data once an event of this queue recorded after it has been waited for.
+  virtual void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) = 0;
   // Work queued on the compute queue from now on starts only after every copy queued here so far
   // has finished (e.g. the kernels that read the copied data).
   virtual void make_compute_wait() = 0;

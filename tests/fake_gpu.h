@@ -11,6 +11,7 @@
 // ordered after as the buffer's old contents.
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -90,11 +91,9 @@ class FakeGpu : public Device {
     move(dst, src, bytes);
   }
   std::unique_ptr<DeviceEvent> create_event() override {
-    return std::make_unique<Event>(counts, nullptr);
+    return std::make_unique<Event>(*this, nullptr);
   }
-  std::unique_ptr<CopyQueue> create_copy_queue() override {
-    return std::make_unique<Queue>(counts, queue_calls);
-  }
+  std::unique_ptr<CopyQueue> create_copy_queue() override { return std::make_unique<Queue>(*this); }
   void zero(void* ptr, std::size_t bytes) override {
     if (bytes > 0) std::memset(ptr, 0, bytes);
   }
@@ -103,8 +102,14 @@ class FakeGpu : public Device {
   explicit FakeGpu(int index = 0) : index_(index) {}
   FakeGpuCounts counts;
   // Every copy queue call, in order: "wait_for_compute", "copy", "make_compute_wait", and
-  // "record" / "wait" of the queue's events.
+  // "record" / "wait" of the queue's events; "wait_for event N" and "copy_to_host"; and
+  // "record event N" for the compute queue's events (N: the event's number, from 1 in order of
+  // creation). Safe to append from several threads.
   std::vector<std::string> queue_calls;
+  void log(const std::string& call) {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    queue_calls.push_back(call);
+  }
 
  private:
   struct Pending {
@@ -113,13 +118,18 @@ class FakeGpu : public Device {
     std::size_t bytes;
   };
   class Queue;
-  // A compute-queue event (`queue` null: work is done when queued), or one of a copy queue.
+  // A compute-queue event (`queue` null: work is done when queued; logged with its number), or one
+  // of a copy queue.
   class Event : public DeviceEvent {
    public:
-    Event(FakeGpuCounts& counts, Queue* queue) : counts_(counts), queue_(queue) {}
+    Event(FakeGpu& gpu, Queue* queue) : gpu_(gpu), counts_(gpu.counts), queue_(queue) {
+      if (!queue_) number_ = ++gpu.compute_events_;
+    }
+    int number() const { return number_; }
     void record() override {
       ++counts_.records;
       if (queue_) queue_->log("record");
+      if (!queue_) gpu_.log("record event " + std::to_string(number_));
     }
     void wait() override {
       ++counts_.waits;
@@ -130,21 +140,30 @@ class FakeGpu : public Device {
     }
 
    private:
+    FakeGpu& gpu_;
     FakeGpuCounts& counts_;
     Queue* queue_;
+    int number_ = 0;
   };
   class Queue : public CopyQueue {
    public:
-    Queue(FakeGpuCounts& counts, std::vector<std::string>& calls)
-        : counts_(counts), calls_(calls) {}
+    explicit Queue(FakeGpu& gpu) : gpu_(gpu), counts_(gpu.counts) {}
     ~Queue() override { run(); }
     void wait_for_compute() override {
       ++counts_.copies_wait_for_compute;
       log("wait_for_compute");
     }
+    void wait_for(DeviceEvent& compute_event) override {
+      log("wait_for event " + std::to_string(static_cast<Event&>(compute_event).number()));
+    }
     void copy_from_host_async(void* dst, const void* src, std::size_t bytes) override {
       ++counts_.queued_copies;
       log("copy");
+      pending_.push_back({dst, src, bytes});
+    }
+    void copy_to_host_async(void* dst, const void* src, std::size_t bytes) override {
+      ++counts_.queued_copies;
+      log("copy_to_host");
       pending_.push_back({dst, src, bytes});
     }
     void make_compute_wait() override {
@@ -153,9 +172,9 @@ class FakeGpu : public Device {
       run();
     }
     std::unique_ptr<DeviceEvent> create_event() override {
-      return std::make_unique<Event>(counts_, this);
+      return std::make_unique<Event>(gpu_, this);
     }
-    void log(const char* call) { calls_.push_back(call); }
+    void log(const std::string& call) { gpu_.log(call); }
     // The copies queued so far run now.
     void run() {
       for (const Pending& copy : pending_) move(copy.dst, copy.src, copy.bytes);
@@ -163,14 +182,16 @@ class FakeGpu : public Device {
     }
 
    private:
+    FakeGpu& gpu_;
     FakeGpuCounts& counts_;
-    std::vector<std::string>& calls_;
     std::vector<Pending> pending_;
   };
   static void move(void* dst, const void* src, std::size_t bytes) {
     if (bytes > 0) std::memmove(dst, src, bytes);
   }
   int index_;
+  std::atomic<int> compute_events_{0};
+  std::mutex log_mutex_;
   mutable std::mutex mutex_;
   std::map<const char*, std::size_t> blocks_;  // allocate()'s blocks: start -> size
 };

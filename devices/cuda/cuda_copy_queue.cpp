@@ -1,13 +1,14 @@
-// CudaDevice::create_copy_queue (devices/cuda/cuda_device.h): host -> device copies on a stream
-// of their own, so a batch upload runs while the compute stream computes. The two streams are
-// ordered only through events, on the GPU: cudaEventRecord captures the work queued on a stream
-// so far, and cudaStreamWaitEvent makes everything queued later on another stream wait for it.
-// Re-recording an event later does not affect a wait already queued (it uses the state captured
-// at the time of the call), so one event per direction is enough.
+// CudaDevice::create_copy_queue (devices/cuda/cuda_device.h): copies on a stream of their own, so
+// a batch upload (or a gradient bucket's trip to the host) runs while the compute stream computes.
+// The two streams are ordered only through events, on the GPU: cudaEventRecord captures the work
+// queued on a stream so far, and cudaStreamWaitEvent makes everything queued later on another
+// stream wait for it. Re-recording an event later does not affect a wait already queued (it uses
+// the state captured at the time of the call), so one event per direction is enough.
 #include <cuda_runtime_api.h>
 
 #include "devices/cuda/cuda_check.h"
 #include "devices/cuda/cuda_device.h"
+#include "devices/error.h"
 
 namespace dpt {
 namespace {
@@ -41,10 +42,21 @@ class CudaCopyQueue : public CopyQueue {
     compute_done_->record();  // the compute stream's work so far
     CUDA_CHECK(cudaStreamWaitEvent(copy_, compute_done_->event(), 0));
   }
+  void wait_for(DeviceEvent& compute_event) override {
+    auto* event = dynamic_cast<CudaEvent*>(&compute_event);
+    DPT_CHECK(event != nullptr) << "copy queue: wait_for needs an event of its CUDA device";
+    make_current();
+    CUDA_CHECK(cudaStreamWaitEvent(copy_, event->event(), 0));
+  }
   void copy_from_host_async(void* dst, const void* host_src, std::size_t bytes) override {
     if (bytes == 0) return;
     make_current();
     CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, copy_));
+  }
+  void copy_to_host_async(void* host_dst, const void* src, std::size_t bytes) override {
+    if (bytes == 0) return;
+    make_current();
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, copy_));
   }
   void make_compute_wait() override {
     copies_done_->record();  // the copies queued so far

@@ -3,9 +3,11 @@
 // where cuBLASLt has BGRADB) and the element-wise kernels around them, in the order core/dense.cpp
 // runs them on the CPU. In bf16 / fp16 each operand is rounded once: W and x in forward into the
 // caller's buffers (CudaDense16; W only when it changed), dz once in backward for both GEMMs.
+#include <cstdint>
 #include <memory>
 
 #include "devices/cuda/cuda_ops.h"
+#include "devices/cuda/pool_block.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -14,25 +16,6 @@ namespace {
 bool is_16bit(CudaGemmInput input) {
   return input == CudaGemmInput::kBf16 || input == CudaGemmInput::kFp16;
 }
-
-// A pool block for one call (returned when the call ends; later work on the stream runs after
-// the kernels that use it, so its reuse is ordered).
-class PoolBlock {
- public:
-  PoolBlock(CudaDevice& device, std::size_t bytes)
-      : device_(device), ptr_(device.allocate(bytes)) {}
-  ~PoolBlock() { device_.deallocate(ptr_); }
-  PoolBlock(const PoolBlock&) = delete;
-  PoolBlock& operator=(const PoolBlock&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  CudaDevice& device_;
-  void* ptr_;
-};
 
 }  // namespace
 
@@ -60,16 +43,20 @@ void cuda_dense_forward(CudaDevice& device, const CudaActivationSpec& spec, cons
   shape.trans_b = true;
   shape.m = rows, shape.n = out, shape.k = in;
   shape.lda = in, shape.ldb = in, shape.ldc = out;
-  options.bias = bias;
-  const bool fused = bias != nullptr &&
+  // cuBLASLt's bias epilogues may pick kernels that read the bias 16 bytes at a time; a bias in
+  // the flat parameter buffer is only float-aligned when out * in is not a multiple of 4, and then
+  // goes to the element-wise pass instead.
+  const bool bias_epilogue = bias != nullptr && reinterpret_cast<uintptr_t>(bias) % 16 == 0;
+  const bool fused = bias_epilogue &&
                      (spec.kind == CudaActivation::kIdentity || spec.kind == CudaActivation::kRelu);
+  options.bias = bias_epilogue ? bias : nullptr;
   if (fused) {
     options.relu = spec.kind == CudaActivation::kRelu;
     cuda_gemm(device, shape, 1.0f, x, weight, 0.0f, y, options);
     return;
   }
   cuda_gemm(device, shape, 1.0f, x, weight, 0.0f, z, options);
-  cuda_bias_activation_forward(device, spec, z, nullptr, y, rows, out);
+  cuda_bias_activation_forward(device, spec, z, bias_epilogue ? nullptr : bias, y, rows, out);
 }
 
 void cuda_dense_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,

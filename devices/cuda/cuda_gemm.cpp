@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "devices/cuda/cuda_ops.h"
+#include "devices/cuda/pool_block.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -40,23 +41,13 @@ uint32_t alignment_of(const void* ptr) {
   return alignment;
 }
 
-// A pool block returned when the call ends (later work on the stream runs after the GEMM).
-struct Scratch {
-  CudaDevice& device;
-  void* ptr = nullptr;
-  Scratch(CudaDevice& d, std::size_t bytes) : device(d), ptr(d.allocate(bytes)) {}
-  ~Scratch() { device.deallocate(ptr); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 // The 16-bit operand: the caller's packed copy, or `src` rounded into `scratch`.
 const uint16_t* operand_16bit(CudaDevice& device, CudaGemmInput input, const float* src,
                               const uint16_t* given, int64_t rows, int64_t cols, int64_t ld,
-                              std::unique_ptr<Scratch>& scratch) {
+                              std::unique_ptr<PoolBlock>& scratch) {
   if (given != nullptr) return given;
-  scratch = std::make_unique<Scratch>(device, static_cast<std::size_t>(rows * cols) * 2);
-  auto* dst = static_cast<uint16_t*>(scratch->ptr);
+  scratch = std::make_unique<PoolBlock>(device, static_cast<std::size_t>(rows * cols) * 2);
+  auto* dst = scratch->as<uint16_t>();
   cuda_round_to_16bit(device, input, src, rows, cols, ld, dst);
   return dst;
 }
@@ -177,7 +168,7 @@ bool cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
   DPT_CHECK(half || (options.a16 == nullptr && options.b16 == nullptr))
       << "cuda_gemm: 16-bit operand copies given for a float32 / TF32 GEMM";
   // 16-bit operands are packed: their row stride is their stored row length.
-  std::unique_ptr<Scratch> a_scratch, b_scratch;
+  std::unique_ptr<PoolBlock> a_scratch, b_scratch;
   in.a = a, in.b = b, in.lda = s.lda, in.ldb = s.ldb;
   in.type = CUDA_R_32F;
   if (half) {

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <thread>
 
 #include "comm/reduce.h"
@@ -27,6 +29,17 @@ class DeviceMemoryComm : public testing::ForwardingCommunicator {
     return "device-memory " + ForwardingCommunicator::backend();
   }
   bool device_memory() const override { return true; }
+  void order_next_after(DeviceEvent&) override { order_pending_ = true; }
+  void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
+                  ReduceOp op) override {
+    if (order_pending_) ++ordered_all_reduces;
+    order_pending_ = false;
+    ForwardingCommunicator::all_reduce(send, recv, count, dtype, op);
+  }
+  int ordered_all_reduces = 0;  // all-reduces told which event to wait for (order_next_after)
+
+ private:
+  bool order_pending_ = false;
 };
 
 enum class Where { kCpu, kFakeGpu, kFakeGpuDeviceComm };
@@ -44,6 +57,9 @@ struct RankResult {
   bool staged = false;
   int buckets = 0;
   FakeGpuCounts counts;
+  std::vector<std::string> queue_calls;  // FakeGpu's log of copy-queue calls and event records
+  int ordered_all_reduces = 0;           // DeviceMemoryComm only
+  int records_in_backward = 0;           // events recorded between begin() and finish(), last step
 };
 
 // Each of `world` ranks fills its gradients, reports the layers ready in backward order (or not
@@ -75,9 +91,11 @@ std::vector<RankResult> run(int world, Where where, bool overlap, bool report, i
           for (int i = 0; i < 14; ++i) mine[i] = value(rank, i) + static_cast<float>(step);
           device.copy_from_host(grads.raw(), mine.data(), grads.bytes());
           sync.begin();
+          const int records = gpu.counts.records;
           if (report) {
             for (std::size_t i = kLayers.size(); i-- > 0;) sync.ready(kLayers[i]);
           }
+          result.records_in_backward = gpu.counts.records - records;
           sync.finish();
         }
         result.staged = sync.staged();
@@ -86,6 +104,10 @@ std::vector<RankResult> run(int world, Where where, bool overlap, bool report, i
       result.grads.resize(14);
       device.copy_to_host(result.grads.data(), grads.raw(), grads.bytes());
       result.counts = gpu.counts;
+      result.queue_calls = gpu.queue_calls;
+      if (where == Where::kFakeGpuDeviceComm) {
+        result.ordered_all_reduces = static_cast<DeviceMemoryComm&>(*comm).ordered_all_reduces;
+      }
     });
   }
   for (std::thread& thread : threads) thread.join();
@@ -102,6 +124,34 @@ void expect_sums(const std::vector<RankResult>& results, int world, int steps = 
   }
 }
 
+// The copy queue's calls (the main thread's "record event N" left out) are, per bucket: wait for
+// that bucket's ready event, copy to the host, wait, copy back, wait; and each bucket's event was
+// recorded before its copy waited for it.
+void expect_bucket_trips(const std::vector<std::string>& calls, int trips) {
+  std::vector<std::string> worker;
+  std::vector<std::string> recorded;
+  for (const std::string& call : calls) {
+    if (call.rfind("record event ", 0) == 0) {
+      recorded.push_back(call.substr(13));
+      continue;
+    }
+    if (call.rfind("wait_for event ", 0) == 0) {
+      const std::string n = call.substr(15);
+      EXPECT_NE(std::find(recorded.begin(), recorded.end(), n), recorded.end())
+          << "the copy waits for event " << n << " before it was recorded";
+      worker.push_back("wait_for event");
+      continue;
+    }
+    worker.push_back(call);
+  }
+  const std::vector<std::string> trip = {"wait_for event", "copy_to_host", "record", "wait",
+                                         "copy",           "record",       "wait"};
+  ASSERT_EQ(worker.size(), trip.size() * static_cast<std::size_t>(trips));
+  for (std::size_t i = 0; i < worker.size(); ++i) {
+    EXPECT_EQ(worker[i], trip[i % trip.size()]) << "copy queue call " << i;
+  }
+}
+
 TEST(GradSync, GradientsOffTheCpuAreStagedThroughHostMemoryPerBucket) {
   for (bool overlap : {true, false}) {
     for (bool report : {true, false}) {
@@ -110,12 +160,19 @@ TEST(GradSync, GradientsOffTheCpuAreStagedThroughHostMemoryPerBucket) {
       for (const RankResult& result : results) {
         EXPECT_TRUE(result.staged);
         ASSERT_EQ(result.buckets, 2);
-        // Per step and bucket: one copy each way, each waited for; one staging buffer.
-        EXPECT_EQ(result.counts.to_host_async, 2 * 2);
-        EXPECT_EQ(result.counts.to_device_async, 2 * 2);
+        // Per step and bucket: one copy each way on the copy queue, each waited for; one staging
+        // buffer; nothing on the compute queue.
+        EXPECT_EQ(result.counts.queued_copies, 2 * 2 * 2);
+        EXPECT_EQ(result.counts.to_host_async + result.counts.to_device_async, 0);
         EXPECT_EQ(result.counts.waits, 2 * 2 * 2);
         EXPECT_EQ(result.counts.host_allocations, 1);
         EXPECT_EQ(result.counts.host_frees, 1);
+        // A bucket's ready event is recorded in ready(), when backward has produced it (without
+        // a worker thread nothing else records meanwhile), or in finish() when never reported.
+        if (!overlap) {
+          EXPECT_EQ(result.records_in_backward, report ? 2 : 0);
+        }
+        expect_bucket_trips(result.queue_calls, 2 * 2);
       }
     }
   }
@@ -128,6 +185,8 @@ TEST(GradSync, DeviceMemoryCommunicatorsGetDevicePointersWithoutStaging) {
     EXPECT_FALSE(result.staged);
     EXPECT_EQ(result.counts.to_host_async + result.counts.to_device_async, 0);
     EXPECT_EQ(result.counts.host_allocations, 0);
+    // Each bucket's all-reduce waits for that bucket's ready event, not for all queued work.
+    EXPECT_EQ(result.ordered_all_reduces, 2 * 2);
   }
 }
 
