@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Packs what a lent GPU machine (device tool: H100/H200, CUDA 13 as here, none of our Debian
+# libraries, no network) needs to run dpt's GPU checks, scripts/gpu_check.sh: dpt, every program
+# with GPU tests, and the shared libraries they load from this machine. Not packed: glibc and
+# libstdc++ (the GPU machine's are newer, and backward compatible), the NVIDIA driver's and
+# CUDA's libraries (cuBLASLt, NCCL: found there). Writes .gpu/bundle.tar.xz (.gpu/ is listed in
+# .git/info/exclude, so it travels only when carried). Then, from a session with a GPU:
+#   run(command: "bash scripts/gpu_check.sh", carry: [".gpu"], timeout_s: 420)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x build/dpt ]] || bash scripts/build.sh
+cmake --build build -j "$(nproc)" >/dev/null
+
+# The programs whose tests need a GPU (tests/CMakeLists.txt: the gpu label), and dpt.
+programs=(build/dpt)
+for test in build/tests/cuda_*_test build/tests/gpu_*_test build/tests/nccl_*_test \
+  build/tests/cross_device_test build/tests/bench_gpu_test; do
+  [[ -x $test ]] && programs+=("$test")
+done
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+cp "${programs[@]}" "$stage/bin/"
+# Every shared library they link, resolved (-L: the file, not the link), except those the GPU
+# machine must provide itself.
+skip='^(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux-x86-64|libcuda|libnvidia)[.-]'
+for program in "${programs[@]}"; do
+  ldd "$program" | awk '/=> \// {print $3}'
+done | sort -u | while read -r library; do
+  name=$(basename "$library")
+  [[ $name =~ $skip ]] && continue
+  cp -L "$library" "$stage/lib/$name"
+done
+mkdir -p .gpu
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
+tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib
+echo "gpu_bundle: .gpu/bundle.tar.xz ($(du -h .gpu/bundle.tar.xz | cut -f1)):" \
+  "${#programs[@]} programs, $(ls "$stage/lib" | wc -l) libraries"

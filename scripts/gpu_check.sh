@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# dpt's GPU checks in one go, on a GPU machine lent by the device tool (README "Verifying on a
+# GPU"): unpacks .gpu/bundle.tar.xz (scripts/gpu_bundle.sh, made on the build machine), points
+# the loader at it and at the machine's CUDA and NCCL libraries, then runs every GPU test program
+# (their CPU instances too), `dpt devices`, and `dpt bench step` on the large bf16 model
+# (examples/gpu/wide_mlp.prototxt) and on the Fashion-MNIST MLP's shapes in float32 and bf16.
+# Results go to $OUT (or ./gpu-results): summary.txt (one line per program and bench, rc),
+# tests.log (all test output), devices.txt, bench_*.json / bench.log. Exits non-zero when a test
+# program failed. Takes a few minutes; each program is cut off after 240 s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+work=$(mktemp -d)
+tar -C "$work" -xJf .gpu/bundle.tar.xz || { echo "gpu_check: no .gpu/bundle.tar.xz (carry .gpu)"; exit 2; }
+
+# NCCL comes with PyTorch there (the nvidia-nccl wheel), cuBLASLt with the CUDA toolkit.
+nccl=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -1)
+cublaslt=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="$work/lib:${cublaslt:+$(dirname "$cublaslt"):}${nccl:+$(dirname "$nccl"):}${LD_LIBRARY_PATH:-}"
+{
+  echo "nccl: ${nccl:-not found}"
+  echo "cublasLt: ${cublaslt:-not found}"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+} >"$out/summary.txt" 2>&1
+"$work/bin/dpt" devices >"$out/devices.txt" 2>&1
+
+failed=0
+for program in "$work"/bin/*_test; do
+  name=$(basename "$program")
+  timeout 240 "$program" >"$work/log" 2>&1
+  rc=$?
+  ((rc == 0)) || failed=1
+  counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$work/log" | tr -s ' \n' ' ')
+  echo "$name rc=$rc $counts" >>"$out/summary.txt"
+  { echo "===== $name"; cat "$work/log"; } >>"$out/tests.log"
+done
+
+bench() {  # name, config, extra args
+  local name=$1 config=$2
+  shift 2
+  echo "===== bench $name" >>"$out/bench.log"
+  timeout 240 "$work/bin/dpt" bench step "$config" --warmup 3 --steps 20 \
+    --json "$out/bench_$name.json" "$@" >>"$out/bench.log" 2>&1
+  echo "bench $name rc=$?" >>"$out/summary.txt"
+}
+bench wide_bf16 examples/gpu/wide_mlp.prototxt
+bench mlp_fp32 examples/fashion_mnist/mlp.prototxt --set device.kind=CUDA --set device.precision=FP32
+bench mlp_bf16 examples/fashion_mnist/mlp.prototxt --set device.kind=CUDA --set device.precision=BF16
+cat "$out/summary.txt"
+rm -rf "$work"
+exit $failed
