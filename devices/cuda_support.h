@@ -11,7 +11,8 @@
 namespace dpt {
 
 // Looks for GPUs at run time. Never throws and never fails to load: without the NVIDIA driver,
-// without a device or without CUDA in this build it returns no usable GPU and the reason.
+// without a device, without a loadable cuBLASLt (require_gpu_library) or without CUDA in this
+// build it returns no usable GPU and the reason.
 GpuProbe probe_gpus();
 
 // The Device for GPU `ordinal` (a CudaDevice: its own stream, caching memory pool and cuBLASLt

@@ -37,6 +37,21 @@ void finish_probe(GpuProbe& probe) {
   probe.reason = "no usable GPU (" + notes + ")";
 }
 
+void require_gpu_library(GpuProbe& probe, const std::string& library,
+                         const std::string& load_error) {
+  if (load_error.empty()) return;
+  std::string present;
+  for (GpuInfo& gpu : probe.gpus) {
+    if (!gpu.usable) continue;
+    gpu.usable = false;
+    gpu.note = library + " cannot be loaded";
+    present += (present.empty() ? "" : ", ") +
+               ("cuda:" + std::to_string(gpu.index) + " (" + gpu.name + ")");
+  }
+  if (present.empty()) return;
+  probe.reason = present + " present but " + library + " cannot be loaded: " + load_error;
+}
+
 std::string cuda_version_text(int version) {
   if (version <= 0) return "none";
   return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);

@@ -1,8 +1,9 @@
 // What the run-time GPU probe found, as data: every CUDA device with its name, memory and compute
 // capability, whether dpt can use it, the driver and runtime versions, and when no GPU is usable,
 // why (no CUDA support in this build, no driver, a driver older than the runtime, no device,
-// compute capability too old). probe_gpus() fills it on this machine (devices/cuda_support.h);
-// tests build fake results to check the decisions made from it (launch/device_select.h).
+// compute capability too old, cuBLASLt missing). probe_gpus() fills it on this machine
+// (devices/cuda_support.h); tests build fake results to check the decisions made from it
+// (launch/device_select.h).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,15 @@ void check_compute_capability(GpuInfo& gpu);
 // Sets probe.reason from its GPUs when it is empty and none is usable ("no CUDA device",
 // "every GPU is too old: ...").
 void finish_probe(GpuProbe& probe);
+
+// A library every GPU worker needs (`library`, e.g. "cuBLASLt", loaded with dlopen when a
+// CudaDevice is created) failed to load with `load_error`: a GPU is no use without it, so every
+// usable GPU becomes unusable (note "<library> cannot be loaded") and probe.reason says
+// "cuda:0 (NVIDIA H100) present but <library> cannot be loaded: <load_error>". Kind AUTO then
+// trains on the CPU with that reason, kind CUDA fails with it, and `dpt devices` prints it.
+// Nothing changes when `load_error` is empty or no GPU is usable.
+void require_gpu_library(GpuProbe& probe, const std::string& library,
+                         const std::string& load_error);
 
 // 13000 -> "13.0", 12040 -> "12.4"; 0 -> "none".
 std::string cuda_version_text(int version);

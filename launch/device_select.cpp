@@ -4,6 +4,8 @@
 #include <fmt/core.h>
 #include <sched.h>
 
+#include <algorithm>
+
 #include "core/gemm_bf16.h"
 #include "devices/cpu_device.h"
 #include "devices/cuda_support.h"
@@ -117,8 +119,25 @@ std::vector<int> cpus_for_worker(const std::vector<int>& cpus, int local_rank, i
                           cpus.begin() + static_cast<std::ptrdiff_t>(end));
 }
 
+std::vector<std::string> usable_bus_ids(const GpuProbe& probe) {
+  std::vector<std::string> ids;
+  for (const GpuInfo& gpu : usable_gpus(probe)) {
+    // Without a bus id (never from the CUDA probe) the ordinal stands in: workers that cannot be
+    // told apart count as seeing the same GPUs, the cautious reading.
+    ids.push_back(gpu.pci_bus_id.empty() ? "cuda:" + std::to_string(gpu.index) : gpu.pci_bus_id);
+  }
+  return ids;
+}
+
 DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
                              const WorldInfo& world) {
+  return decide_device(
+      kind, probe, world,
+      NodeGpus(static_cast<std::size_t>(std::max(world.local_size, 1)), usable_bus_ids(probe)));
+}
+
+DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
+                             const WorldInfo& world, const NodeGpus& node) {
   DeviceDecision decision;
   if (kind == proto::CPU) {
     decision.reason = "kind CPU requested";
@@ -133,16 +152,24 @@ DeviceDecision decide_device(proto::DeviceChoice kind, const GpuProbe& probe,
     decision.reason = "kind AUTO found no usable GPU: " + probe.reason;
     return decision;
   }
-  DPT_CHECK_AS(ErrorKind::kConfig, world.local_size <= static_cast<int>(gpus.size()))
-      << "device.kind: " << requested << ": " << world.local_size
-      << " workers on this node but only " << gpus.size()
-      << " usable GPU(s); start at most one worker per GPU (local rank " << world.local_rank
-      << " has none)";
-  const GpuInfo& gpu = gpus[static_cast<std::size_t>(world.local_rank)];
+  const std::size_t me = static_cast<std::size_t>(world.local_rank);
+  DPT_CHECK(me < node.size() && node[me] == usable_bus_ids(probe))
+      << "decide_device: the node's GPU lists do not hold this worker's at local rank " << me;
+  const NodeAssignment assignment = assign_node_gpus(node);
+  DPT_CHECK_AS(ErrorKind::kConfig, assignment.error.empty())
+      << "device.kind: " << requested << ": " << assignment.error;
+  const GpuInfo& gpu = gpus[static_cast<std::size_t>(assignment.position[me])];
   decision.kind = DeviceKind::kCuda;
   decision.gpu = gpu.index;
-  decision.reason = fmt::format("kind {}: local rank {} owns GPU cuda:{} ({}) of {} usable",
-                                requested, world.local_rank, gpu.index, gpu.name, gpus.size());
+  if (assignment.same_gpus) {
+    decision.reason = fmt::format("kind {}: local rank {} owns GPU cuda:{} ({}) of {} usable",
+                                  requested, world.local_rank, gpu.index, gpu.name, gpus.size());
+  } else {
+    decision.reason = fmt::format(
+        "kind {}: local rank {} owns GPU cuda:{} ({}, {}), the first of the {} it sees (the "
+        "workers on this node see different GPUs)",
+        requested, world.local_rank, gpu.index, gpu.name, gpu.pci_bus_id, gpus.size());
+  }
   return decision;
 }
 
@@ -175,7 +202,13 @@ std::string gpu_precision_reason(proto::Precision requested) {
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world) {
   const GpuProbe probe =
       config.kind() == proto::CPU ? GpuProbe{{}, 0, 0, "not probed (kind CPU)"} : probe_gpus();
-  return select_device(config, world, probe);
+  // Every rank joins the exchange, kind CPU too (with nothing), so MPMD ranks that differ in
+  // kind still meet in it.
+  NodeGpus node;
+  for (const std::string& text : gather_on_node(world, join_bus_ids(usable_bus_ids(probe)))) {
+    node.push_back(split_bus_ids(text));
+  }
+  return select_device(config, world, probe, make_cuda_device, node);
 }
 
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
@@ -184,10 +217,12 @@ DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& w
 }
 
 DeviceChoice select_device(const proto::DeviceConfig& config, const WorldInfo& world,
-                           const GpuProbe& probe, const GpuFactory& make_gpu) {
+                           const GpuProbe& probe, const GpuFactory& make_gpu,
+                           const NodeGpus& node) {
   std::string why;
   if (config.kind() != proto::CPU) {
-    const DeviceDecision decision = decide_device(config.kind(), probe, world);
+    const DeviceDecision decision = node.empty() ? decide_device(config.kind(), probe, world)
+                                                 : decide_device(config.kind(), probe, world, node);
     if (decision.kind == DeviceKind::kCuda) {
       DeviceChoice choice;
       choice.device = make_gpu(decision.gpu);

@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -95,6 +96,43 @@ WorldInfo discover_world(const MpiSession& session) {
     }
   }
   return world;
+}
+
+std::vector<std::string> gather_on_node(const WorldInfo& world, const std::string& mine) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (world.size <= 1 || !initialized || finalized) {
+    return std::vector<std::string>(static_cast<std::size_t>(std::max(world.local_size, 1)), mine);
+  }
+  // The same split as discover_world's (key: world rank), so index r is local rank r.
+  struct LocalComm {
+    MPI_Comm comm = MPI_COMM_NULL;
+    ~LocalComm() {
+      if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+    }
+  } local;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL,
+                                &local.comm))
+      << "finding the processes of this node";
+  int size = 1;
+  MPI_Comm_size(local.comm, &size);
+  const int length = static_cast<int>(mine.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size));
+  MPI_CHECK(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, local.comm))
+      << "exchanging what each process of this node sees";
+  std::vector<int> offsets(lengths.size(), 0);
+  for (std::size_t r = 1; r < lengths.size(); ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
+  std::string all(static_cast<std::size_t>(offsets.back() + lengths.back()), '\0');
+  MPI_CHECK(MPI_Allgatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(),
+                           offsets.data(), MPI_CHAR, local.comm))
+      << "exchanging what each process of this node sees";
+  std::vector<std::string> gathered;
+  for (std::size_t r = 0; r < lengths.size(); ++r) {
+    gathered.push_back(
+        all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(lengths[r])));
+  }
+  return gathered;
 }
 
 std::string describe_world(const WorldInfo& world) {

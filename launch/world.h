@@ -55,6 +55,13 @@ struct WorldInfo {
 // start-up); otherwise rank 0 of 1 without touching MPI.
 WorldInfo discover_world(const MpiSession& session);
 
+// `mine` from every process on this node, indexed by local rank (device selection exchanges the
+// GPUs each one sees). When MPI is active and the world has more than one process this is
+// collective over MPI_COMM_WORLD: every rank calls it, at the same point. Otherwise there are no
+// peers to ask and every process of the node is taken to say what this one says
+// (world.local_size copies of `mine`).
+std::vector<std::string> gather_on_node(const WorldInfo& world, const std::string& mine);
+
 // " rank 1 of 4 (local 1 of 2)" style description for logs; empty for a world of one.
 std::string describe_world(const WorldInfo& world);
 

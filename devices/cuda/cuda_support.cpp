@@ -1,6 +1,8 @@
 // devices/cuda_support.h with CUDA: the run-time probe over the statically linked CUDA runtime
 // (which loads libcuda.so.1 at the first call and reports its absence as an error code, not a
-// load failure) and the CudaDevice factory.
+// load failure) and the CudaDevice factory. The probe also loads cuBLASLt once (dlopen, no GPU
+// work) when a GPU is usable, so a missing libcublasLt makes the GPUs unusable with its reason
+// instead of failing later when the CudaDevice is created.
 #include "devices/cuda_support.h"
 
 #include <cuda_runtime_api.h>
@@ -8,6 +10,7 @@
 
 #include <string>
 
+#include "devices/cuda/cublaslt_library.h"
 #include "devices/cuda/cuda_device.h"
 #include "devices/error.h"
 
@@ -16,6 +19,16 @@ namespace {
 
 std::string cuda_error_text(cudaError_t status) {
   return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
+}
+
+// Why cuBLASLt cannot be loaded (CudaDevice loads it the same way), or "" when it can.
+std::string cublaslt_load_error() {
+  try {
+    const CublasLtLibrary library;
+    return "";
+  } catch (const Error& error) {
+    return error.what();
+  }
 }
 
 }  // namespace
@@ -66,6 +79,7 @@ GpuProbe probe_gpus() {
     }
     probe.gpus.push_back(gpu);
   }
+  if (!usable_gpus(probe).empty()) require_gpu_library(probe, "cuBLASLt", cublaslt_load_error());
   finish_probe(probe);
   return probe;
 }

@@ -1,5 +1,6 @@
 // The pure rules of the GPU probe: compute capability floor, the reason when no GPU is usable,
-// version texts; and that probing this machine answers (GPUs or a reason) without throwing.
+// a missing cuBLASLt, version texts; and that probing this machine answers (GPUs or a reason)
+// without throwing.
 #include "devices/gpu_probe.h"
 
 #include <gtest/gtest.h>
@@ -53,6 +54,33 @@ TEST(GpuProbe, ReasonSaysWhyNoGpuIsUsable) {
   no_driver.reason = "no NVIDIA driver";
   finish_probe(no_driver);
   EXPECT_EQ(no_driver.reason, "no NVIDIA driver");  // kept
+}
+
+// cuBLASLt missing: the GPUs the driver offers are of no use, and the probe says so.
+TEST(GpuProbe, AMissingGpuLibraryMakesEveryUsableGpuUnusableWithTheReason) {
+  GpuProbe probe;
+  probe.gpus = {gpu(0, "T4", 7, 5), gpu(1, "H100", 9, 0), gpu(2, "H100", 9, 0)};
+  finish_probe(probe);
+  require_gpu_library(probe, "cuBLASLt", "");  // it loaded: nothing changes
+  EXPECT_EQ(usable_gpus(probe).size(), 2u);
+  EXPECT_TRUE(probe.reason.empty());
+
+  const std::string load_error = "cuBLASLt: cannot load (libcublasLt.so.13: not found)";
+  require_gpu_library(probe, "cuBLASLt", load_error);
+  finish_probe(probe);
+  EXPECT_TRUE(usable_gpus(probe).empty());
+  EXPECT_EQ(probe.reason,
+            "cuda:1 (H100), cuda:2 (H100) present but cuBLASLt cannot be loaded: " + load_error);
+  EXPECT_EQ(probe.gpus[1].note, "cuBLASLt cannot be loaded");
+  EXPECT_NE(probe.gpus[0].note.find("too old"), std::string::npos);  // its own reason kept
+
+  // No usable GPU to begin with: the probe's own reason stays.
+  GpuProbe old;
+  old.gpus = {gpu(0, "T4", 7, 5)};
+  finish_probe(old);
+  const std::string too_old = old.reason;
+  require_gpu_library(old, "cuBLASLt", load_error);
+  EXPECT_EQ(old.reason, too_old);
 }
 
 TEST(GpuProbe, VersionText) {

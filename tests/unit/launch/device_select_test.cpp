@@ -1,14 +1,13 @@
 // How workers on one node split its CPUs, and what select_device does with the split; how
-// device.precision resolves on CPUs with and without bf16 matmul hardware.
+// device.precision resolves on CPUs with and without bf16 matmul hardware. The GPU choice:
+// device_select_gpu_test.cpp.
 #include <gtest/gtest.h>
 #include <sched.h>
 
 #include <numeric>
 
 #include "devices/cpu_device.h"
-#include "devices/cuda_support.h"
 #include "devices/error.h"
-#include "fake_gpu.h"
 #include "launch/device_select.h"
 
 namespace dpt {
@@ -45,7 +44,10 @@ TEST(SelectDevice, OversubscribedWorkersUseOneThreadEachAndSayWhy) {
   WorldInfo world;
   world.size = world.local_size = CPU_COUNT(&before) + 1;  // more workers than CPUs
   world.rank = world.local_rank = 1;
-  const DeviceChoice choice = select_device(proto::DeviceConfig(), world);
+  // Kind CPU: under AUTO a machine with fewer GPUs than these workers would refuse them.
+  proto::DeviceConfig config;
+  config.set_kind(proto::CPU);
+  const DeviceChoice choice = select_device(config, world);
   EXPECT_EQ(static_cast<CpuDevice&>(*choice.device).threads(), 1);
   EXPECT_NE(choice.reason.find("share"), std::string::npos) << choice.reason;
   cpu_set_t after;
@@ -57,7 +59,9 @@ TEST(SelectDevice, LauncherBoundWorkersKeepTheirCpus) {
   WorldInfo world;
   world.size = world.local_size = 2;
   world.local_affinity_shared = false;
-  const DeviceChoice choice = select_device(proto::DeviceConfig(), world);
+  proto::DeviceConfig config;
+  config.set_kind(proto::CPU);
+  const DeviceChoice choice = select_device(config, world);
   EXPECT_NE(choice.reason.find("launcher bound"), std::string::npos) << choice.reason;
 }
 
@@ -166,175 +170,6 @@ TEST(SelectDevice, PrecisionReachesTheDeviceAndIsExplained) {
   DeviceChoice bf16 = select_device(config);
   EXPECT_EQ(static_cast<CpuDevice&>(*bf16.device).matmul_precision(), MatmulPrecision::kBf16);
   EXPECT_TRUE(contains(bf16.device->name(), "bf16")) << bf16.device->name();
-}
-
-}  // namespace
-}  // namespace dpt
-
-namespace dpt {
-namespace {
-
-GpuProbe fake_probe(int usable, int too_old = 0) {
-  GpuProbe probe;
-  probe.driver_version = probe.runtime_version = 13000;
-  for (int i = 0; i < too_old + usable; ++i) {
-    GpuInfo gpu;
-    gpu.index = i;
-    gpu.name = i < too_old ? "Tesla T4" : "NVIDIA H100";
-    gpu.compute_major = i < too_old ? 7 : 9;
-    gpu.compute_minor = i < too_old ? 5 : 0;
-    check_compute_capability(gpu);
-    probe.gpus.push_back(gpu);
-  }
-  finish_probe(probe);
-  return probe;
-}
-
-WorldInfo node_of(int local_rank, int local_size) {
-  WorldInfo world;
-  world.rank = world.local_rank = local_rank;
-  world.size = world.local_size = local_size;
-  return world;
-}
-
-TEST(DecideDevice, AutoUsesTheCpuAndSaysWhyWhenNoGpuIsUsable) {
-  GpuProbe no_driver;
-  no_driver.reason = "no NVIDIA driver (libcuda.so.1 not found)";
-  DeviceDecision decision = decide_device(proto::AUTO, no_driver, node_of(0, 1));
-  EXPECT_EQ(decision.kind, DeviceKind::kCpu);
-  EXPECT_EQ(decision.reason,
-            "kind AUTO found no usable GPU: no NVIDIA driver (libcuda.so.1 not found)");
-  decision = decide_device(proto::AUTO, fake_probe(0, 1), node_of(0, 1));
-  EXPECT_EQ(decision.kind, DeviceKind::kCpu);
-  EXPECT_NE(decision.reason.find("too old"), std::string::npos) << decision.reason;
-}
-
-TEST(DecideDevice, LocalRankKOwnsTheKthUsableGpu) {
-  // cuda:0 is too old, so local ranks 0 and 1 get cuda:1 and cuda:2.
-  const GpuProbe probe = fake_probe(2, 1);
-  for (proto::DeviceChoice kind : {proto::AUTO, proto::CUDA}) {
-    const DeviceDecision first = decide_device(kind, probe, node_of(0, 2));
-    const DeviceDecision second = decide_device(kind, probe, node_of(1, 2));
-    EXPECT_EQ(first.kind, DeviceKind::kCuda);
-    EXPECT_EQ(first.gpu, 1);
-    EXPECT_EQ(second.gpu, 2);
-    EXPECT_NE(second.reason.find("local rank 1 owns GPU cuda:2 (NVIDIA H100) of 2 usable"),
-              std::string::npos)
-        << second.reason;
-  }
-  EXPECT_EQ(decide_device(proto::CPU, probe, node_of(0, 1)).kind, DeviceKind::kCpu);
-}
-
-TEST(DecideDevice, CudaWithoutAUsableGpuIsAConfigErrorWithTheReason) {
-  GpuProbe probe;
-  probe.reason = "no CUDA device found";
-  try {
-    decide_device(proto::CUDA, probe, node_of(0, 1));
-    FAIL() << "no error";
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_EQ(std::string(error.what()),
-              "device.kind: CUDA requested, but no GPU is usable: no CUDA device found; use AUTO "
-              "or CPU");
-  }
-}
-
-TEST(DecideDevice, FewerGpusThanLocalWorkersIsAConfigError) {
-  for (proto::DeviceChoice kind : {proto::AUTO, proto::CUDA}) {
-    try {
-      decide_device(kind, fake_probe(2), node_of(2, 3));
-      FAIL() << "no error";
-    } catch (const Error& error) {
-      EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-      EXPECT_NE(std::string(error.what()).find("device.kind"), std::string::npos);
-      EXPECT_NE(std::string(error.what()).find("3 workers on this node but only 2 usable GPU(s)"),
-                std::string::npos)
-          << error.what();
-    }
-  }
-}
-
-TEST(SelectDevice, AutoAndCudaCreateTheChosenGpuAndSayWhich) {
-  std::vector<int> created;
-  const GpuFactory fake = [&created](int ordinal) {
-    created.push_back(ordinal);
-    return std::unique_ptr<Device>(new FakeGpu(ordinal));
-  };
-  proto::DeviceConfig config;
-  config.set_kind(proto::AUTO);
-  DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1), fake);
-  EXPECT_EQ(choice.device->kind(), DeviceKind::kCuda);
-  EXPECT_EQ(
-      choice.reason,
-      "device: fake-gpu:0; kind AUTO: local rank 0 owns GPU cuda:0 (NVIDIA H100) of 1 usable");
-  EXPECT_NE(choice.precision_reason.find("float32"), std::string::npos);
-  // cuda:0 too old: local rank 1 of 2 owns cuda:2.
-  config.set_kind(proto::CUDA);
-  choice = select_device(config, node_of(1, 2), fake_probe(2, 1), fake);
-  EXPECT_EQ(choice.device->index(), 2);
-  EXPECT_NE(choice.reason.find("kind CUDA requested: local rank 1 owns GPU cuda:2"),
-            std::string::npos)
-      << choice.reason;
-  EXPECT_EQ(created, (std::vector<int>{0, 2}));
-}
-
-TEST(SelectDevice, AutoFallsBackToTheCpuAndCudaFailsWithoutAUsableGpu) {
-  const GpuFactory never = [](int) -> std::unique_ptr<Device> {
-    ADD_FAILURE() << "no GPU should be created";
-    return nullptr;
-  };
-  GpuProbe none;
-  none.reason = "no NVIDIA driver";
-  proto::DeviceConfig config;
-  config.set_kind(proto::AUTO);
-  config.set_threads(1);
-  DeviceChoice choice = select_device(config, node_of(0, 1), none, never);
-  EXPECT_EQ(choice.device->kind(), DeviceKind::kCpu);
-  EXPECT_NE(choice.reason.find("; kind AUTO found no usable GPU: no NVIDIA driver"),
-            std::string::npos)
-      << choice.reason;
-  config.set_kind(proto::CUDA);
-  EXPECT_THROW(select_device(config, node_of(0, 1), none, never), Error);
-  // More local workers than GPUs stays a config error under AUTO.
-  config.set_kind(proto::AUTO);
-  EXPECT_THROW(select_device(config, node_of(1, 2), fake_probe(1), never), Error);
-}
-
-TEST(CpuOnly, AutoBecomesTheCpuAndCudaIsAConfigErrorNamingTheWork) {
-  proto::DeviceConfig config;
-  config.set_kind(proto::AUTO);
-  config.set_threads(3);
-  const proto::DeviceConfig cpu = cpu_only(config, "dpt compress");
-  EXPECT_EQ(cpu.kind(), proto::CPU);
-  EXPECT_EQ(cpu.threads(), 3);
-  config.set_kind(proto::CUDA);
-  try {
-    cpu_only(config, "dpt compress");
-    FAIL() << "no error";
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_EQ(
-        std::string(error.what()),
-        "device.kind: CUDA requested, but dpt compress runs on the CPU only; use AUTO or CPU");
-  }
-}
-
-TEST(SelectDevice, CudaCreatesARealCudaDeviceOrFailsWithAConfigError) {
-  // With a fake probe claiming a GPU, the real factory either opens cuda:0 (a GPU is present)
-  // or fails as a config error naming it (no driver, or a build without CUDA).
-  proto::DeviceConfig config;
-  config.set_kind(proto::CUDA);
-  const bool have_gpu = !usable_gpus(probe_gpus()).empty();
-  try {
-    DeviceChoice choice = select_device(config, node_of(0, 1), fake_probe(1));
-    EXPECT_TRUE(have_gpu);
-    EXPECT_EQ(choice.device->kind(), DeviceKind::kCuda);
-    EXPECT_NE(choice.reason.find("device: cuda:0 ("), std::string::npos) << choice.reason;
-  } catch (const Error& error) {
-    EXPECT_FALSE(have_gpu) << error.what();
-    EXPECT_EQ(error.kind(), ErrorKind::kConfig);
-    EXPECT_NE(std::string(error.what()).find("cuda:0"), std::string::npos) << error.what();
-  }
 }
 
 }  // namespace
