@@ -69,14 +69,23 @@ __global__ void activation_backward_kernel(CudaActivation kind, float slope, con
   }
 }
 
-// One thread per column, rows summed in order in double.
+// Column sums in double: a block takes 32 columns (a warp reads 32 neighbouring floats of a row)
+// with 8 lanes of rows each (lane y sums rows y, y + 8, ... in order), then lane 0 adds the 8
+// lane sums in order: a fixed order, so the result is the same on every run, and enough blocks
+// for wide layers (cols / 32) while a narrow one (the output layer) still splits its rows 8 ways.
+constexpr int kBiasColumns = 32, kBiasLanes = 8;
 __global__ void bias_grad_kernel(const float* dy, int64_t rows, int64_t cols, float* grad_bias) {
-  for (int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; j < cols;
-       j += int64_t{gridDim.x} * blockDim.x) {
-    double sum = 0.0;
-    for (int64_t r = 0; r < rows; ++r) sum += dy[r * cols + j];
-    grad_bias[j] += static_cast<float>(sum);
+  __shared__ double lanes[kBiasLanes][kBiasColumns];
+  const int64_t j = blockIdx.x * int64_t{kBiasColumns} + threadIdx.x;
+  double sum = 0.0;
+  if (j < cols) {
+    for (int64_t r = threadIdx.y; r < rows; r += kBiasLanes) sum += dy[r * cols + j];
   }
+  lanes[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || j >= cols) return;
+  for (int lane = 1; lane < kBiasLanes; ++lane) sum += lanes[lane][threadIdx.x];
+  grad_bias[j] += static_cast<float>(sum);
 }
 
 // Philox4x32-10 exactly as core/random.cpp.
@@ -152,7 +161,10 @@ void cuda_activation_backward(CudaDevice& device, const CudaActivationSpec& spec
 void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t cols,
                     float* grad_bias) {
   if (cols <= 0) return;
-  bias_grad_kernel<<<grid_for(cols), kThreads, 0, device.stream()>>>(dy, rows, cols, grad_bias);
+  // One block per 32 columns (cols < 2^31 * 32 here: a Dense layer's width).
+  const dim3 block(kBiasColumns, kBiasLanes);
+  const auto blocks = static_cast<unsigned>((cols + kBiasColumns - 1) / kBiasColumns);
+  bias_grad_kernel<<<blocks, block, 0, device.stream()>>>(dy, rows, cols, grad_bias);
   CUDA_CHECK_LAUNCH("bias_grad_kernel");
 }
 

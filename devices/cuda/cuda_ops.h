@@ -80,7 +80,8 @@ void cuda_bias_activation_forward(CudaDevice& device, const CudaActivationSpec& 
 // dx[i] = dy[i] * f'(x[i]), with y = f(x) (as core/activation.h); dx may alias dy.
 void cuda_activation_backward(CudaDevice& device, const CudaActivationSpec& spec, const float* x,
                               const float* y, const float* dy, float* dx, int64_t n);
-// grad_bias[j] += sum over r of dy[r, j] (adds, as Layer::backward does into parameter grads).
+// grad_bias[j] += sum over r of dy[r, j] (adds, as Layer::backward does into parameter grads), in
+// double, in a fixed order (the same bits on every run).
 void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t cols,
                     float* grad_bias);
 // y[i] += x[i] for i < n (a fused bias gradient, written by the GEMM, added into grad_bias).
