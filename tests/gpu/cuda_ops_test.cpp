@@ -4,6 +4,8 @@
 // double-precision loop or the CPU reference on the same inputs.
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "core/activation.h"
 #include "core/dropout.h"
 #include "core/gemm.h"
@@ -189,23 +191,25 @@ TEST_P(OpsOnDevice, BiasActivationForwardAndBackwardMatchTheCpuKernels) {
 }
 
 TEST_P(OpsOnDevice, BiasGradAddsColumnSums) {
-  const int64_t rows = 300, cols = 17;
-  const std::vector<float> dy = normal_values(rows * cols, 12);
-  const std::vector<float> start = normal_values(cols, 13);
-  std::vector<double> expected = as_double(start);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < cols; ++j) expected[j] += dy[r * cols + j];
-  }
-  float* grad = put(start);
-  const float* dyd = put(dy);
-  if (on_gpu()) {
-    cuda_bias_grad(cuda(), dyd, rows, cols, grad);
-  } else {
+  // One partial block of 32 columns; three blocks, the last partial, with fewer rows than lanes.
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{300, 17}, {7, 70}}) {
+    const std::vector<float> dy = normal_values(rows * cols, 12);
+    const std::vector<float> start = normal_values(cols, 13);
+    std::vector<double> expected = as_double(start);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < cols; ++j) grad[j] += dyd[r * cols + j];
+      for (int64_t j = 0; j < cols; ++j) expected[j] += dy[r * cols + j];
     }
+    float* grad = put(start);
+    const float* dyd = put(dy);
+    if (on_gpu()) {
+      cuda_bias_grad(cuda(), dyd, rows, cols, grad);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < cols; ++j) grad[j] += dyd[r * cols + j];
+      }
+    }
+    expect_close(get(grad, cols), expected, 1e-5, "bias grad " + std::to_string(cols));
   }
-  expect_close(get(grad, cols), expected, 1e-5, "bias grad");
 }
 
 // The GPU's mask must equal the Dropout layer's bit for bit: the layer's output on a batch of
