@@ -59,6 +59,31 @@ class CopyQueue {
   virtual std::unique_ptr<DeviceEvent> create_event() = 0;
 };
 
+// Times a sequence of phases the way the device spends them (launch/train_step.h times a step's
+// data, forward, backward, sync, norm and optimizer with one). lap(phase) ends the current
+// interval, charging it to `phase`, and starts the next; read() hands the charged seconds over.
+// The CPU device: host time between laps (steady_clock). CUDA: a timing event recorded on the
+// compute stream at each lap, so an interval is the stream's time from one lap to the next: the
+// kernels queued in it, plus any time the stream sat idle waiting for the host. Made by
+// Device::create_phase_clock(); must not outlive its device. Used from one thread.
+class PhaseClock {
+ public:
+  static constexpr int kMaxPhases = 8;
+  static constexpr int kUncharged = -1;  // lap(kUncharged): start timing, charge nothing
+  virtual ~PhaseClock() = default;
+  // Ends the current interval, charging it to `phase` (0 .. kMaxPhases - 1, or kUncharged), and
+  // starts the next. Never waits for the device.
+  virtual void lap(int phase) = 0;
+  // Adds the seconds of every ended interval that the device has finished to seconds[phase]
+  // (kMaxPhases entries) and forgets them; intervals whose work still runs stay for a later
+  // read(). Never waits: called after a step's own synchronisation (a value read back), every
+  // interval lapped before it is finished. The CPU clock's intervals are always finished.
+  virtual void read(double* seconds) = 0;
+};
+
+// The CPU's PhaseClock: host time between laps, every interval finished when lapped.
+std::unique_ptr<PhaseClock> make_host_phase_clock();
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -98,6 +123,9 @@ class Device {
   virtual void zero(void* ptr, std::size_t bytes) = 0;
   // Blocks until all work queued on this device has finished.
   virtual void synchronize() = 0;
+  // A clock for the phases of the work queued on this device (see PhaseClock); host time unless
+  // the device queues work (CUDA overrides it).
+  virtual std::unique_ptr<PhaseClock> create_phase_clock() { return make_host_phase_clock(); }
   // Whether `ptr` points into memory of this device that host code cannot read (CUDA device
   // memory), so a communicator given it must move it with the device's copies. Host memory,
   // page-locked or not, is not; on the CPU device nothing is.

@@ -30,7 +30,8 @@ std::vector<int64_t> equal_shares(int64_t batch, int world);
 // Rows [begin, end) of `rank` when a batch is split into consecutive `counts` by rank.
 Shard shard_in(const std::vector<int64_t>& counts, int rank);
 
-// What a worker's speed is measured by: the phases whose time grows with its rows.
+// What a worker's speed is measured by: the phases whose time grows with its rows, as its device
+// spent them (on a GPU the compute stream's time, not the host's time to queue the kernels).
 inline double per_sample_seconds(const StepTimes& times) {
   return times.data_s + times.forward_s + times.backward_s;
 }

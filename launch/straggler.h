@@ -2,7 +2,9 @@
 // long every step computed (its step time minus the time it waited for its peers in collectives)
 // and how long it waited. Every `every_steps` steps the ranks all-gather their window means; the
 // slowest rank's compute time over the median says who holds the others up, and by how much. At
-// the end, each rank's mean and p99 step time over the whole run.
+// the end, each rank's mean and p99 step time over the whole run. The trainer passes the host's
+// step time and the step's sync phase as its device spent it (StepTimes; on a GPU the compute
+// stream's wait for the gradient sync, from timing events).
 #pragma once
 
 #include <cstdint>

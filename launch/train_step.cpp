@@ -13,14 +13,9 @@
 namespace dpt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Adds the seconds since `mark` to `total` and moves `mark` to now.
-void lap(Clock::time_point& mark, double& total) {
-  const auto now = Clock::now();
-  total += std::chrono::duration<double>(now - mark).count();
-  mark = now;
-}
+// StepTimes' fields as PhaseClock phases.
+enum Phase { kData, kForward, kBackward, kSync, kNorm, kOptimizer, kPhases };
+static_assert(kPhases <= PhaseClock::kMaxPhases, "StepTimes has more phases than a PhaseClock");
 
 std::unique_ptr<GradSync> make_grad_sync(Model& model, const proto::CommConfig& config,
                                          Communicator& comm) {
@@ -62,7 +57,8 @@ TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& co
                                                          : config.train().batch_size()),
       clip_norm_(config.optimizer().clip_grad_norm()),
       grad_sync_(make_grad_sync(model, config.comm(), comm)),
-      loader_(model.device(), micro_batch_, model.input_size(), model.dtype()) {
+      loader_(model.device(), micro_batch_, model.input_size(), model.dtype()),
+      clock_(model.device().create_phase_clock()) {
   const proto::FaultInjection& fault = config.fault_injection();
   if (fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() == comm.rank()) {
     slow_us_per_sample_ = fault.slow_us_per_sample();
@@ -81,7 +77,7 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
                                         const NextBatch* next) {
   StepResult result;
   StepTimes& times = result.times;
-  auto mark = Clock::now();
+  clock_->lap(PhaseClock::kUncharged);
   model_.zero_grads();
   if (grad_sync_) grad_sync_->begin();
   const Model::GradsReady on_ready = [this](int64_t offset, int64_t count) {
@@ -106,10 +102,10 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
         std::this_thread::sleep_for(std::chrono::microseconds(slow_us_per_sample_ * n));
       }
     });
-    lap(mark, times.data_s);
+    clock_->lap(kData);
     // Parameters change only in apply(): later micro-batches reuse what layers derived from them.
     const Tensor& logits = model_.forward(micro.inputs, Pass{true, step, row, row != shard.begin});
-    lap(mark, times.forward_s);
+    clock_->lap(kForward);
     // While the device runs this forward pass, the host loads the next micro-batch.
     if (!last) {
       const int64_t next_n = std::min(micro_batch_, shard.end - row - n);
@@ -118,13 +114,13 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
       const int64_t next_n = std::min(micro_batch_, next->shard.end - next->shard.begin);
       load([&] { loader_.prefetch({next->step, next->shard.begin, next_n}, next->source); });
     }
-    lap(mark, times.data_s);
+    clock_->lap(kData);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
     loss_sum += compute_loss(loss_, logits, micro.labels, &grad_logits, grad_scale).loss_sum;
     // Only the last micro-batch's backward finishes a layer's gradients.
     model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
-    lap(mark, times.backward_s);
+    clock_->lap(kBackward);
   }
   // {loss sum, ranks asking to stop}, summed over ranks.
   double totals[2] = {loss_sum, stop ? 1.0 : 0.0};
@@ -132,27 +128,44 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     TraceSpan span(tracer_, "sync", "wait for gradients and loss");
     grad_sync_->finish();
     comm_.all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
-    lap(mark, times.sync_s);
+    clock_->lap(kSync);
   }
   result.loss = totals[0] / static_cast<double>(batch);
   result.stop = totals[1] > 0;
   if (scaler_ && !scaler_->unscale_and_update(model_.grads())) {
     result.overflow = true;
     result.grad_norm = std::numeric_limits<double>::quiet_NaN();
-    lap(mark, times.norm_s);
+    clock_->lap(kNorm);
+    read_times(times);
     return result;
   }
   result.grad_norm =
       clip_norm_ > 0 ? clip_grad_norm(model_.grads(), clip_norm_) : global_norm(model_.grads());
-  lap(mark, times.norm_s);
+  clock_->lap(kNorm);
+  // The norm was read back, so every phase before it is finished on any device: no extra wait.
+  read_times(times);
   return result;
 }
 
 void TrainStep::apply(float lr, StepTimes& times) {
-  auto mark = Clock::now();
-  TraceSpan span(tracer_, "optimizer", optimizer_.name());
-  optimizer_.step(model_.params(), model_.grads(), lr);
-  lap(mark, times.optimizer_s);
+  clock_->lap(PhaseClock::kUncharged);
+  {
+    TraceSpan span(tracer_, "optimizer", optimizer_.name());
+    optimizer_.step(model_.params(), model_.grads(), lr);
+  }
+  clock_->lap(kOptimizer);
+  read_times(times);
+}
+
+void TrainStep::read_times(StepTimes& times) {
+  double seconds[PhaseClock::kMaxPhases] = {};
+  clock_->read(seconds);
+  times.data_s += seconds[kData];
+  times.forward_s += seconds[kForward];
+  times.backward_s += seconds[kBackward];
+  times.sync_s += seconds[kSync];
+  times.norm_s += seconds[kNorm];
+  times.optimizer_s += seconds[kOptimizer];
 }
 
 }  // namespace dpt

@@ -4,7 +4,9 @@
 // backward hands finished layers to GradSync, which sums them across ranks while backward goes
 // on; with a LossScaler (fp16, launch/loss_scaling.h) the loss gradient is multiplied by its
 // scale and the summed gradients unscaled and checked for inf/NaN; then the global gradient norm
-// (and clipping, of the unscaled gradients), then the optimizer update. Each phase is timed.
+// (and clipping, of the unscaled gradients), then the optimizer update. Each phase is timed by
+// the device's PhaseClock (devices/device.h): host time on the CPU, the compute stream's time
+// between timing events on a GPU, where the host only queues the work.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,11 @@ struct NextBatch {
   BatchSource source;
 };
 
+// Seconds per phase, as the device spent them. On a GPU each phase is the compute stream's time
+// from its start to its end (its kernels, and the stream's idle time while the host loaded data
+// or waited for the other ranks), read without an extra synchronisation: the optimizer's (and
+// clipping's) time is still running when the step returns, so it arrives with the next step's
+// times (TrainStep::read_times after a synchronize gets it at once).
 struct StepTimes {
   double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, norm_s = 0, optimizer_s = 0;
   double total() const { return data_s + forward_s + backward_s + sync_s + norm_s + optimizer_s; }
@@ -71,8 +78,12 @@ class TrainStep {
   // `next`: the following step's batch, prefetched during this step (null: none).
   StepResult compute_gradients(int64_t step, int64_t batch, Shard shard, const BatchSource& source,
                                bool stop = false, const NextBatch* next = nullptr);
-  // Applies the optimizer with `lr`; adds its time to `times`.
+  // Applies the optimizer with `lr`; adds its time to `times` when the device has finished it
+  // (the CPU: always; a GPU: usually not yet, see StepTimes).
   void apply(float lr, StepTimes& times);
+  // Adds the phase times the device has finished since the last read to `times` (after a
+  // device.synchronize(): all of them; `dpt bench step` does so to time each step whole).
+  void read_times(StepTimes& times);
   // Records data loading, forward/backward per layer, gradient buckets, the wait for them and
   // the optimizer into `tracer` (null: off). Not owned.
   void set_tracer(Tracer* tracer);
@@ -90,6 +101,7 @@ class TrainStep {
   BatchLoader loader_;
   Tensor grad_logits_buffer_;
   Tracer* tracer_ = nullptr;
+  std::unique_ptr<PhaseClock> clock_;  // the model's device's
   // fault_injection FAULT_SLOW_SAMPLES on this rank: sleep per sample loaded from slow_from_ on.
   int64_t slow_us_per_sample_ = 0;
   int64_t slow_from_ = 0;

@@ -8,7 +8,8 @@
 // for it, when an event of the queue is waited for, or when the queue goes; and every call on
 // the queue is logged in order (queue_calls), so tests see the ordering a caller asks for.
 // Compute reads device memory at once (copy_to_host), so it sees a batch whose copy it was not
-// ordered after as the buffer's old contents.
+// ordered after as the buffer's old contents. Its phase clock is a FakePhaseClock
+// (fake_phase_clock.h) over phase_seconds, the duration a test sets for one lap of each phase.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "devices/device.h"
+#include "fake_phase_clock.h"
 
 namespace dpt {
 
@@ -98,9 +100,13 @@ class FakeGpu : public Device {
     if (bytes > 0) std::memset(ptr, 0, bytes);
   }
   void synchronize() override {}
+  std::unique_ptr<PhaseClock> create_phase_clock() override {
+    return std::make_unique<FakePhaseClock>(phase_seconds);
+  }
 
   explicit FakeGpu(int index = 0) : index_(index) {}
   FakeGpuCounts counts;
+  std::vector<double> phase_seconds;  // one lap's duration per phase (see FakePhaseClock)
   // Every copy queue call, in order: "wait_for_compute", "copy", "make_compute_wait", and
   // "record" / "wait" of the queue's events; "wait_for event N" and "copy_to_host"; and
   // "record event N" for the compute queue's events (N: the event's number, from 1 in order of

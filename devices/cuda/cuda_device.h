@@ -66,6 +66,8 @@ class CudaDevice : public Device {
   // A non-blocking stream of its own for host -> device copies; cross-stream ordering through
   // cudaEventRecord + cudaStreamWaitEvent (devices/cuda/cuda_copy_queue.cpp).
   std::unique_ptr<CopyQueue> create_copy_queue() override;
+  // Timing events on the compute stream, read without waiting (devices/cuda/cuda_phase_clock.cpp).
+  std::unique_ptr<PhaseClock> create_phase_clock() override;
   // Frees the pool's cached (unused) blocks.
   void release_cached() noexcept;
   // Bytes held from cudaMalloc: blocks in use plus cached ones.

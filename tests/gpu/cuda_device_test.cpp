@@ -1,9 +1,11 @@
 // CudaDevice: the caching pool and its counters, copies both ways, zero, the copy queue's
-// ordering against the compute stream, Tensors on the GPU; and, on every machine, that probing
-// and asking for a GPU where there is none is a clean answer or a dpt::Error, never a crash.
+// ordering against the compute stream, Tensors on the GPU, the phase clock's timing events; and, on
+// every machine, that probing and asking for a GPU where there is none is a clean answer or a
+// dpt::Error, never a crash.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -179,6 +181,45 @@ TEST_F(CudaDeviceTest, TensorsLiveInDeviceMemory) {
     EXPECT_GT(device.memory_counters().current_bytes, before);
   }
   EXPECT_EQ(device.memory_counters().current_bytes, before);  // RAII: freed with the Tensors
+}
+
+// The phase clock times the stream, not the host: an interval is the stream's time between two
+// laps (its work, or its idle wait for the host), read() never waits, and a read after a
+// synchronize gets what was still running at the earlier read.
+TEST_F(CudaDeviceTest, PhaseClockTimesTheStreamWithoutWaiting) {
+  CudaDevice& device = *device_;
+  std::unique_ptr<PhaseClock> clock = device.create_phase_clock();
+  const std::size_t bytes = std::size_t{256} << 20;
+  void* buffer = device.allocate(bytes);
+  device.synchronize();
+  clock->lap(PhaseClock::kUncharged);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the stream idles meanwhile
+  clock->lap(0);
+  // ~0.1 s of memsets at 3 TB/s: queued in a few ms, still running when read() is called.
+  for (int i = 0; i < 1200; ++i) device.zero(buffer, bytes);
+  clock->lap(1);
+  double seconds[PhaseClock::kMaxPhases] = {};
+  const auto start = std::chrono::steady_clock::now();
+  clock->read(seconds);
+  const double read_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(read_s, 0.02) << "read() waited for the device";
+  EXPECT_GE(seconds[0], 0.018);  // the idle stream's wait for the host
+  EXPECT_LT(seconds[0], 0.2);
+  EXPECT_EQ(seconds[1], 0.0) << "the memsets' interval was read before they finished";
+  device.synchronize();
+  clock->read(seconds);
+  EXPECT_GT(seconds[1], 0.01);
+  EXPECT_GE(seconds[0], 0.018);  // not read twice
+  EXPECT_LT(seconds[0], 0.2);
+  // Laps keep working after a read, reusing events.
+  for (int i = 0; i < 3; ++i) clock->lap(2);
+  device.synchronize();
+  clock->read(seconds);
+  EXPECT_GE(seconds[2], 0.0);
+  EXPECT_LT(seconds[2], 0.01);
+  EXPECT_THROW(clock->lap(PhaseClock::kMaxPhases), Error);
+  device.deallocate(buffer);
 }
 
 }  // namespace

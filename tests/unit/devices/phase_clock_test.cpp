@@ -1,0 +1,69 @@
+// The host PhaseClock (the CPU device's): each lap charges the host time since the previous lap
+// to its phase, kUncharged charges nothing, read() adds and forgets, a bad phase is refused; and
+// FakePhaseClock, the stand-in other tests time GPUs with, charges its set durations.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "devices/cpu_device.h"
+#include "devices/error.h"
+#include "fake_gpu.h"
+
+namespace dpt {
+namespace {
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+TEST(HostPhaseClock, ChargesTheHostTimeBetweenLapsToTheLappedPhase) {
+  CpuDevice device(CpuDeviceOptions{1});
+  std::unique_ptr<PhaseClock> clock = device.create_phase_clock();
+  clock->lap(PhaseClock::kUncharged);
+  sleep_ms(30);
+  clock->lap(2);
+  sleep_ms(30);
+  clock->lap(PhaseClock::kUncharged);  // the gap before it is nobody's
+  sleep_ms(10);
+  clock->lap(0);
+  sleep_ms(10);
+  clock->lap(2);  // phases add up
+  double seconds[PhaseClock::kMaxPhases] = {};
+  seconds[1] = 5.0;  // read() adds, it does not overwrite
+  clock->read(seconds);
+  EXPECT_GE(seconds[2], 0.040);
+  EXPECT_LT(seconds[2], 0.040 + 0.030);  // not the uncharged 30 ms as well
+  EXPECT_GE(seconds[0], 0.010);
+  EXPECT_LT(seconds[0], 0.040);
+  EXPECT_EQ(seconds[1], 5.0);
+  for (int phase = 3; phase < PhaseClock::kMaxPhases; ++phase) EXPECT_EQ(seconds[phase], 0.0);
+  // Read once: a second read adds nothing.
+  double again[PhaseClock::kMaxPhases] = {};
+  clock->read(again);
+  for (double s : again) EXPECT_EQ(s, 0.0);
+}
+
+TEST(HostPhaseClock, RefusesAPhaseOutOfRange) {
+  std::unique_ptr<PhaseClock> clock = make_host_phase_clock();
+  EXPECT_THROW(clock->lap(PhaseClock::kMaxPhases), Error);
+  EXPECT_THROW(clock->lap(-2), Error);
+}
+
+TEST(FakePhaseClock, ChargesTheSetDurationsNotTheHostTime) {
+  FakeGpu gpu;
+  gpu.phase_seconds = {0.5, 0.25};
+  std::unique_ptr<PhaseClock> clock = gpu.create_phase_clock();
+  clock->lap(PhaseClock::kUncharged);
+  sleep_ms(5);
+  clock->lap(0);
+  clock->lap(1);
+  clock->lap(1);
+  clock->lap(3);  // no duration set: 0
+  double seconds[PhaseClock::kMaxPhases] = {};
+  clock->read(seconds);
+  EXPECT_EQ(seconds[0], 0.5);
+  EXPECT_EQ(seconds[1], 0.5);
+  EXPECT_EQ(seconds[3], 0.0);
+}
+
+}  // namespace
+}  // namespace dpt
