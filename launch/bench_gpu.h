@@ -1,11 +1,14 @@
-// `dpt bench step` on a GPU (device.kind: CUDA): per Dense layer, the TFLOP/s of our forward +
-// backward (devices/cuda cuda_dense_forward/backward: the layer's three GEMMs with their casts,
-// epilogues and element-wise kernels) next to plain cuBLASLt GEMMs of the same shapes on
-// operands already in the GEMM's number format, measured in turns in the same run; then the
-// Dense stack's forward + backward per training step (samples/s, p50/p99) and its model FLOP
-// utilisation against the GPU's datasheet peak (devices/gpu_peak.h).
-// Measuring needs a CUDA build (launch/bench_gpu_cuda.cpp; launch/bench_gpu_none.cpp otherwise);
-// rendering is separate so tests can check the table and JSON with fake numbers.
+// `dpt bench step` on a GPU (device.kind: CUDA, or AUTO where a GPU is usable). Two parts, in
+// one run: (1) the real training step, launch/train_step.h through launch/bench_step_timer.h on
+// the selected GPU exactly as `dpt train` runs it (model with dropout, loss, gradient norm and
+// clipping, optimizer, batch uploads, and under mpirun the gradient sync), a synchronize after
+// every step: samples/s, p50/p99, MFU (the step's GEMM flops / p50 / the GPU's datasheet peak,
+// devices/gpu_peak.h) and the per-phase split from the GPU's timing events (PhaseClock);
+// (2) per Dense layer, the TFLOP/s of its forward + backward kernels alone (devices/cuda
+// cuda_dense_forward/backward on buffers of their own, not inside a step) next to plain cuBLASLt
+// GEMMs of the same shapes on operands already in the GEMM's number format, in turns.
+// The layer table needs a CUDA build (launch/bench_gpu_cuda.cpp; launch/bench_gpu_none.cpp
+// otherwise); rendering is separate so tests can check the table and JSON with fake numbers.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,8 @@
 #include "core/config.pb.h"
 #include "devices/gpu_peak.h"
 #include "launch/commands.h"
+#include "launch/device_select.h"
+#include "launch/train_step.h"
 
 namespace dpt {
 
@@ -49,11 +54,18 @@ struct GpuBenchResult {
   std::string device;    // CudaDevice::name()
   GpuPrecision precision = GpuPrecision::kBf16;
   GpuPeak peak;
-  double peak_tflops = 0;  // peak.tflops of `precision`; 0 when !peak.known
-  std::vector<GpuLayerTiming> layers;
+  double peak_tflops = 0;              // peak.tflops of `precision`; 0 when !peak.known
+  std::vector<GpuLayerTiming> layers;  // the layers alone, on buffers of their own
+  // The training step (TrainStep on the selected GPU, as `dpt train` runs it).
+  std::string model_summary, optimizer;
+  int64_t num_params = 0;
+  int ranks = 1;  // workers summing gradients (mpirun), 1 alone
   int64_t batch = 0, micro = 0, steps = 0, warmup = 0;
-  double step_flops = 0;    // GEMM flops of one step's Dense stack forward + backward
-  double p50 = 0, p99 = 0;  // seconds per step
+  // GEMM flops of this GPU's part of one step: every Dense layer's forward + backward over its
+  // share of the batch (the batch / ranks).
+  double step_flops = 0;
+  double p50 = 0, p99 = 0;  // seconds per step, a synchronize after each
+  StepTimes phase_sum;      // the GPU's phase times summed over the `steps` measured steps
 };
 
 // The GEMM number format device.precision selects on a GPU: BF16 and PRECISION_AUTO give bf16
@@ -66,12 +78,14 @@ double peak_for(const GpuPeakTflops& tflops, GpuPrecision precision);
 // Prints the table to `out` and returns the JSON of `result`.
 nlohmann::json render_gpu_bench(const GpuBenchResult& result, std::FILE* out);
 
-// Runs the measurements on the first usable GPU. Throws dpt::Error (kConfig) when this build has
-// no CUDA or no GPU is usable, naming the reason.
-GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, int64_t steps);
+// The device facts (names, precision, peak) and the per-layer table, on the first usable GPU
+// (a CudaDevice of its own). Throws dpt::Error (kConfig) when this build has no CUDA or no GPU is
+// usable, naming the reason.
+GpuBenchResult measure_gpu_layers(const proto::Config& config);
 
-// dpt bench step for device.kind: CUDA: measure, render, write args.json when set.
+// dpt bench step on a GPU: the training step on `choice`'s device (a CUDA device), then the layer
+// table; renders both and writes args.json when set (rank 0).
 nlohmann::json bench_step_gpu(const BenchStepArgs& args, const proto::Config& config,
-                              std::FILE* out);
+                              DeviceChoice choice, std::FILE* out);
 
 }  // namespace dpt

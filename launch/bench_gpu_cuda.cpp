@@ -1,14 +1,13 @@
-// measure_gpu_bench on a CUDA build (launch/bench_gpu.h). Synthetic data of the config's shapes
-// on the first usable GPU. Per Dense layer, ours (cuda_dense_forward + cuda_dense_backward) and
-// plain (the same two or three GEMMs through cuda_gemm, 16-bit operands converted beforehand and
-// no epilogue) take turns, kRounds rounds of kRepeats calls each, medians kept. What each side
-// pays, so the ratio stays honest: in bf16 / fp16 ours rounds W, x and dz once each per call (W
-// as in a step of one micro-batch; the layer keeps x16 and W16 from forward for backward, as
-// core/dense.cpp does), adds the bias, applies the activation and computes the bias gradient;
-// plain does none of that (its 16-bit operands are rounded once, untimed, and it has no bias),
-// so everything but the three GEMMs counts against ours. The step is the Dense stack's forward
-// then backward over every micro-batch, W rounded in the first micro-batch only (loss, optimizer
-// and gradient sync are not on the GPU yet), timed on the host with a synchronize per step.
+// measure_gpu_layers on a CUDA build (launch/bench_gpu.h): the per-layer table. Synthetic data of
+// the config's shapes on the first usable GPU. Per Dense layer, ours (cuda_dense_forward +
+// cuda_dense_backward, on buffers of their own, not inside a training step) and plain (the same
+// two or three GEMMs through cuda_gemm, 16-bit operands converted beforehand and no epilogue)
+// take turns, kRounds rounds of kRepeats calls each, medians kept. What each side pays, so the
+// ratio stays honest: in bf16 / fp16 ours rounds W, x and dz once each per call (W as in a step
+// of one micro-batch; the layer keeps x16 and W16 from forward for backward, as core/dense.cpp
+// does), adds the bias, applies the activation and computes the bias gradient; plain does none of
+// that (its 16-bit operands are rounded once, untimed, and it has no bias), so everything but the
+// three GEMMs counts against ours. The training step itself is timed by launch/bench_gpu_step.cpp.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,7 +19,6 @@
 #include "devices/cuda_support.h"
 #include "devices/error.h"
 #include "launch/bench_gpu.h"
-#include "launch/stats.h"
 
 namespace dpt {
 namespace {
@@ -138,9 +136,7 @@ std::vector<double> time_in_turns(CudaDevice& device,
 
 }  // namespace
 
-GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, int64_t steps) {
-  DPT_CHECK_AS(ErrorKind::kConfig, steps > 0 && warmup >= 0)
-      << "--steps must be > 0 and --warmup >= 0";
+GpuBenchResult measure_gpu_layers(const proto::Config& config) {
   const GpuProbe probe = probe_gpus();
   const std::vector<GpuInfo> gpus = usable_gpus(probe);
   DPT_CHECK_AS(ErrorKind::kConfig, !gpus.empty())
@@ -153,11 +149,9 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
   result.precision = gpu_precision(config.device().precision());
   result.peak = gpu_peak(result.gpu_name);
   if (result.peak.known) result.peak_tflops = peak_for(result.peak.tflops, result.precision);
-  result.batch = config.train().batch_size();
-  result.micro =
-      config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : result.batch;
-  result.steps = steps;
-  result.warmup = warmup;
+  const int64_t batch = config.train().batch_size();
+  const int64_t micro =
+      config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;
   const CudaGemmInput input = gemm_input(result.precision);
   const bool half = input == CudaGemmInput::kBf16 || input == CudaGemmInput::kFp16;
 
@@ -165,7 +159,7 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
   for (const GpuDenseLayer& shape : gpu_dense_layers(config)) {
     layers.push_back({shape, activation_spec(shape)});
   }
-  const int64_t rows = result.micro;
+  const int64_t rows = micro;
   Buffers buffers(device);
   std::vector<LayerData> data;
   float* x = buffers.floats(rows * layers.front().shape.in, 1.0);
@@ -186,12 +180,12 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
     d.x16 = half ? buffers.halves(rows * l.in) : nullptr;
     data.push_back(d);
   }
-  // weight_current: W16 still holds W (a later micro-batch of the step), as core/dense.cpp does.
-  auto forward = [&](std::size_t i, bool weight_current) {
+  // W is rounded afresh per call, as in a step's first micro-batch.
+  auto forward = [&](std::size_t i) {
     const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
     cuda_dense_forward(device, layers[i].spec, d.x, d.weight, d.bias, d.z, d.y, rows, l.in, l.out,
-                       input, CudaDense16{d.weight16, weight_current, d.x16});
+                       input, CudaDense16{d.weight16, false, d.x16});
   };
   auto backward = [&](std::size_t i) {
     const GpuDenseLayer& l = layers[i].shape;
@@ -205,7 +199,7 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const GpuDenseLayer& l = layers[i].shape;
     const LayerData& d = data[i];
-    forward(i, false);
+    forward(i);
     backward(i);  // dz now holds real values for the plain GEMMs
     CudaGemmOptions options;
     options.input = input;
@@ -234,7 +228,7 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
       }
     };
     const std::vector<double> medians = time_in_turns(device, {[&] {
-                                                                 forward(i, false);
+                                                                 forward(i);
                                                                  backward(i);
                                                                },
                                                                plain});
@@ -246,24 +240,6 @@ GpuBenchResult measure_gpu_bench(const proto::Config& config, int64_t warmup, in
     timing.plain_s = medians[1];
     result.layers.push_back(timing);
   }
-
-  // The step: every micro-batch through the whole stack and back.
-  const int64_t passes = (result.batch + rows - 1) / rows;
-  for (const GpuLayerTiming& t : result.layers) result.step_flops += passes * t.flops;
-  std::vector<double> times;
-  for (int64_t step = 0; step < warmup + steps; ++step) {
-    device.synchronize();
-    const auto start = Clock::now();
-    for (int64_t pass = 0; pass < passes; ++pass) {
-      for (std::size_t i = 0; i < layers.size(); ++i) forward(i, pass > 0);
-      for (std::size_t i = layers.size(); i-- > 0;) backward(i);
-    }
-    device.synchronize();
-    if (step >= warmup)
-      times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  result.p50 = percentile(times, 0.5);
-  result.p99 = percentile(times, 0.99);
   return result;
 }
 

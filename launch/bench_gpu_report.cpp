@@ -1,12 +1,12 @@
-// The GPU bench's table and JSON (launch/bench_gpu.h), and `dpt bench step` for device.kind CUDA.
-// Ratios only, measured in the same run: ours / plain cuBLASLt per layer, and GEMM TFLOP/s over
-// the datasheet peak.
+// The GPU bench's table and JSON (launch/bench_gpu.h): the training step (samples/s, p50/p99,
+// TFLOP/s and MFU against the datasheet peak, the GPU's phase split), then the Dense layers alone
+// (ours / plain cuBLASLt and ours / peak per layer, measured in the same run).
 #include <fmt/core.h>
 
 #include "core/config.h"
 #include "devices/error.h"
 #include "launch/bench_gpu.h"
-#include "launch/metrics_writer.h"
+#include "launch/bench_step_timer.h"
 
 namespace dpt {
 namespace {
@@ -95,6 +95,34 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
                                              : "n/a: " + r.peak.reason;
   fmt::print(out, "GEMM inputs {}, float32 accumulate and output; peak: {}\n", precision,
              peak_text);
+
+  // The training step: what `dpt train` runs, timed whole.
+  const double samples = r.p50 > 0 ? static_cast<double>(r.batch) / r.p50 : 0;
+  fmt::print(out,
+             "training step: model {} ({} params), {} optimizer, batch {} (micro {}){}, {} "
+             "steps after {} warmup\n",
+             r.model_summary, r.num_params, r.optimizer, r.batch, r.micro,
+             r.ranks > 1 ? fmt::format(", {} ranks", r.ranks) : "", r.steps, r.warmup);
+  fmt::print(out, "{:<44}{:>16}\n", "step p50 / p99 (ms)",
+             fmt::format("{:.3f} / {:.3f}", r.p50 * 1e3, r.p99 * 1e3));
+  fmt::print(out, "{:<44}{:>16.0f}\n", "samples/s", samples);
+  fmt::print(out, "{:<44}{:>16.1f}\n", "step TFLOP/s (GEMM flops / p50)",
+             tflops(r.step_flops, r.p50));
+  fmt::print(out, "{:<44}{:>16}\n", "MFU (GEMM flops / p50 / peak)",
+             percent_of_peak(r, r.step_flops, r.p50));
+  const double n = r.steps > 0 ? static_cast<double>(r.steps) : 1.0;
+  const json phase_ms = phase_ms_json(r.phase_sum, n);
+  const char* keys[] = {"data", "forward", "backward", "grad_sync", "grad_norm", "optimizer"};
+  const char* labels[] = {"data",      "forward",   "backward + loss",
+                          "grad sync", "grad norm", "optimizer"};
+  for (int i = 0; i < 6; ++i) {
+    fmt::print(out, "{:<44}{:>16.3f}\n", fmt::format("  {} (ms/step, GPU time)", labels[i]),
+               phase_ms[keys[i]].get<double>());
+  }
+
+  fmt::print(out,
+             "Dense layers alone (their forward + backward kernels on buffers of their own, "
+             "not inside the step):\n");
   fmt::print(out, "{:<34}{:>15}{:>15}{:>12}{:>12}\n", "Dense layer: rows x in -> out",
              "ours TFLOP/s", "plain TFLOP/s", "ours/plain", "ours/peak");
   json layers = json::array();
@@ -117,21 +145,14 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
     if (r.peak_tflops > 0) layer["ours_over_peak"] = ours / r.peak_tflops;
     layers.push_back(layer);
   }
-  const double samples = r.p50 > 0 ? static_cast<double>(r.batch) / r.p50 : 0;
-  fmt::print(out, "Dense stack forward + backward, batch {} (micro {}), {} steps after {} warmup\n",
-             r.batch, r.micro, r.steps, r.warmup);
-  fmt::print(out, "{:<44}{:>16}\n", "step p50 / p99 (ms)",
-             fmt::format("{:.3f} / {:.3f}", r.p50 * 1e3, r.p99 * 1e3));
-  fmt::print(out, "{:<44}{:>16.0f}\n", "samples/s", samples);
-  fmt::print(out, "{:<44}{:>16.1f}\n", "step TFLOP/s (GEMM flops / p50)",
-             tflops(r.step_flops, r.p50));
-  fmt::print(out, "{:<44}{:>16}\n", "MFU (GEMM flops / p50 / peak)",
-             percent_of_peak(r, r.step_flops, r.p50));
 
   json result = {{"device", r.device},
                  {"gpu_name", r.gpu_name},
                  {"precision", precision},
-                 {"layers", layers},
+                 {"model", r.model_summary},
+                 {"num_params", r.num_params},
+                 {"optimizer", r.optimizer},
+                 {"ranks", r.ranks},
                  {"batch_size", r.batch},
                  {"micro_batch_size", r.micro},
                  {"steps", r.steps},
@@ -140,7 +161,9 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
                  {"step_time_p50_ms", r.p50 * 1e3},
                  {"step_time_p99_ms", r.p99 * 1e3},
                  {"samples_per_s", samples},
-                 {"step_tflops", tflops(r.step_flops, r.p50)}};
+                 {"step_tflops", tflops(r.step_flops, r.p50)},
+                 {"phase_ms", phase_ms},
+                 {"layers", layers}};
   if (r.peak.known) {
     result["peak"] = {{"product", r.peak.product}, {"tflops", r.peak_tflops}};
     result["mfu"] = tflops(r.step_flops, r.p50) / r.peak_tflops;
@@ -149,14 +172,6 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
     result["mfu"] = {{"na", r.peak.reason}};
   }
   return result;
-}
-
-json bench_step_gpu(const BenchStepArgs& args, const proto::Config& config, std::FILE* out) {
-  const GpuBenchResult result = measure_gpu_bench(config, args.warmup, args.steps);
-  json json_out = render_gpu_bench(result, out);
-  json_out["config"] = args.config;
-  if (!args.json.empty()) write_json_file(args.json, json_out);
-  return json_out;
 }
 
 }  // namespace dpt

@@ -4,8 +4,9 @@
 // (launch/bench_gemm.h), so the step's GFLOP/s is reported as a ratio to the GEMM it is built on
 // and bf16 as a ratio to float32. Prints a table; --json writes the same numbers (rank 0). Asserts
 // nothing about time. Under mpirun with comm.balance: BALANCE_THROUGHPUT it also compares equal
-// with throughput-balanced shares (launch/bench_balance.h). With device.kind: CUDA it times the
-// Dense layers on the GPU instead (launch/bench_gpu.h).
+// with throughput-balanced shares (launch/bench_balance.h). On a GPU (device.kind: CUDA, or AUTO
+// where one is usable) it times the training step and the Dense layers there instead
+// (launch/bench_gpu.h).
 #include <fmt/core.h>
 
 #include <nlohmann/json.hpp>
@@ -29,12 +30,6 @@ namespace dpt {
 namespace {
 
 using nlohmann::json;
-
-json phase_json(const StepTimes& sum, double n) {
-  return {{"data", sum.data_s / n * 1e3},         {"forward", sum.forward_s / n * 1e3},
-          {"backward", sum.backward_s / n * 1e3}, {"grad_sync", sum.sync_s / n * 1e3},
-          {"grad_norm", sum.norm_s / n * 1e3},    {"optimizer", sum.optimizer_s / n * 1e3}};
-}
 
 std::string energy_cell(const EnergyResult& e, double steps, int64_t batch) {
   if (!e.measured) return "n/a";
@@ -70,12 +65,11 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.steps > 0 && args.warmup >= 0)
       << "--steps must be > 0 and --warmup >= 0";
   const proto::Config config = load_config(args.config, args.overrides);
-  // A CUDA device (device.kind CUDA, or AUTO on a machine with a usable GPU): the Dense stack on
-  // the GPU (launch/bench_gpu.h), which opens the GPU itself; the CPU bench otherwise.
+  // A CUDA device (device.kind CUDA, or AUTO on a machine with a usable GPU): the training step
+  // and the per-layer table on the GPU (launch/bench_gpu.h); the CPU bench otherwise.
   DeviceChoice choice = select_device(config.device());
   if (choice.device->kind() == DeviceKind::kCuda) {
-    choice.device.reset();
-    return bench_step_gpu(args, config, out);
+    return bench_step_gpu(args, config, std::move(choice), out);
   }
   const auto& cpu = static_cast<const CpuDevice&>(*choice.device);
   fmt::print(out, "{}\n{}\n", choice.reason, choice.precision_reason);
@@ -87,12 +81,14 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   // Same threads and sgemm library as configured; only the matmul precision differs. The two
   // take turns in kBlocks blocks of steps after their warm-up.
   const int64_t total = args.warmup + args.steps;
-  StepTimer fp32_timer(config, CpuDeviceOptions{cpu.threads(), cpu.gemm_library()}, *comm, total);
+  CpuDevice fp32_device(CpuDeviceOptions{cpu.threads(), cpu.gemm_library()});
+  StepTimer fp32_timer(config, fp32_device, *comm, total);
+  std::optional<CpuDevice> bf16_device;
   std::optional<StepTimer> bf16_timer;
   if (bf16_na.empty()) {
-    bf16_timer.emplace(config,
-                       CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16},
-                       *comm, total);
+    bf16_device.emplace(
+        CpuDeviceOptions{cpu.threads(), cpu.gemm_library(), MatmulPrecision::kBf16});
+    bf16_timer.emplace(config, *bf16_device, *comm, total);
   }
   constexpr int64_t kBlocks = 5;
   fp32_timer.run(args.warmup, false);
@@ -126,7 +122,7 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
     return json{
         {"step_time_p50_ms", run.p50 * 1e3},          {"step_time_p95_ms", run.p95 * 1e3},
         {"step_time_p99_ms", run.p99 * 1e3},          {"samples_per_s", batch / run.p50},
-        {"step_gflops", flops / run.p50 / 1e9},       {"phase_ms", phase_json(run.phase_sum, n)},
+        {"step_gflops", flops / run.p50 / 1e9},       {"phase_ms", phase_ms_json(run.phase_sum, n)},
         {"energy", energy_json(run.energy, n, batch)}};
   };
   json_out["fp32"] = run_json(fp32);

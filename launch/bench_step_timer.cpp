@@ -29,10 +29,10 @@ void add_energy(std::vector<EnergyResult>& total, const std::vector<EnergyResult
 
 }  // namespace
 
-StepTimer::StepTimer(const proto::Config& config, const CpuDeviceOptions& options,
-                     Communicator& comm, int64_t total_steps)
+StepTimer::StepTimer(const proto::Config& config, Device& device, Communicator& comm,
+                     int64_t total_steps)
     : config_(config),
-      device_(options),
+      device_(device),
       model_(device_, config),
       optimizer_(make_optimizer(device_, config.optimizer(), model_.num_params())),
       step_(model_, *optimizer_, config, comm),
@@ -64,6 +64,10 @@ double StepTimer::step(Shard shard, StepTimes& phases) {
   const double lr =
       lr_at(config_.optimizer().schedule(), config_.optimizer().lr(), next_step_, total_steps_);
   step_.apply(static_cast<float>(lr), result.times);
+  // A GPU queues the optimizer and returns: the step ends when it has run (the CPU: at once), and
+  // only then are its phases all read.
+  device_.synchronize();
+  step_.read_times(result.times);
   ++next_step_;
   phases.add(result.times);
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -88,6 +92,12 @@ StepRun StepTimer::result() const {
   run.p95 = percentile(step_times_, 0.95);
   run.p99 = percentile(step_times_, 0.99);
   return run;
+}
+
+nlohmann::json phase_ms_json(const StepTimes& sum, double steps) {
+  return {{"data", sum.data_s / steps * 1e3},         {"forward", sum.forward_s / steps * 1e3},
+          {"backward", sum.backward_s / steps * 1e3}, {"grad_sync", sum.sync_s / steps * 1e3},
+          {"grad_norm", sum.norm_s / steps * 1e3},    {"optimizer", sum.optimizer_s / steps * 1e3}};
 }
 
 }  // namespace dpt

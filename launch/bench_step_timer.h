@@ -1,11 +1,14 @@
-// The timed training step of `dpt bench step`: one precision's model, optimizer and TrainStep on
+// The timed training step of `dpt bench step`: one device's model, optimizer and TrainStep on
 // synthetic data of the config's shapes, run in blocks of steps so that two precisions can take
 // turns (on a shared machine both then see the same background load and their ratio means
-// something), with step-time percentiles, the phase split and energy of the measured steps.
+// something), with step-time percentiles, the phase split and energy of the measured steps. Any
+// Device: on a GPU each step ends with a synchronize, so a step's time is its whole work and its
+// phases (the device's PhaseClock) include its optimizer.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -13,7 +16,7 @@
 #include "core/config.pb.h"
 #include "core/gemm.h"
 #include "core/model.h"
-#include "devices/cpu_device.h"
+#include "devices/device.h"
 #include "devices/energy.h"
 #include "launch/stats.h"
 #include "launch/train_step.h"
@@ -32,9 +35,9 @@ struct StepRun {
 
 class StepTimer {
  public:
-  // A fresh model of `config` on a CpuDevice with `options`; `total_steps` sizes the LR schedule.
-  StepTimer(const proto::Config& config, const CpuDeviceOptions& options, Communicator& comm,
-            int64_t total_steps);
+  // A fresh model of `config` on `device` (not owned; must outlive this); `total_steps` sizes the
+  // LR schedule.
+  StepTimer(const proto::Config& config, Device& device, Communicator& comm, int64_t total_steps);
   // Runs `count` steps with equal shares; when `measure`, records their times, phases and energy.
   void run(int64_t count, bool measure);
   // Runs one step computing `shard` of the global batch, recording nothing; returns its seconds
@@ -45,7 +48,7 @@ class StepTimer {
 
  private:
   const proto::Config& config_;
-  CpuDevice device_;
+  Device& device_;
   Model model_;
   std::unique_ptr<Optimizer> optimizer_;
   TrainStep step_;
@@ -57,5 +60,9 @@ class StepTimer {
   std::vector<double> step_times_;
   StepRun run_;
 };
+
+// {"data", "forward", "backward", "grad_sync", "grad_norm", "optimizer"}: milliseconds per step of
+// `sum`, phase times summed over `steps` steps (the JSON of both benches).
+nlohmann::json phase_ms_json(const StepTimes& sum, double steps);
 
 }  // namespace dpt

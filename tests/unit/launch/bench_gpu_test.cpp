@@ -1,6 +1,7 @@
-// The GPU bench's rendering (launch/bench_gpu.h) with fake numbers: TFLOP/s, ours/plain and
-// ours/peak per layer, samples/s, p50/p99 and MFU, computed by hand; n/a with the reason for a
-// GPU without a datasheet peak; and the precision mapping from device.precision.
+// The GPU bench's rendering (launch/bench_gpu.h) with fake numbers: the training step's samples/s,
+// p50/p99, MFU and per-phase split, and TFLOP/s, ours/plain and ours/peak per layer, computed by
+// hand; n/a with the reason for a GPU without a datasheet peak; and the precision mapping from
+// device.precision.
 #include "launch/bench_gpu.h"
 
 #include <gtest/gtest.h>
@@ -43,8 +44,13 @@ GpuBenchResult fake(const std::string& gpu_name) {
   second.ours_s = 1e-4, second.plain_s = 5e-5;
   r.layers = {first, second};
   r.batch = 4096, r.micro = 4096, r.steps = 30, r.warmup = 5;
+  r.model_summary = "8192-8192-10", r.optimizer = "adamw", r.num_params = 67190794;
   r.step_flops = first.flops + second.flops;  // 1.10153e12
   r.p50 = 2.5e-3, r.p99 = 4e-3;               // 440.6 TFLOP/s, MFU 44.5%, 1638400 samples/s
+  // Summed over the 30 steps: per step 0.1, 0.8, 1.4, 0, 0.05, 0.15 ms.
+  r.phase_sum.data_s = 30 * 0.1e-3, r.phase_sum.forward_s = 30 * 0.8e-3;
+  r.phase_sum.backward_s = 30 * 1.4e-3, r.phase_sum.norm_s = 30 * 0.05e-3;
+  r.phase_sum.optimizer_s = 30 * 0.15e-3;
   return r;
 }
 
@@ -58,6 +64,25 @@ TEST(BenchGpuTest, TableAndJsonCarryHandComputedRatios) {
   EXPECT_NE(text.find("2.500 / 4.000"), std::string::npos) << text;
   EXPECT_NE(text.find("1638400"), std::string::npos) << text;
   EXPECT_NE(text.find("44.5%"), std::string::npos) << text;
+  EXPECT_NE(text.find("training step: model 8192-8192-10 (67190794 params), adamw optimizer, "
+                      "batch 4096 (micro 4096), 30 steps after 5 warmup"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  backward + loss (ms/step, GPU time)                  1.400"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Dense layers alone"), std::string::npos) << text;
+  // The step comes first, the layers alone after it.
+  EXPECT_LT(text.find("samples/s"), text.find("fc1 4096 x 8192 -> 8192")) << text;
+  EXPECT_NEAR(json["phase_ms"]["data"].get<double>(), 0.1, 1e-12);
+  EXPECT_NEAR(json["phase_ms"]["forward"].get<double>(), 0.8, 1e-12);
+  EXPECT_NEAR(json["phase_ms"]["backward"].get<double>(), 1.4, 1e-12);
+  EXPECT_EQ(json["phase_ms"]["grad_sync"].get<double>(), 0.0);
+  EXPECT_NEAR(json["phase_ms"]["grad_norm"].get<double>(), 0.05, 1e-12);
+  EXPECT_NEAR(json["phase_ms"]["optimizer"].get<double>(), 0.15, 1e-12);
+  EXPECT_EQ(json["model"], "8192-8192-10");
+  EXPECT_EQ(json["num_params"], 67190794);
+  EXPECT_EQ(json["ranks"], 1);
   EXPECT_EQ(json["precision"], "bf16");
   EXPECT_EQ(json["peak"]["product"], "H100 SXM");
   EXPECT_DOUBLE_EQ(json["peak"]["tflops"].get<double>(), 989.5);
