@@ -68,8 +68,8 @@ struct GpuBenchResult {
   StepTimes phase_sum;      // the GPU's phase times summed over the `steps` measured steps
 };
 
-// The GEMM number format device.precision selects on a GPU: BF16 and PRECISION_AUTO give bf16
-// (every GPU dpt runs on, compute capability 8.0 and newer, has bf16 tensor cores).
+// The GEMM number format device.precision selects on a GPU, as training uses it: PRECISION_AUTO
+// gives float32 (core/model.cpp), the others their own format.
 GpuPrecision gpu_precision(proto::Precision precision);
 const char* gpu_precision_name(GpuPrecision precision);  // "fp32", "tf32", "bf16", "fp16"
 // The entry of `tflops` for `precision`.
@@ -78,10 +78,10 @@ double peak_for(const GpuPeakTflops& tflops, GpuPrecision precision);
 // Prints the table to `out` and returns the JSON of `result`.
 nlohmann::json render_gpu_bench(const GpuBenchResult& result, std::FILE* out);
 
-// The device facts (names, precision, peak) and the per-layer table, on the first usable GPU
-// (a CudaDevice of its own). Throws dpt::Error (kConfig) when this build has no CUDA or no GPU is
-// usable, naming the reason.
-GpuBenchResult measure_gpu_layers(const proto::Config& config);
+// The device facts (names, precision, peak) and the per-layer table, on GPU `gpu` (the CUDA
+// ordinal of the step's device; a CudaDevice of its own). Throws dpt::Error (kConfig) when this
+// build has no CUDA or that GPU is not usable, naming the reason.
+GpuBenchResult measure_gpu_layers(const proto::Config& config, int gpu);
 
 // dpt bench step on a GPU: the training step on `choice`'s device (a CUDA device), then the layer
 // table; renders both and writes args.json when set (rank 0).

@@ -136,15 +136,17 @@ std::vector<double> time_in_turns(CudaDevice& device,
 
 }  // namespace
 
-GpuBenchResult measure_gpu_layers(const proto::Config& config) {
+GpuBenchResult measure_gpu_layers(const proto::Config& config, int gpu) {
   const GpuProbe probe = probe_gpus();
   const std::vector<GpuInfo> gpus = usable_gpus(probe);
-  DPT_CHECK_AS(ErrorKind::kConfig, !gpus.empty())
-      << "device.kind: CUDA requested, but no GPU is usable: " << probe.reason
+  const auto info = std::find_if(gpus.begin(), gpus.end(),
+                                 [gpu](const GpuInfo& usable) { return usable.index == gpu; });
+  DPT_CHECK_AS(ErrorKind::kConfig, info != gpus.end())
+      << "device.kind: CUDA requested, but GPU cuda:" << gpu << " is not usable: " << probe.reason
       << "; use AUTO or CPU";
-  CudaDevice device(gpus.front().index);
+  CudaDevice device(gpu);
   GpuBenchResult result;
-  result.gpu_name = gpus.front().name;
+  result.gpu_name = info->name;
   result.device = device.name();
   result.precision = gpu_precision(config.device().precision());
   result.peak = gpu_peak(result.gpu_name);

@@ -4,7 +4,7 @@
 
 namespace dpt {
 
-GpuBenchResult measure_gpu_layers(const proto::Config&) {
+GpuBenchResult measure_gpu_layers(const proto::Config&, int) {
   DPT_THROW(ErrorKind::kConfig)
       << "dpt bench step: device.kind: CUDA, but this dpt was built without CUDA "
          "(DPT_WITH_CUDA=OFF); use AUTO or CPU";

@@ -26,7 +26,7 @@ nlohmann::json bench_step_gpu(const BenchStepArgs& args, const proto::Config& co
     timer.run(args.steps, true);
     run = timer.result();
   }
-  GpuBenchResult result = measure_gpu_layers(config);
+  GpuBenchResult result = measure_gpu_layers(config, choice.device->index());
   result.model_summary = run.model_summary;
   result.optimizer = run.optimizer;
   result.num_params = run.num_params;
