@@ -51,7 +51,9 @@ class CudaPhaseClock : public PhaseClock {
     while (marks_.size() >= 2) {
       const cudaError_t state = cudaEventQuery(marks_[1].event);
       if (state == cudaErrorNotReady) {
-        cudaGetLastError();  // not an error: the work still runs
+        // The work still runs. "Not ready" is recorded as the thread's last CUDA error, which
+        // the next launch check would report as its own: clear it (as PyTorch does).
+        cudaGetLastError();
         return;
       }
       CUDA_CHECK(state);
