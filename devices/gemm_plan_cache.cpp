@@ -10,9 +10,9 @@ namespace dpt {
 bool GemmPlanKey::operator==(const GemmPlanKey& o) const {
   return m == o.m && n == o.n && k == o.k && trans_a == o.trans_a && trans_b == o.trans_b &&
          lda == o.lda && ldb == o.ldb && ldc == o.ldc && input_type == o.input_type &&
-         compute_type == o.compute_type && epilogue == o.epilogue && align[0] == o.align[0] &&
-         align[1] == o.align[1] && align[2] == o.align[2] && align[3] == o.align[3] &&
-         workspace_bytes == o.workspace_bytes;
+         compute_type == o.compute_type && epilogue == o.epilogue &&
+         epilogue_align == o.epilogue_align && align[0] == o.align[0] && align[1] == o.align[1] &&
+         align[2] == o.align[2] && align[3] == o.align[3] && workspace_bytes == o.workspace_bytes;
 }
 
 std::size_t GemmPlanKeyHash::operator()(const GemmPlanKey& key) const {
@@ -31,6 +31,7 @@ std::size_t GemmPlanKeyHash::operator()(const GemmPlanKey& key) const {
   mix(static_cast<uint32_t>(key.input_type));
   mix(static_cast<uint32_t>(key.compute_type));
   mix(static_cast<uint32_t>(key.epilogue));
+  mix(key.epilogue_align);
   for (uint32_t a : key.align) mix(a);
   mix(key.workspace_bytes);
   return seed;

@@ -24,6 +24,9 @@ struct GemmPlanKey {
   int32_t input_type = 0;             // A's and B's element type
   int32_t compute_type = 0;
   int32_t epilogue = 0;
+  // Alignment in bytes of the epilogue's vector (bias or bias gradient), 0 without one: it was
+  // set when the algorithm was chosen, so a vector aligned differently gets its own plan.
+  uint32_t epilogue_align = 0;
   // Alignment in bytes (a power of two up to 256) of A, B, C and D as the library names them.
   uint32_t align[4] = {0, 0, 0, 0};
   uint64_t workspace_bytes = 0;

@@ -33,8 +33,8 @@ CublasLtPlan::~CublasLtPlan() {
   if (op_) lt_.desc_destroy(op_);
 }
 
-std::unique_ptr<CublasLtPlan> CublasLtPlan::create(const CudaDevice& device,
-                                                   const GemmPlanKey& key) {
+std::unique_ptr<CublasLtPlan> CublasLtPlan::create(const CudaDevice& device, const GemmPlanKey& key,
+                                                   const void* epilogue_vector) {
   const CublasLtLibrary& lt = device.cublaslt();
   std::unique_ptr<CublasLtPlan> plan(new CublasLtPlan(lt));
   const auto type = static_cast<cudaDataType_t>(key.input_type);
@@ -48,12 +48,15 @@ std::unique_ptr<CublasLtPlan> CublasLtPlan::create(const CudaDevice& device,
            "set TRANSA");
   lt.check(lt.desc_set(plan->op_, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)),
            "set TRANSB");
-  // The bias (added) or the bias gradient (written) shares cuBLASLt's BIAS_POINTER, which run()
-  // sets per call; its type defaults to C's, float32, in both cases.
+  // The bias (added) or the bias gradient (written) shares cuBLASLt's BIAS_POINTER, set here for
+  // the heuristic and again by each run(); its type defaults to C's, float32, in both cases.
   plan->has_epilogue_ = epilogue != CUBLASLT_EPILOGUE_DEFAULT;
   if (plan->has_epilogue_) {
     lt.check(lt.desc_set(plan->op_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
              "set EPILOGUE");
+    lt.check(lt.desc_set(plan->op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &epilogue_vector,
+                         sizeof(epilogue_vector)),
+             "set BIAS_POINTER");
   }
   // Row-major sizes of A and B as stored; column-major views of a row-major [rows, cols] with
   // stride ld are [cols, rows], ld.

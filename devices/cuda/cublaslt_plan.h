@@ -22,7 +22,11 @@ class CublasLtPlan : public GemmPlan {
   // Returns null when the key's epilogue is BGRADB and cuBLASLt has no algorithm for it (it
   // exists for some types, layouts and GPUs only); throws dpt::Error for any other failure,
   // naming the shape.
-  static std::unique_ptr<CublasLtPlan> create(const CudaDevice& device, const GemmPlanKey& key);
+  // `epilogue_vector`: the first call's bias or bias gradient (null without an epilogue), set
+  // while the algorithm is chosen, as cuBLASLt sees it on every later call (only its address
+  // changes; its alignment is the key's epilogue_align).
+  static std::unique_ptr<CublasLtPlan> create(const CudaDevice& device, const GemmPlanKey& key,
+                                              const void* epilogue_vector);
   ~CublasLtPlan() override;
   CublasLtPlan(const CublasLtPlan&) = delete;
   CublasLtPlan& operator=(const CublasLtPlan&) = delete;

@@ -61,6 +61,7 @@ bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Opera
     epilogue_vector = row_sums;
   }
   key.epilogue = static_cast<int32_t>(epilogue);
+  key.epilogue_align = epilogue_vector ? cublaslt_alignment_of(epilogue_vector) : 0;
   // cuBLASLt's A is our B, its B our A; C and D are both c.
   key.align[0] = cublaslt_alignment_of(in.b);
   key.align[1] = cublaslt_alignment_of(in.a);
@@ -72,7 +73,8 @@ bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Opera
   std::lock_guard<std::mutex> lock(device.gemm_mutex());
   GemmPlanCache& plans = device.gemm_plans();
   GemmPlanCache::Lookup lookup = plans.find(key);
-  if (!lookup.found) lookup.plan = plans.insert(key, CublasLtPlan::create(device, key));
+  if (!lookup.found)
+    lookup.plan = plans.insert(key, CublasLtPlan::create(device, key, epilogue_vector));
   if (lookup.plan == nullptr) return false;  // only a BGRADB key is cached without a plan
   static_cast<CublasLtPlan*>(lookup.plan)->run(device, alpha, in.a, in.b, beta, c, epilogue_vector);
   return true;

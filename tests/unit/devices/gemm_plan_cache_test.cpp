@@ -33,14 +33,23 @@ GemmPlanKey key_of(int64_t m) {
 TEST(GemmPlanCacheTest, EveryFieldChangesTheKey) {
   const GemmPlanKey base = key_of(16);
   const std::vector<std::function<void(GemmPlanKey&)>> changes = {
-      [](GemmPlanKey& k) { k.m += 1; },          [](GemmPlanKey& k) { k.n += 1; },
-      [](GemmPlanKey& k) { k.k += 1; },          [](GemmPlanKey& k) { k.trans_a = true; },
-      [](GemmPlanKey& k) { k.trans_b = true; },  [](GemmPlanKey& k) { k.lda += 1; },
-      [](GemmPlanKey& k) { k.ldb += 1; },        [](GemmPlanKey& k) { k.ldc += 1; },
-      [](GemmPlanKey& k) { k.input_type = 14; }, [](GemmPlanKey& k) { k.compute_type = 77; },
-      [](GemmPlanKey& k) { k.epilogue = 4; },    [](GemmPlanKey& k) { k.align[0] = 4; },
-      [](GemmPlanKey& k) { k.align[1] = 4; },    [](GemmPlanKey& k) { k.align[2] = 4; },
-      [](GemmPlanKey& k) { k.align[3] = 4; },    [](GemmPlanKey& k) { k.workspace_bytes = 0; },
+      [](GemmPlanKey& k) { k.m += 1; },
+      [](GemmPlanKey& k) { k.n += 1; },
+      [](GemmPlanKey& k) { k.k += 1; },
+      [](GemmPlanKey& k) { k.trans_a = true; },
+      [](GemmPlanKey& k) { k.trans_b = true; },
+      [](GemmPlanKey& k) { k.lda += 1; },
+      [](GemmPlanKey& k) { k.ldb += 1; },
+      [](GemmPlanKey& k) { k.ldc += 1; },
+      [](GemmPlanKey& k) { k.input_type = 14; },
+      [](GemmPlanKey& k) { k.compute_type = 77; },
+      [](GemmPlanKey& k) { k.epilogue = 4; },
+      [](GemmPlanKey& k) { k.align[0] = 4; },
+      [](GemmPlanKey& k) { k.align[1] = 4; },
+      [](GemmPlanKey& k) { k.align[2] = 4; },
+      [](GemmPlanKey& k) { k.align[3] = 4; },
+      [](GemmPlanKey& k) { k.workspace_bytes = 0; },
+      [](GemmPlanKey& k) { k.epilogue_align = 16; },
   };
   int destroyed = 0;
   GemmPlanCache cache(64);
