@@ -70,6 +70,11 @@ struct GpuLossSums {
 // device. Throws kInternal naming the first sample whose label is outside [0, cols).
 GpuLossSums gpu_softmax_cross_entropy(Device& device, const float* logits, const int32_t* labels,
                                       int64_t rows, int64_t cols, float* grad, double grad_scale);
+// The same queued without waiting: per-sample losses (double) and hits (1 / 0, -1 for a label
+// outside [0, cols)) into the device arrays losses[rows] and hits[rows], read back by the caller.
+void gpu_softmax_cross_entropy_queued(Device& device, const float* logits, const int32_t* labels,
+                                      int64_t rows, int64_t cols, float* grad, double grad_scale,
+                                      double* losses, int32_t* hits);
 
 // SGD (momentum_buffer null when momentum == 0) and Adam/AdamW over n floats of the flat buffer.
 void gpu_sgd_step(Device& device, float* params, const float* grads, float* momentum_buffer,

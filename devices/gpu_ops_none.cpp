@@ -50,6 +50,11 @@ GpuLossSums gpu_softmax_cross_entropy(Device&, const float*, const int32_t*, int
   no_cuda("softmax cross-entropy");
 }
 
+void gpu_softmax_cross_entropy_queued(Device&, const float*, const int32_t*, int64_t, int64_t,
+                                      float*, double, double*, int32_t*) {
+  no_cuda("softmax cross-entropy");
+}
+
 void gpu_sgd_step(Device&, float*, const float*, float*, int64_t, float, float, float, bool) {
   no_cuda("sgd");
 }

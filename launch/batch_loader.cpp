@@ -8,13 +8,17 @@
 
 namespace dpt {
 
-BatchLoader::BatchLoader(Device& device, int64_t rows, int64_t features, DType dtype)
+BatchLoader::BatchLoader(Device& device, int64_t rows, int64_t features, DType dtype, Device* host)
     : device_(device), rows_(rows) {
   DPT_CHECK(rows > 0 && features > 0)
       << "batch loader: " << rows << " rows of " << features << " features";
   const bool on_cpu = device.kind() == DeviceKind::kCpu;
   if (!on_cpu) {
-    host_ = make_pinned_host(device);
+    if (host == nullptr) {
+      own_host_ = make_pinned_host(device);
+      host = own_host_.get();
+    }
+    host_ = host;
     copies_ = device.create_copy_queue();
   }
   for (Slot& slot : slots_) {

@@ -44,8 +44,11 @@ struct DeviceBatch {
 class BatchLoader {
  public:
   // Two slots of `rows` x `features` inputs of `dtype` and `rows` labels on `device`, which must
-  // outlive the loader.
-  BatchLoader(Device& device, int64_t rows, int64_t features, DType dtype);
+  // outlive the loader. `host`: where the page-locked host buffers come from when `device` is
+  // not the CPU (make_pinned_host; one with keep_freed lets a caller that makes loaders again
+  // and again, as evaluate() does, page-lock them once); it must outlive the loader. Null: the
+  // loader's own. Unused on the CPU.
+  BatchLoader(Device& device, int64_t rows, int64_t features, DType dtype, Device* host = nullptr);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -76,7 +79,8 @@ class BatchLoader {
   };
 
   Device& device_;
-  std::unique_ptr<Device> host_;  // page-locked host memory as a CPU-kind Device; null on the CPU
+  std::unique_ptr<Device> own_host_;  // page-locked host memory when the caller gave none
+  Device* host_ = nullptr;  // page-locked host memory as a CPU-kind Device; null on the CPU
   std::unique_ptr<CopyQueue> copies_;  // the uploads' own queue; null on the CPU
   int64_t rows_;
   Slot slots_[2];    // declared after copies_, so destroyed first: their events are its

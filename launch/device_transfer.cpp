@@ -2,6 +2,8 @@
 #include "launch/device_transfer.h"
 
 #include <cstring>
+#include <map>
+#include <unordered_map>
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
@@ -18,14 +20,39 @@ class HostEvent : public DeviceEvent {
 
 // Page-locked host memory of `device`, presented as a CPU-kind Device so that host tensors
 // (which gather_batch fills) can live in it. Its memory is not counted: it is not the model's.
+// With keep_freed, freed blocks wait in `kept_` for an allocation of the same size and are
+// returned to `device` only when this goes (cudaHostAlloc takes milliseconds).
 class PinnedHost : public Device {
  public:
-  explicit PinnedHost(Device& device) : device_(device) {}
+  PinnedHost(Device& device, bool keep_freed) : device_(device), keep_freed_(keep_freed) {}
+  ~PinnedHost() override {
+    for (auto& [bytes, ptr] : kept_) device_.deallocate_host(ptr);
+  }
   DeviceKind kind() const override { return DeviceKind::kCpu; }
   int index() const override { return 0; }
   std::string name() const override { return "page-locked host memory of " + device_.name(); }
-  void* allocate(std::size_t bytes) override { return device_.allocate_host(bytes); }
-  void deallocate(void* ptr) noexcept override { device_.deallocate_host(ptr); }
+  void* allocate(std::size_t bytes) override {
+    if (!keep_freed_) return device_.allocate_host(bytes);
+    void* ptr = nullptr;
+    const auto kept = kept_.find(bytes);
+    if (kept != kept_.end()) {
+      ptr = kept->second;
+      kept_.erase(kept);
+    } else {
+      ptr = device_.allocate_host(bytes);
+    }
+    sizes_[ptr] = bytes;
+    return ptr;
+  }
+  void deallocate(void* ptr) noexcept override {
+    const auto size = sizes_.find(ptr);
+    if (size == sizes_.end()) {
+      device_.deallocate_host(ptr);
+      return;
+    }
+    kept_.emplace(size->second, ptr);
+    sizes_.erase(size);
+  }
   MemoryCounters memory_counters() const override { return {}; }
   void reset_peak() override {}
   void copy(void* dst, const void* src, std::size_t bytes) override {
@@ -54,12 +81,15 @@ class PinnedHost : public Device {
 
  private:
   Device& device_;
+  bool keep_freed_;
+  std::unordered_map<void*, std::size_t> sizes_;  // keep_freed: blocks in use -> bytes
+  std::multimap<std::size_t, void*> kept_;        // keep_freed: freed blocks by size
 };
 
 }  // namespace
 
-std::unique_ptr<Device> make_pinned_host(Device& device) {
-  return std::make_unique<PinnedHost>(device);
+std::unique_ptr<Device> make_pinned_host(Device& device, bool keep_freed) {
+  return std::make_unique<PinnedHost>(device, keep_freed);
 }
 
 std::vector<float> to_host(const Tensor& tensor) {

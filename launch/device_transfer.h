@@ -19,8 +19,11 @@ void from_host(const Tensor& tensor, const float* values);
 
 // `device`'s page-locked host memory (Device::allocate_host) presented as a CPU-kind Device, so
 // host tensors that asynchronous copies read or write can live in it. Not counted in memory
-// counters. `device` must outlive it and its tensors.
-std::unique_ptr<Device> make_pinned_host(Device& device);
+// counters. `device` must outlive it and its tensors. With `keep_freed`, a freed block is kept
+// for the next allocation of the same size and given back only when the returned Device goes,
+// so buffers made again and again (each evaluation's batch loader) are page-locked once; its
+// tensors must then be gone before it. Not thread-safe.
+std::unique_ptr<Device> make_pinned_host(Device& device, bool keep_freed = false);
 
 // Broadcasts the float32 `tensor` from `root` to every rank. A tensor on the CPU, or a
 // communicator that takes device memory (Communicator::device_memory), is passed as is;

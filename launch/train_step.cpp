@@ -8,7 +8,7 @@
 #include <limits>
 #include <thread>
 
-#include "core/loss.h"
+#include "core/loss_accumulator.h"
 
 namespace dpt {
 namespace {
@@ -83,7 +83,9 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
   const Model::GradsReady on_ready = [this](int64_t offset, int64_t count) {
     grad_sync_->ready({offset, count});
   };
-  double loss_sum = 0.0;
+  // The micro-batches' loss sums, read back once at the end of the step (on a GPU the host does
+  // not wait after each loss but goes on queueing backward).
+  LossAccumulator losses(loss_);
   // d(mean loss)/d(logits), times the loss scale when scaling.
   const double grad_scale =
       (scaler_ ? static_cast<double>(scaler_->scale()) : 1.0) / static_cast<double>(batch);
@@ -117,18 +119,23 @@ StepResult TrainStep::compute_gradients(int64_t step, int64_t batch, Shard shard
     clock_->lap(kData);
     Tensor grad_logits =
         workspace(grad_logits_buffer_, model_.device(), logits.shape(), logits.dtype());
-    loss_sum += compute_loss(loss_, logits, micro.labels, &grad_logits, grad_scale).loss_sum;
+    losses.add(logits, micro.labels, &grad_logits, grad_scale);
     // Only the last micro-batch's backward finishes a layer's gradients.
     model_.backward(grad_logits, last && grad_sync_ ? on_ready : Model::GradsReady{});
     clock_->lap(kBackward);
   }
-  // {loss sum, ranks asking to stop}, summed over ranks.
-  double totals[2] = {loss_sum, stop ? 1.0 : 0.0};
+  // {loss sum, ranks asking to stop}, summed over ranks. Reading the loss back waits for the
+  // device to finish backward, which the gradient sync waits for too.
+  double totals[2] = {0.0, stop ? 1.0 : 0.0};
   if (grad_sync_) {
     TraceSpan span(tracer_, "sync", "wait for gradients and loss");
     grad_sync_->finish();
+    totals[0] = losses.total().loss_sum;
     comm_.all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
     clock_->lap(kSync);
+  } else {
+    totals[0] = losses.total().loss_sum;
+    clock_->lap(kBackward);
   }
   result.loss = totals[0] / static_cast<double>(batch);
   result.stop = totals[1] > 0;

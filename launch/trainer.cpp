@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "core/loss.h"
+#include "core/loss_accumulator.h"
 #include "core/random.h"
 #include "devices/error.h"
 #include "launch/balance.h"
@@ -44,7 +44,7 @@ void check_dataset_fits(const proto::Config& config, const Model& model, const D
 
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
                     proto::LossKind loss, int64_t batch_size, Communicator* comm,
-                    const std::vector<int64_t>& shares) {
+                    const std::vector<int64_t>& shares, Device* staging) {
   Device& device = model.device();
   Shard shard{0, dataset.size};
   if (comm && !shares.empty()) {
@@ -54,15 +54,15 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
     shard = shard_of(dataset.size, comm->rank(), comm->size());
   }
   batch_size = std::min(batch_size, std::max<int64_t>(shard.end - shard.begin, 1));
-  BatchLoader loader(device, batch_size, model.input_size(), model.dtype());
+  BatchLoader loader(device, batch_size, model.input_size(), model.dtype(), staging);
   std::vector<int64_t> indices(static_cast<std::size_t>(shard.end - shard.begin));
   std::iota(indices.begin(), indices.end(), shard.begin);
   // Rows of this rank's shard, from its start.
   const BatchSource source = [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
     gather_batch(dataset, indices.data() + row, n, normalization, inputs, labels);
   };
-  // {loss sum, correct}, summed over this rank's shard, then over ranks.
-  double totals[2] = {0.0, 0.0};
+  // The batches' loss sums, read back once after the last (no wait for the device per batch).
+  LossAccumulator losses(loss);
   for (int64_t row = 0; row < shard.end - shard.begin; row += batch_size) {
     const int64_t n = std::min(batch_size, shard.end - shard.begin - row);
     const DeviceBatch micro = loader.take({0, row, n}, source);
@@ -70,10 +70,11 @@ EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& n
     // The next batch loads while the device runs this one.
     const int64_t next_n = std::min(batch_size, shard.end - shard.begin - row - n);
     if (next_n > 0) loader.prefetch({0, row + n, next_n}, source);
-    LossResult batch = compute_loss(loss, logits, micro.labels, nullptr, 0.0);
-    totals[0] += batch.loss_sum;
-    totals[1] += static_cast<double>(batch.correct);
+    losses.add(logits, micro.labels, nullptr, 0.0);
   }
+  // {loss sum, correct}, summed over this rank's shard, then over ranks.
+  const LossResult sums = losses.total();
+  double totals[2] = {sums.loss_sum, static_cast<double>(sums.correct)};
   if (comm && comm->size() > 1) comm->all_reduce(totals, totals, 2, DType::kF64, ReduceOp::kSum);
   EvalResult result;
   result.samples = dataset.size;

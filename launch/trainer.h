@@ -116,10 +116,13 @@ TrainSummary train(const proto::Config& config, Device& device, Communicator& co
 // Loss and accuracy of `model` over all of `dataset`, in batches of `batch_size`. With a
 // communicator, each rank evaluates its shard and the sums are all-reduced (same result on all).
 // `shares` (one per rank; empty: equal shards): the dataset is split in their proportions, so
-// ranks balanced for training (comm.balance) are balanced for evaluation too.
+// ranks balanced for training (comm.balance) are balanced for evaluation too. `staging`: the
+// page-locked host memory of the batch loader on a GPU (make_pinned_host with keep_freed, kept
+// by a caller that evaluates again and again, as the training run does, so only the first call
+// page-locks); null: the loader's own, allocated and freed in this call. Unused on the CPU.
 EvalResult evaluate(Model& model, const Dataset& dataset, const Normalization& normalization,
                     proto::LossKind loss, int64_t batch_size, Communicator* comm = nullptr,
-                    const std::vector<int64_t>& shares = {});
+                    const std::vector<int64_t>& shares = {}, Device* staging = nullptr);
 
 // Checks that a dataset fits the model: feature count vs model.input_size and class count vs
 // the last layer's width. Throws kConfig naming the field, the file and both numbers.

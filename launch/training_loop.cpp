@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "devices/error.h"
+#include "launch/device_transfer.h"
 #include "launch/fault_injection.h"
 #include "launch/training_run.h"
 #include "optim/lr_schedule.h"
@@ -233,10 +234,13 @@ void TrainingRun::end_epoch(int64_t epoch) {
 
 void TrainingRun::evaluate_test_set(int64_t epoch) {
   TraceSpan span(trace_.get(), "eval", "evaluate");
+  // Page-locked once for the run: cudaHostAlloc takes milliseconds, each evaluation would pay it.
+  if (!eval_staging_) eval_staging_ = make_pinned_host(model_->device(), true);
   EvalResult result = in_context("evaluation after step", step_, [&] {
     return evaluate(*model_, *test_set_, normalization_, config_.model().loss(),
                     config_.train().eval_batch_size(), &comm_,
-                    balancer_->balanced() ? balancer_->shares() : std::vector<int64_t>{});
+                    balancer_->balanced() ? balancer_->shares() : std::vector<int64_t>{},
+                    eval_staging_.get());
   });
   result.step = step_;
   result.epoch = epoch;

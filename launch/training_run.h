@@ -91,6 +91,9 @@ class TrainingRun {
   Dataset train_set_;
   std::optional<Dataset> test_set_;
   std::unique_ptr<Model> model_;
+  // evaluate()'s page-locked staging buffers, kept from one evaluation to the next (made at the
+  // first; launch/device_transfer.h make_pinned_host with keep_freed).
+  std::unique_ptr<Device> eval_staging_;
   int64_t batch_ = 0;     // the global batch
   bool balance_ = false;  // comm.balance: BALANCE_THROUGHPUT
   int64_t steps_per_epoch_ = 0;

@@ -52,6 +52,7 @@ CudaDevice::~CudaDevice() {
   // Blocks still in use belong to Tensors that outlived the device (a caller bug); free them.
   for (auto& [ptr, size] : in_use_) cudaFree(ptr);
   cudaFree(workspace_);
+  gemm_plans_.clear();  // their descriptors, before cuBLASLt is unloaded
   cublaslt_->destroy(cublaslt_handle_);
   cublaslt_.reset();
   cudaStreamDestroy(stream_);

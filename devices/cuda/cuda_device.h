@@ -5,8 +5,9 @@
 // exception to the single stream is a CopyQueue (create_copy_queue, cuda_copy_queue.cpp): a
 // second stream for batch uploads, ordered against the compute stream by events only where its
 // user asks.
-// Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except memory_counters,
-// the asynchronous copies and events.
+// It also keeps the cuBLASLt plans of the GEMMs it has run (gemm_plans), so each shape is set up
+// once. Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except
+// memory_counters, the asynchronous copies and events.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -22,6 +23,7 @@
 
 #include "devices/cuda/cublaslt_library.h"
 #include "devices/device.h"
+#include "devices/gemm_plan_cache.h"
 
 namespace dpt {
 
@@ -80,6 +82,14 @@ class CudaDevice : public Device {
   void* gemm_workspace() const { return workspace_; }
   std::size_t gemm_workspace_bytes() const { return kWorkspaceBytes; }
   int compute_capability() const { return compute_capability_; }
+  // The cuBLASLt plans of cuda_gemm (devices/cuda/cuda_gemm.cpp), at most kGemmPlans shapes;
+  // used under gemm_mutex(), which cuda_gemm holds while it looks a plan up and queues with it
+  // (a plan's epilogue pointer is set per call). Only the thread that runs forward and backward
+  // calls cuda_gemm (the gradient sync's thread launches element-wise kernels only), so the
+  // mutex is a guard, not a contention point.
+  GemmPlanCache& gemm_plans() { return gemm_plans_; }
+  std::mutex& gemm_mutex() { return gemm_mutex_; }
+  static constexpr std::size_t kGemmPlans = 256;
   // Makes this GPU the calling thread's current device (cudaSetDevice): kernels launched into
   // its stream from another thread (the gradient sync's) must run with it current.
   void make_current() const;
@@ -95,6 +105,9 @@ class CudaDevice : public Device {
   std::unique_ptr<CublasLtLibrary> cublaslt_;
   cublasLtHandle_t cublaslt_handle_ = nullptr;
   void* workspace_ = nullptr;
+  // After cublaslt_: plans hold its descriptors (the destructor also clears them first).
+  std::mutex gemm_mutex_;
+  GemmPlanCache gemm_plans_{kGemmPlans};
 
   mutable std::mutex mutex_;
   std::unordered_map<void*, std::size_t> in_use_;     // block -> rounded size

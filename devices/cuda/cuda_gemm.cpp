@@ -5,41 +5,20 @@
 // BIAS epilogues add; for the same reason the bias gradient of our A (row sums of op(A)) is
 // cuBLASLt's BGRADB (reduction of its B over k), as in PyTorch's and TransformerEngine's weight-
 // gradient GEMMs. bf16 / fp16 inputs are packed 16-bit copies (the caller's, or rounded here into
-// pool scratch), multiplied with CUBLAS_COMPUTE_32F into the float32 C.
+// pool scratch), multiplied with CUBLAS_COMPUTE_32F into the float32 C. The cuBLASLt set-up of a
+// shape (descriptors, layouts, the algorithm heuristic) is done once per plan key and kept in
+// the device's plan cache (devices/gemm_plan_cache.h, devices/cuda/cublaslt_plan.h).
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
+#include "devices/cuda/cublaslt_plan.h"
 #include "devices/cuda/cuda_ops.h"
 #include "devices/cuda/pool_block.h"
 #include "devices/error.h"
 
 namespace dpt {
 namespace {
-
-// RAII holders for the cuBLASLt descriptors of one call.
-struct Descriptors {
-  const CublasLtLibrary& lt;
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulPreference_t preference = nullptr;
-  explicit Descriptors(const CublasLtLibrary& library) : lt(library) {}
-  ~Descriptors() {
-    if (preference) lt.preference_destroy(preference);
-    if (c) lt.layout_destroy(c);
-    if (b) lt.layout_destroy(b);
-    if (a) lt.layout_destroy(a);
-    if (op) lt.desc_destroy(op);
-  }
-};
-
-// The largest power of two (up to 256) dividing the address: cuBLASLt assumes 256-byte aligned
-// operands unless told otherwise, and views into the flat buffers are only float-aligned.
-uint32_t alignment_of(const void* ptr) {
-  const auto address = reinterpret_cast<uintptr_t>(ptr);
-  uint32_t alignment = 256;
-  while (alignment > 1 && address % alignment != 0) alignment /= 2;
-  return alignment;
-}
 
 // The 16-bit operand: the caller's packed copy, or `src` rounded into `scratch`.
 const uint16_t* operand_16bit(CudaDevice& device, CudaGemmInput input, const float* src,
@@ -63,21 +42,15 @@ struct Operands {
 
 // Runs the GEMM through cuBLASLt, with the BGRADB epilogue writing `row_sums` when it is not null.
 // Returns false, having queued nothing, when cuBLASLt has no algorithm for the fused call; a
-// plain call without one throws.
+// plain call without one throws. The plan (descriptors, layouts, algorithm) comes from the
+// device's cache; a key without a fused algorithm is cached as such, so it is asked once.
 bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Operands& in, float beta,
                 float* c, const CudaGemmOptions& options, float* row_sums) {
-  const CublasLtLibrary& lt = device.cublaslt();
-  Descriptors d(lt);
-  lt.check(lt.desc_create(&d.op, in.compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
-  // cuBLASLt's A is our B, its B our A (see the file comment).
-  const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)),
-           "set TRANSA");
-  lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)),
-           "set TRANSB");
-  // The bias (added) or the bias gradient (written) shares cuBLASLt's BIAS_POINTER; its type
-  // defaults to C's, float32, in both cases.
+  GemmPlanKey key;
+  key.m = s.m, key.n = s.n, key.k = s.k, key.trans_a = s.trans_a, key.trans_b = s.trans_b;
+  key.lda = in.lda, key.ldb = in.ldb, key.ldc = s.ldc;
+  key.input_type = static_cast<int32_t>(in.type);
+  key.compute_type = static_cast<int32_t>(in.compute);
   const void* epilogue_vector = nullptr;
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   if (options.bias != nullptr) {
@@ -87,55 +60,23 @@ bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Opera
     epilogue = CUBLASLT_EPILOGUE_BGRADB;
     epilogue_vector = row_sums;
   }
-  if (epilogue_vector != nullptr) {
-    lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
-             "set EPILOGUE");
-    lt.check(lt.desc_set(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &epilogue_vector,
-                         sizeof(epilogue_vector)),
-             "set BIAS_POINTER");
-  }
-  // Column-major views: stored row-major [rows, cols] with stride ld is [cols, rows], ld.
-  lt.check(lt.layout_create(&d.a, in.type, static_cast<uint64_t>(in.b_cols),
-                            static_cast<uint64_t>(in.b_rows), in.ldb),
-           "cublasLtMatrixLayoutCreate(B)");
-  lt.check(lt.layout_create(&d.b, in.type, static_cast<uint64_t>(in.a_cols),
-                            static_cast<uint64_t>(in.a_rows), in.lda),
-           "cublasLtMatrixLayoutCreate(A)");
-  lt.check(lt.layout_create(&d.c, CUDA_R_32F, static_cast<uint64_t>(s.n),
-                            static_cast<uint64_t>(s.m), s.ldc),
-           "cublasLtMatrixLayoutCreate(C)");
+  key.epilogue = static_cast<int32_t>(epilogue);
+  key.epilogue_align = epilogue_vector ? cublaslt_alignment_of(epilogue_vector) : 0;
+  // cuBLASLt's A is our B, its B our A; C and D are both c.
+  key.align[0] = cublaslt_alignment_of(in.b);
+  key.align[1] = cublaslt_alignment_of(in.a);
+  key.align[2] = key.align[3] = cublaslt_alignment_of(c);
+  key.workspace_bytes = device.gemm_workspace_bytes();
 
-  lt.check(lt.preference_create(&d.preference), "cublasLtMatmulPreferenceCreate");
-  const uint64_t workspace_bytes = device.gemm_workspace_bytes();
-  lt.check(lt.preference_set(d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                             &workspace_bytes, sizeof(workspace_bytes)),
-           "set MAX_WORKSPACE_BYTES");
-  const struct {
-    cublasLtMatmulPreferenceAttributes_t attribute;
-    const void* ptr;
-  } alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, in.b},
-                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, in.a},
-                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c},
-                    {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c}};
-  for (const auto& entry : alignments) {
-    const uint32_t bytes = alignment_of(entry.ptr);
-    lt.check(lt.preference_set(d.preference, entry.attribute, &bytes, sizeof(bytes)),
-             "set MIN_ALIGNMENT");
-  }
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t status = lt.heuristic(device.cublaslt_handle(), d.op, d.a, d.b, d.c, d.c,
-                                             d.preference, 1, &result, &found);
-  // The bias-gradient epilogue exists for some types, layouts and GPUs only: cuBLASLt answers
-  // NOT_SUPPORTED or finds no algorithm for the others, and the caller sums without it.
-  if (row_sums != nullptr && (status != CUBLAS_STATUS_SUCCESS || found == 0)) return false;
-  lt.check(status, "cublasLtMatmulAlgoGetHeuristic");
-  DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << s.m << " n=" << s.n << " k=" << s.k
-                       << (options.bias ? " with a bias epilogue" : "")
-                       << (in.type != CUDA_R_32F ? " with 16-bit inputs" : "");
-  lt.check(lt.matmul(device.cublaslt_handle(), d.op, &alpha, in.b, d.a, in.a, d.b, &beta, c, d.c, c,
-                     d.c, &result.algo, device.gemm_workspace(), workspace_bytes, device.stream()),
-           "cublasLtMatmul");
+  // One call at a time uses a plan (run() sets its epilogue pointer, then queues): in dpt only
+  // the thread that runs forward and backward multiplies, so the lock is never contended.
+  std::lock_guard<std::mutex> lock(device.gemm_mutex());
+  GemmPlanCache& plans = device.gemm_plans();
+  GemmPlanCache::Lookup lookup = plans.find(key);
+  if (!lookup.found)
+    lookup.plan = plans.insert(key, CublasLtPlan::create(device, key, epilogue_vector));
+  if (lookup.plan == nullptr) return false;  // only a BGRADB key is cached without a plan
+  static_cast<CublasLtPlan*>(lookup.plan)->run(device, alpha, in.a, in.b, beta, c, epilogue_vector);
   return true;
 }
 

@@ -1,11 +1,15 @@
 // Softmax cross-entropy on the GPU: one thread per sample running core/loss.cpp's loop (max-
-// shifted, exp and log in double), per-sample results copied back and added in sample order.
+// shifted, exp and log in double), per-sample results copied back and added in sample order
+// (cuda_softmax_cross_entropy), or left on the device for the caller to read back later
+// (cuda_softmax_cross_entropy_queued: a step's micro-batches read back once,
+// core/loss_accumulator).
 #include <cuda_runtime.h>
 
 #include <vector>
 
 #include "devices/cuda/cuda_launch.h"
 #include "devices/cuda/cuda_ops.h"
+#include "devices/cuda/pool_block.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -51,6 +55,18 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t*
 
 }  // namespace
 
+void cuda_softmax_cross_entropy_queued(CudaDevice& device, const float* logits,
+                                       const int32_t* labels, int64_t rows, int64_t cols,
+                                       float* grad, double grad_scale, double* losses,
+                                       int32_t* hits) {
+  DPT_CHECK(rows >= 0 && cols > 0)
+      << "cuda_softmax_cross_entropy: bad shape [" << rows << ", " << cols << "]";
+  if (rows == 0) return;
+  softmax_cross_entropy_kernel<<<grid_for(rows), kThreads, 0, device.stream()>>>(
+      logits, labels, rows, cols, grad, grad_scale, losses, hits);
+  CUDA_CHECK_LAUNCH("softmax_cross_entropy_kernel");
+}
+
 CudaLossSums cuda_softmax_cross_entropy(CudaDevice& device, const float* logits,
                                         const int32_t* labels, int64_t rows, int64_t cols,
                                         float* grad, double grad_scale) {
@@ -59,23 +75,14 @@ CudaLossSums cuda_softmax_cross_entropy(CudaDevice& device, const float* logits,
   CudaLossSums sums;
   if (rows == 0) return sums;
   const std::size_t n = static_cast<std::size_t>(rows);
-  auto* losses = static_cast<double*>(device.allocate(n * sizeof(double)));
-  auto* hits = static_cast<int32_t*>(device.allocate(n * sizeof(int32_t)));
+  PoolBlock losses(device, n * sizeof(double));
+  PoolBlock hits(device, n * sizeof(int32_t));
   std::vector<double> host_losses(n);
   std::vector<int32_t> host_hits(n);
-  try {
-    softmax_cross_entropy_kernel<<<grid_for(rows), kThreads, 0, device.stream()>>>(
-        logits, labels, rows, cols, grad, grad_scale, losses, hits);
-    CUDA_CHECK_LAUNCH("softmax_cross_entropy_kernel");
-    device.copy_to_host(host_losses.data(), losses, n * sizeof(double));
-    device.copy_to_host(host_hits.data(), hits, n * sizeof(int32_t));
-  } catch (...) {
-    device.deallocate(losses);
-    device.deallocate(hits);
-    throw;
-  }
-  device.deallocate(losses);
-  device.deallocate(hits);
+  cuda_softmax_cross_entropy_queued(device, logits, labels, rows, cols, grad, grad_scale,
+                                    losses.as<double>(), hits.as<int32_t>());
+  device.copy_to_host(host_losses.data(), losses.as<double>(), n * sizeof(double));
+  device.copy_to_host(host_hits.data(), hits.as<int32_t>(), n * sizeof(int32_t));
   for (std::size_t r = 0; r < n; ++r) {
     DPT_CHECK(host_hits[r] >= 0) << "softmax cross-entropy: sample " << r
                                  << " has a label outside [0, " << cols << ")";

@@ -144,6 +144,13 @@ struct CudaLossSums {
 CudaLossSums cuda_softmax_cross_entropy(CudaDevice& device, const float* logits,
                                         const int32_t* labels, int64_t rows, int64_t cols,
                                         float* grad, double grad_scale);
+// Its kernel alone, queued without waiting: losses[r] (double) and hits[r] (1 when the argmax
+// is the label, 0 when not, -1 for a label outside [0, cols): loss 0, grad row not written) in
+// the caller's device arrays of `rows` elements, for the caller to read back and check later.
+void cuda_softmax_cross_entropy_queued(CudaDevice& device, const float* logits,
+                                       const int32_t* labels, int64_t rows, int64_t cols,
+                                       float* grad, double grad_scale, double* losses,
+                                       int32_t* hits);
 
 // SGD as optim/sgd.h over n floats: g = grad + wd * p; with momentum buf = momentum * buf + g and
 // g = buf (Nesterov: g + momentum * buf); p -= lr * g. buf is null when momentum == 0.

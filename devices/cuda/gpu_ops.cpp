@@ -124,6 +124,13 @@ GpuLossSums gpu_softmax_cross_entropy(Device& device, const float* logits, const
   return result;
 }
 
+void gpu_softmax_cross_entropy_queued(Device& device, const float* logits, const int32_t* labels,
+                                      int64_t rows, int64_t cols, float* grad, double grad_scale,
+                                      double* losses, int32_t* hits) {
+  cuda_softmax_cross_entropy_queued(as_cuda(device, "softmax cross-entropy"), logits, labels, rows,
+                                    cols, grad, grad_scale, losses, hits);
+}
+
 void gpu_sgd_step(Device& device, float* params, const float* grads, float* momentum_buffer,
                   int64_t n, float lr, float weight_decay, float momentum, bool nesterov) {
   cuda_sgd_step(as_cuda(device, "sgd"), params, grads, momentum_buffer, n, lr, weight_decay,

@@ -11,12 +11,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "comm/grad_sync.h"
 #include "comm/local_communicator.h"
 #include "comm/thread_world.h"
 #include "devices/cuda_support.h"
 #include "launch/batch_loader.h"
+#include "launch/device_transfer.h"
 #include "launch/trainer.h"
 #include "rank_threads.h"
 #include "train_fixture.h"
@@ -57,6 +59,36 @@ TEST(GpuPlumbing, BatchLoaderDeliversPrefetchedBatchesToTheGpu) {
     EXPECT_NE(previous.inputs.raw(), batch.inputs.raw());
   }
   EXPECT_EQ(loader.hits(), 19);
+}
+
+// evaluate()'s loaders on the training run's kept page-locked memory: each new loader copies
+// from blocks the previous one used (cudaHostAlloc once), and its batches are the new ones.
+TEST(GpuPlumbing, LoadersOnKeptPinnedMemoryDeliverTheirOwnBatches) {
+  std::string why;
+  if (!have_gpu(why)) GTEST_SKIP() << "no usable GPU: " << why;
+  std::unique_ptr<Device> gpu = make_cuda_device(0);
+  const std::unique_ptr<Device> staging = make_pinned_host(*gpu, true);
+  for (int64_t call = 0; call < 4; ++call) {
+    BatchLoader loader(*gpu, 32, 5, DType::kF32, staging.get());
+    const BatchSource source = [call](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
+      for (int64_t i = 0; i < n * 5; ++i) inputs.data<float>()[i] = float(call * 1000 + row + i);
+      for (int64_t i = 0; i < n; ++i) labels[i] = int32_t(call + row + i);
+    };
+    loader.prefetch({0, 0, 32}, source);
+    const DeviceBatch first = loader.take({0, 0, 32}, source);
+    loader.prefetch({0, 32, 20}, source);
+    const DeviceBatch second = loader.take({0, 32, 20}, source);
+    for (const auto& [batch, row, n] :
+         {std::tuple<DeviceBatch, int64_t, int64_t>{first, 0, 32},
+          std::tuple<DeviceBatch, int64_t, int64_t>{second, 32, 20}}) {
+      std::vector<float> x(static_cast<std::size_t>(n * 5));
+      std::vector<int32_t> labels(static_cast<std::size_t>(n));
+      gpu->copy_to_host(x.data(), batch.inputs.raw(), x.size() * sizeof(float));
+      gpu->copy_to_host(labels.data(), batch.labels.raw(), labels.size() * sizeof(int32_t));
+      for (int64_t i = 0; i < n * 5; ++i) ASSERT_EQ(x[i], float(call * 1000 + row + i)) << call;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(labels[i], int32_t(call + row + i)) << call;
+    }
+  }
 }
 
 TEST(GpuPlumbing, GradSyncStagesBucketsThroughHostMemory) {

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "devices/cpu_device.h"
 #include "devices/error.h"
 #include "fake_gpu.h"
+#include "launch/device_transfer.h"
 #include "launch/train_step.h"
 #include "optim/optimizer.h"
 
@@ -104,6 +106,35 @@ TEST(BatchLoader, OffTheCpuEveryBatchIsOneAsyncCopyFromAHostBuffer) {
     EXPECT_GE(gpu.counts.waits, 6);
   }
   EXPECT_EQ(gpu.counts.host_frees, 4);
+}
+
+// evaluate()'s case: a loader per call, all on one kept page-locked host (make_pinned_host with
+// keep_freed). Only the first loader page-locks; each later one gets the same blocks back, and
+// they are freed once, when the kept host goes. Batches are still right through reused buffers.
+TEST(BatchLoader, LoadersOnAKeptPinnedHostPageLockOnce) {
+  FakeGpu gpu;
+  {
+    const std::unique_ptr<Device> staging = make_pinned_host(gpu, true);
+    for (int64_t call = 0; call < 3; ++call) {
+      BatchLoader loader(gpu, 4, kFeatures, DType::kF32, staging.get());
+      EXPECT_EQ(gpu.counts.host_allocations, 4) << "call " << call;
+      expect_batch(loader.take({call, 0, 4}, source_for(call)), call, 0, 4);
+      loader.prefetch({call + 10, 0, 3}, source_for(call + 10));
+      expect_batch(loader.take({call + 10, 0, 3}, source_for(call + 10)), call + 10, 0, 3);
+    }
+    EXPECT_EQ(gpu.counts.host_frees, 0);
+    // Another size is page-locked anew (blocks are reused for the same size only).
+    BatchLoader bigger(gpu, 8, kFeatures, DType::kF32, staging.get());
+    EXPECT_EQ(gpu.counts.host_allocations, 8);
+  }
+  EXPECT_EQ(gpu.counts.host_frees, 8);
+  // Without keep_freed each loader page-locks and frees its own.
+  FakeGpu plain;
+  const std::unique_ptr<Device> host = make_pinned_host(plain);
+  for (int call = 0; call < 2; ++call)
+    BatchLoader loader(plain, 4, kFeatures, DType::kF32, host.get());
+  EXPECT_EQ(plain.counts.host_allocations, 8);
+  EXPECT_EQ(plain.counts.host_frees, 8);
 }
 
 // The ordering that lets the copy stream overlap compute safely, call by call: before a slot's
