@@ -18,7 +18,7 @@ class FakePhaseClock : public PhaseClock {
   // a test may change it between steps. Must outlive the clock.
   explicit FakePhaseClock(const std::vector<double>& seconds) : seconds_(seconds) {}
   void lap(int phase) override {
-    if (phase == kUncharged) return;
+    if (phase < 0 || phase >= kMaxPhases) return;  // kUncharged
     ++laps[phase];
     if (phase < static_cast<int>(seconds_.size())) pending_[phase] += seconds_[phase];
   }

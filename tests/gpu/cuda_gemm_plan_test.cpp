@@ -46,7 +46,9 @@ TEST_P(OpsOnDevice, GemmPlanIsReusedWithEachCallsOperandsAndBias) {
     expect_close(get(c, m * n), reference(a, b, &bias, m, n, k), 1e-4,
                  "call " + std::to_string(call));
     EXPECT_EQ(plans.size(), before + 1) << "call " << call;
-    if (call > 0) EXPECT_EQ(plans.hits(), hits + 1) << "call " << call;
+    if (call > 0) {
+      EXPECT_EQ(plans.hits(), hits + 1) << "call " << call;
+    }
   }
 }
 
