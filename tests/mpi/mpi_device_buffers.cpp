@@ -18,6 +18,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm_conformance_values.h"
 #include "fake_gpu.h"
+#include "mpi/mpi_expect.h"
 
 namespace {
 
@@ -27,14 +28,7 @@ using dpt::DType;
 using dpt::MpiDeviceBuffers;
 using dpt::ReduceOp;
 
-int failures = 0;
-int world_rank = 0;
-
-void expect(bool ok, const std::string& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "rank %d: FAILED: %s\n", world_rank, what.c_str());
-}
+dpt::testing::MpiExpect expect;  // rank set in main()
 
 CommOptions options_with(MpiDeviceBuffers buffers, dpt::AllReduceAlgorithm algorithm) {
   CommOptions options;
@@ -60,7 +54,7 @@ void check_all_reduce(Communicator& device_comm, Communicator& native_host, dpt:
       for (std::size_t count : {std::size_t{0}, std::size_t{7}, std::size_t{1} << 18}) {
         const std::size_t bytes = count * dpt::dtype_size(dtype);
         const auto input = dpt::conformance::make_input(dtype, dpt::conformance::Pattern::kRandom,
-                                                        ++seed, world_rank, count);
+                                                        ++seed, expect.rank, count);
         // What each path gives on host buffers.
         std::vector<char> want = input;
         Communicator& reference = native(dtype, op) ? native_host : device_comm;
@@ -110,7 +104,7 @@ void run() {
     // Only rank 0 has a device: nobody takes device memory.
     auto comm = dpt::make_mpi_communicator(
         options_with(MpiDeviceBuffers::kAlwaysMpi, dpt::AllReduceAlgorithm::kAuto),
-        world_rank == 0 ? &gpu : nullptr);
+        expect.rank == 0 ? &gpu : nullptr);
     int size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     expect(size == 1 ? comm->device_memory() : !comm->device_memory(),
@@ -122,16 +116,14 @@ void run() {
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_rank(MPI_COMM_WORLD, &expect.rank);
   try {
     run();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: %s\n", world_rank, e.what());
+    std::fprintf(stderr, "rank %d: %s\n", expect.rank, e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (world_rank == 0) std::printf("mpi_device_buffers: %d failures\n", total);
+  const int total = expect.total_failures("mpi_device_buffers");
   MPI_Finalize();
   return total == 0 ? 0 : 1;
 }

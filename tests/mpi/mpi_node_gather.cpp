@@ -13,17 +13,11 @@
 #include "devices/cuda_support.h"
 #include "launch/device_select.h"
 #include "launch/world.h"
+#include "mpi/mpi_expect.h"
 
 namespace {
 
-int failures = 0;
-int world_rank = 0;
-
-void expect(bool ok, const std::string& what) {
-  if (ok) return;
-  ++failures;
-  std::fprintf(stderr, "rank %d: FAILED: %s\n", world_rank, what.c_str());
-}
+dpt::testing::MpiExpect expect;  // rank set in main()
 
 // Rank r's text: empty for rank 0, then bus-id-like texts of growing length.
 std::string text_of(int rank) {
@@ -59,14 +53,12 @@ int main() {
   dpt::WorldInfo world;
   try {
     world = dpt::discover_world(session);
-    world_rank = world.rank;
+    expect.rank = world.rank;
     run(world);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: %s\n", world_rank, e.what());
+    std::fprintf(stderr, "rank %d: %s\n", expect.rank, e.what());
     session.abort(2);
   }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (world_rank == 0) std::printf("mpi_node_gather: %d failures\n", total);
+  const int total = expect.total_failures("mpi_node_gather");
   return total == 0 ? 0 : 1;
 }
