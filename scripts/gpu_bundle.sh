@@ -3,7 +3,8 @@
 # libraries, no network) needs to run dpt's GPU checks, scripts/gpu_check.sh: dpt, every program
 # with GPU tests, and the shared libraries they load from this machine. Not packed: glibc and
 # libstdc++ (the GPU machine's are newer, and backward compatible), the NVIDIA driver's and
-# CUDA's libraries (cuBLASLt, NCCL: found there). Writes .gpu/bundle.tar.xz (.gpu/ is listed in
+# CUDA's libraries (cuBLASLt, NCCL: found there). Writes .gpu/bundle.tar.xz and
+# .gpu/fashion-mnist/ (.gpu/ is listed in
 # .git/info/exclude, so it travels only when carried). Then, from a session with a GPU:
 #   run(command: "bash scripts/gpu_check.sh", carry: [".gpu"], timeout_s: 420)
 set -euo pipefail
@@ -35,5 +36,11 @@ done
 mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
 tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib
+# Fashion-MNIST as the Debian package ships it (30 MB, already compressed): gpu_check.sh trains
+# the example on the GPU with it.
+rm -rf .gpu/fashion-mnist
+if [[ -d /usr/share/datasets/fashion-mnist ]]; then
+  cp -r /usr/share/datasets/fashion-mnist .gpu/fashion-mnist
+fi
 echo "gpu_bundle: .gpu/bundle.tar.xz ($(du -h .gpu/bundle.tar.xz | cut -f1)):" \
   "${#programs[@]} programs, $(ls "$stage/lib" | wc -l) libraries"

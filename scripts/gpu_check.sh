@@ -3,10 +3,12 @@
 # GPU"): unpacks .gpu/bundle.tar.xz (scripts/gpu_bundle.sh, made on the build machine), points
 # the loader at it and at the machine's CUDA and NCCL libraries, then runs every GPU test program
 # (their CPU instances too), `dpt devices`, and `dpt bench step` on the large bf16 model
-# (examples/gpu/wide_mlp.prototxt) and on the Fashion-MNIST MLP's shapes in float32 and bf16.
+# (examples/gpu/wide_mlp.prototxt) and on the Fashion-MNIST MLP's shapes in float32 and bf16,
+# and trains the Fashion-MNIST example on the GPU (when the bundle carries the data).
 # Results go to $OUT (or ./gpu-results): summary.txt (one line per program and bench, rc),
-# tests.log (all test output), devices.txt, bench_*.json / bench.log. Exits non-zero when a test
-# program failed. Takes a few minutes; each program is cut off after 240 s.
+# tests.log (all test output), devices.txt, bench_*.json / bench.log, train.log /
+# train_metrics.jsonl. Exits non-zero when a test program failed. Takes a few minutes; each
+# program is cut off after 240 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
@@ -47,6 +49,25 @@ bench() {  # name, config, extra args
 bench wide_bf16 examples/gpu/wide_mlp.prototxt
 bench mlp_fp32 examples/fashion_mnist/mlp.prototxt --set device.kind=CUDA --set device.precision=FP32
 bench mlp_bf16 examples/fashion_mnist/mlp.prototxt --set device.kind=CUDA --set device.precision=BF16
+
+# The Fashion-MNIST example end to end with device AUTO (it must pick the GPU and say so), then
+# evaluated: train.log has the device line, the loss curve, samples/s and the test accuracy.
+if [[ -d .gpu/fashion-mnist ]]; then
+  for split in train t10k; do
+    name=$([[ $split == train ]] && echo train || echo test)
+    "$work/bin/dpt" data import-idx --images ".gpu/fashion-mnist/$split-images-idx3-ubyte.gz" \
+      --labels ".gpu/fashion-mnist/$split-labels-idx1-ubyte.gz" --out "$work/$name.h5" \
+      >>"$out/train.log" 2>&1
+  done
+  timeout 240 "$work/bin/dpt" train examples/fashion_mnist/mlp.prototxt --run-dir "$work/run" \
+    --set "data.train_path=$work/train.h5" --set "data.test_path=$work/test.h5" \
+    >>"$out/train.log" 2>&1
+  echo "train fashion_mnist rc=$?" >>"$out/summary.txt"
+  timeout 60 "$work/bin/dpt" eval examples/fashion_mnist/mlp.prototxt --weights \
+    "$work/run/model.h5" --set "data.test_path=$work/test.h5" >>"$out/train.log" 2>&1
+  echo "eval fashion_mnist rc=$? $(tail -1 "$out/train.log")" >>"$out/summary.txt"
+  cp "$work/run/metrics.jsonl" "$out/train_metrics.jsonl" 2>/dev/null
+fi
 cat "$out/summary.txt"
 rm -rf "$work"
 exit $failed
