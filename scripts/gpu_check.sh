@@ -4,11 +4,11 @@
 # the loader at it and at the machine's CUDA and NCCL libraries, then runs every GPU test program
 # (their CPU instances too), `dpt devices`, and `dpt bench step` on the large bf16 model
 # (examples/gpu/wide_mlp.prototxt) and on the Fashion-MNIST MLP's shapes in float32 and bf16,
-# and trains the Fashion-MNIST example on the GPU (when the bundle carries the data).
-# Results go to $OUT (or ./gpu-results): summary.txt (one line per program and bench, rc),
-# tests.log (all test output), devices.txt, bench_*.json / bench.log, train.log /
-# train_metrics.jsonl. Exits non-zero when a test program failed. Takes a few minutes; each
-# program is cut off after 240 s.
+# and trains the Fashion-MNIST example on the GPU (when the bundle carries the data); last, the
+# multi-rank checks under the bundle's mpirun. Results go to $OUT (or ./gpu-results): summary.txt
+# (one line per program, bench and run, rc), tests.log (all test output), devices.txt,
+# bench_*.json / bench.log, train.log / train_metrics.jsonl, mpi.log. Exits non-zero when a test
+# program failed. Takes a few minutes; each program is cut off after 240 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
@@ -68,6 +68,34 @@ if [[ -d .gpu/fashion-mnist ]]; then
   echo "eval fashion_mnist rc=$? $(tail -1 "$out/train.log")" >>"$out/summary.txt"
   cp "$work/run/metrics.jsonl" "$out/train_metrics.jsonl" 2>/dev/null
 fi
+
+# Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): the conformance suite on
+# the nccl backend with 1 rank, then 2 (on a machine with one GPU, 2 ranks must print SKIP), and
+# what 2 training ranks and `bench comm --backend nccl` do with one GPU between them (a clear
+# refusal naming both ranks is the expected answer there). mpi.log has every output.
+if [[ -x $work/ompi/bin/mpirun ]]; then
+  export OPAL_PREFIX=$work/ompi PATH="$work/ompi/bin:$PATH"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export OMPI_MCA_mca_base_component_show_load_errors=0
+  ranks() {  # name, ranks, command...
+    local name=$1 np=$2
+    shift 2
+    timeout 180 mpirun --oversubscribe -np "$np" "$@" >"$work/log" 2>&1
+    local rc=$?
+    { echo "===== $name (mpirun -np $np, rc=$rc)"; cat "$work/log"; } >>"$out/mpi.log"
+    echo "$name np=$np rc=$rc $(grep -m1 -E 'SKIP|error|rror:|failures|passed' "$work/log")" \
+      >>"$out/summary.txt"
+  }
+  ranks conformance_nccl 1 "$work/bin/backend_conformance" nccl
+  ranks conformance_nccl 2 "$work/bin/backend_conformance" nccl
+  ranks bench_comm_nccl 2 "$work/bin/dpt" bench comm --backend nccl --max-bytes 256M
+  if [[ -f $work/train.h5 ]]; then
+    ranks train_fashion_mnist 2 "$work/bin/dpt" train examples/fashion_mnist/mlp.prototxt \
+      --run-dir "$work/run2" --set train.epochs=1 --set "data.train_path=$work/train.h5" \
+      --set "data.test_path=$work/test.h5"
+  fi
+fi
+
 cat "$out/summary.txt"
 rm -rf "$work"
 exit $failed
