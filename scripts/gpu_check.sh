@@ -17,7 +17,7 @@ work=$(mktemp -d)
 tar -C "$work" -xJf .gpu/bundle.tar.xz || { echo "gpu_check: no .gpu/bundle.tar.xz (carry .gpu)"; exit 2; }
 
 # NCCL comes with PyTorch there (the nvidia-nccl wheel), cuBLASLt with the CUDA toolkit.
-nccl=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -1)
+nccl=$(find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -name 'libnccl.so.2' -print 2>/dev/null | head -1)
 cublaslt=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$work/lib:${cublaslt:+$(dirname "$cublaslt"):}${nccl:+$(dirname "$nccl"):}${LD_LIBRARY_PATH:-}"
 {
