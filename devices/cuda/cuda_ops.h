@@ -36,8 +36,14 @@ enum class CudaGemmInput {
 struct CudaGemmOptions {
   bool tf32 = false;  // same as input = kTf32 (kept for existing callers)
   CudaGemmInput input = CudaGemmInput::kFp32;
-  const float* bias = nullptr;  // when set, bias[j] is added to column j of C (n floats)
-  bool relu = false;            // then C = max(C, 0); requires bias (cuBLASLt's RELU_BIAS)
+  // When set, bias[j] is added to column j of C (n floats), and with `relu` C = max(C, 0) (relu
+  // requires bias): fused into the GEMM by cuBLASLt's BIAS / RELU_BIAS epilogue where it has an
+  // algorithm for the call, else one element-wise pass after it (which needs ldc == n). NaN: the
+  // RELU_BIAS epilogue maps a NaN to 0 (undocumented; NVIDIA developer forum, "Incorrect result
+  // of cublasLtMatmul with CUBLASLT_EPILOGUE_RELU when input is NaN"), while the element-wise
+  // pass, like core/activation.cpp's ReLU, keeps it; +inf and -inf give inf and 0 either way.
+  const float* bias = nullptr;
+  bool relu = false;
   // kBf16 / kFp16 only: packed 16-bit copies of A and B (as stored, row stride = stored columns)
   // that the caller already has, e.g. a layer's cached 16-bit weights; when null, cuda_gemm
   // rounds the float32 operand into pool scratch first (one extra pass over it).
@@ -55,8 +61,9 @@ struct CudaGemmOptions {
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
 // cuBLASLt. Returns whether options.a_row_sums was written (false when it is null). Throws
-// dpt::Error on a bad shape (k <= 0, a stride smaller than its row) or a cuBLASLt failure.
-// m == 0 or n == 0 does nothing (and returns false).
+// dpt::Error on a bad shape (k <= 0, a stride smaller than its row), a cuBLASLt failure, or a
+// bias that cuBLASLt cannot fuse with ldc != n (nothing queued then). m == 0 or n == 0 does
+// nothing (and returns false).
 bool cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
                const float* b, float beta, float* c, const CudaGemmOptions& options = {});
 
