@@ -16,7 +16,8 @@
 namespace dpt {
 
 // What a plan depends on. The number formats and the epilogue are the foreign library's enum
-// values as integers (this header stays CUDA-free); epilogue 0 is "none".
+// values as integers (this header stays CUDA-free), "no epilogue" included (cuBLASLt's
+// CUBLASLT_EPILOGUE_DEFAULT is 1, not 0).
 struct GemmPlanKey {
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;

@@ -1,7 +1,8 @@
-// cuBLASLt loaded at run time with dlopen (libcublasLt.so.13, then libcublasLt.so), so the dpt
-// binary has no link-time dependency on it and starts on machines without the CUDA toolkit. Only
-// the entry points dpt calls are resolved; the types come from cublasLt.h. One instance per
-// CudaDevice, which creates its cublasLtHandle_t through it. Loading needs no GPU or driver.
+// cuBLASLt loaded at run time with dlopen (libcublasLt.so.13 by soname, then from the toolkit's
+// library directory), so the dpt binary has no link-time dependency on it and starts on machines
+// without the CUDA toolkit. Only the entry points dpt calls are resolved; the types come from
+// cublasLt.h. One instance per CudaDevice, which creates its cublasLtHandle_t through it. Loading
+// needs no GPU or driver.
 #pragma once
 
 #include <cublasLt.h>

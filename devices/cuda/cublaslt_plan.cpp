@@ -91,15 +91,19 @@ std::unique_ptr<CublasLtPlan> CublasLtPlan::create(const CudaDevice& device, con
   const cublasStatus_t status =
       lt.heuristic(device.cublaslt_handle(), plan->op_, plan->a_, plan->b_, plan->c_, plan->c_,
                    preference.handle, 1, &result, &found);
-  // The bias-gradient epilogue exists for some types, layouts and GPUs only: cuBLASLt answers
-  // NOT_SUPPORTED or finds no algorithm for the others, and the caller sums without it.
-  if (epilogue == CUBLASLT_EPILOGUE_BGRADB && (status != CUBLAS_STATUS_SUCCESS || found == 0)) {
-    return nullptr;
+  // Only results whose state is SUCCESS are usable (cublasLt.h: "inspect
+  // heuristicResultsArray[0 to (returnAlgoCount - 1)].state").
+  if (status == CUBLAS_STATUS_SUCCESS && found > 0 && result.state != CUBLAS_STATUS_SUCCESS) {
+    found = 0;
   }
+  // Epilogues exist for some types, layouts, alignments and GPUs only: cuBLASLt answers
+  // NOT_SUPPORTED (or INVALID_VALUE, as PyTorch met for a dimension of 1) or finds no algorithm
+  // for the others, and the caller runs without it. A plain GEMM that fails the same way is
+  // reported from its own set-up, so no genuine error is hidden here.
+  if (plan->has_epilogue_ && (status != CUBLAS_STATUS_SUCCESS || found == 0)) return nullptr;
   lt.check(status, "cublasLtMatmulAlgoGetHeuristic");
   DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << key.m << " n=" << key.n
-                       << " k=" << key.k << (plan->has_epilogue_ ? " with a bias epilogue" : "")
-                       << (type != CUDA_R_32F ? " with 16-bit inputs" : "");
+                       << " k=" << key.k << (type != CUDA_R_32F ? " with 16-bit inputs" : "");
   plan->algo_ = result.algo;
   return plan;
 }

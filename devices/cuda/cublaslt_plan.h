@@ -19,8 +19,10 @@ class CublasLtPlan : public GemmPlan {
  public:
   // The descriptors of `key` (its input_type, compute_type and epilogue are cudaDataType_t,
   // cublasComputeType_t and cublasLtEpilogue_t values) and the heuristic's first algorithm.
-  // Returns null when the key's epilogue is BGRADB and cuBLASLt has no algorithm for it (it
-  // exists for some types, layouts and GPUs only); throws dpt::Error for any other failure,
+  // Returns null when the key has an epilogue (BIAS, RELU_BIAS, BGRADB) and cuBLASLt's heuristic
+  // fails or finds no algorithm for it: epilogues exist for some types, layouts, alignments and
+  // GPUs only, and the caller then runs the plain GEMM and an element-wise pass (as PyTorch's
+  // gemm_and_bias falls back to its unfused path). Throws dpt::Error for any other failure,
   // naming the shape.
   // `epilogue_vector`: the first call's bias or bias gradient (null without an epilogue), set
   // while the algorithm is chosen, as cuBLASLt sees it on every later call (only its address

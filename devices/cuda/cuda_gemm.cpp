@@ -4,10 +4,12 @@
 // of a row-major column j is then per row of the column-major result, which is what cuBLASLt's
 // BIAS epilogues add; for the same reason the bias gradient of our A (row sums of op(A)) is
 // cuBLASLt's BGRADB (reduction of its B over k), as in PyTorch's and TransformerEngine's weight-
-// gradient GEMMs. bf16 / fp16 inputs are packed 16-bit copies (the caller's, or rounded here into
-// pool scratch), multiplied with CUBLAS_COMPUTE_32F into the float32 C. The cuBLASLt set-up of a
-// shape (descriptors, layouts, the algorithm heuristic) is done once per plan key and kept in
-// the device's plan cache (devices/gemm_plan_cache.h, devices/cuda/cublaslt_plan.h).
+// gradient GEMMs. Where cuBLASLt has no algorithm for an epilogue, the GEMM runs without it: the
+// bias (and ReLU) then take one element-wise pass, the bias gradient is left to the caller.
+// bf16 / fp16 inputs are packed 16-bit copies (the caller's, or rounded here into pool scratch),
+// multiplied with CUBLAS_COMPUTE_32F into the float32 C. The cuBLASLt set-up of a shape
+// (descriptors, layouts, the algorithm heuristic) is done once per plan key and kept in the
+// device's plan cache (devices/gemm_plan_cache.h, devices/cuda/cublaslt_plan.h).
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -40,28 +42,26 @@ struct Operands {
   cublasComputeType_t compute;
 };
 
-// Runs the GEMM through cuBLASLt, with the BGRADB epilogue writing `row_sums` when it is not null.
-// Returns false, having queued nothing, when cuBLASLt has no algorithm for the fused call; a
-// plain call without one throws. The plan (descriptors, layouts, algorithm) comes from the
-// device's cache; a key without a fused algorithm is cached as such, so it is asked once.
+// The cuBLASLt epilogue of one attempt and its vector (the bias read, or the bias gradient
+// written); DEFAULT and null for a plain GEMM.
+struct Epilogue {
+  cublasLtEpilogue_t kind = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* vector = nullptr;
+};
+
+// Runs the GEMM through cuBLASLt with `epilogue`. Returns false, having queued nothing, when
+// cuBLASLt has no algorithm for a call with an epilogue; a plain call without one throws. The
+// plan (descriptors, layouts, algorithm) comes from the device's cache; a key without an
+// algorithm is cached as such, so it is asked once.
 bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Operands& in, float beta,
-                float* c, const CudaGemmOptions& options, float* row_sums) {
+                float* c, const Epilogue& epilogue) {
   GemmPlanKey key;
   key.m = s.m, key.n = s.n, key.k = s.k, key.trans_a = s.trans_a, key.trans_b = s.trans_b;
   key.lda = in.lda, key.ldb = in.ldb, key.ldc = s.ldc;
   key.input_type = static_cast<int32_t>(in.type);
   key.compute_type = static_cast<int32_t>(in.compute);
-  const void* epilogue_vector = nullptr;
-  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-  if (options.bias != nullptr) {
-    epilogue = options.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
-    epilogue_vector = options.bias;
-  } else if (row_sums != nullptr) {
-    epilogue = CUBLASLT_EPILOGUE_BGRADB;
-    epilogue_vector = row_sums;
-  }
-  key.epilogue = static_cast<int32_t>(epilogue);
-  key.epilogue_align = epilogue_vector ? cublaslt_alignment_of(epilogue_vector) : 0;
+  key.epilogue = static_cast<int32_t>(epilogue.kind);
+  key.epilogue_align = epilogue.vector ? cublaslt_alignment_of(epilogue.vector) : 0;
   // cuBLASLt's A is our B, its B our A; C and D are both c.
   key.align[0] = cublaslt_alignment_of(in.b);
   key.align[1] = cublaslt_alignment_of(in.a);
@@ -74,9 +74,9 @@ bool run_matmul(CudaDevice& device, const GemmShape& s, float alpha, const Opera
   GemmPlanCache& plans = device.gemm_plans();
   GemmPlanCache::Lookup lookup = plans.find(key);
   if (!lookup.found)
-    lookup.plan = plans.insert(key, CublasLtPlan::create(device, key, epilogue_vector));
-  if (lookup.plan == nullptr) return false;  // only a BGRADB key is cached without a plan
-  static_cast<CublasLtPlan*>(lookup.plan)->run(device, alpha, in.a, in.b, beta, c, epilogue_vector);
+    lookup.plan = plans.insert(key, CublasLtPlan::create(device, key, epilogue.vector));
+  if (lookup.plan == nullptr) return false;  // only a key with an epilogue has no plan
+  static_cast<CublasLtPlan*>(lookup.plan)->run(device, alpha, in.a, in.b, beta, c, epilogue.vector);
   return true;
 }
 
@@ -119,11 +119,26 @@ bool cuda_gemm(CudaDevice& device, const GemmShape& s, float alpha, const float*
     in.type = input == CudaGemmInput::kBf16 ? CUDA_R_16BF : CUDA_R_16F;
   }
   in.compute = input == CudaGemmInput::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if (options.bias != nullptr) {
+    const Epilogue bias{options.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS,
+                        options.bias};
+    if (run_matmul(device, s, alpha, in, beta, c, bias)) return false;
+    // No fused algorithm for this shape, alignment or GPU: the plain GEMM, then the bias (and
+    // ReLU) in one element-wise pass over the packed C, which is what the epilogue computes.
+    DPT_CHECK(s.ldc == s.n) << "cuda_gemm: cuBLASLt has no bias epilogue for m=" << s.m
+                            << " n=" << s.n << " k=" << s.k << ", and the element-wise bias "
+                            << "pass needs ldc == n (got ldc=" << s.ldc << ")";
+    run_matmul(device, s, alpha, in, beta, c, Epilogue{});
+    const CudaActivationSpec spec{options.relu ? CudaActivation::kRelu : CudaActivation::kIdentity};
+    cuda_bias_activation_forward(device, spec, c, options.bias, c, s.m, s.n);
+    return false;
+  }
   if (options.a_row_sums != nullptr &&
-      run_matmul(device, s, alpha, in, beta, c, options, options.a_row_sums)) {
+      run_matmul(device, s, alpha, in, beta, c,
+                 Epilogue{CUBLASLT_EPILOGUE_BGRADB, options.a_row_sums})) {
     return true;
   }
-  run_matmul(device, s, alpha, in, beta, c, options, nullptr);
+  run_matmul(device, s, alpha, in, beta, c, Epilogue{});
   return false;
 }
 

@@ -36,8 +36,14 @@ enum class CudaGemmInput {
 struct CudaGemmOptions {
   bool tf32 = false;  // same as input = kTf32 (kept for existing callers)
   CudaGemmInput input = CudaGemmInput::kFp32;
-  const float* bias = nullptr;  // when set, bias[j] is added to column j of C (n floats)
-  bool relu = false;            // then C = max(C, 0); requires bias (cuBLASLt's RELU_BIAS)
+  // When set, bias[j] is added to column j of C (n floats), and with `relu` C = max(C, 0) (relu
+  // requires bias): fused into the GEMM by cuBLASLt's BIAS / RELU_BIAS epilogue where it has an
+  // algorithm for the call, else one element-wise pass after it (which needs ldc == n). NaN: the
+  // RELU_BIAS epilogue maps a NaN to 0 (undocumented; NVIDIA developer forum, "Incorrect result
+  // of cublasLtMatmul with CUBLASLT_EPILOGUE_RELU when input is NaN"), while the element-wise
+  // pass, like core/activation.cpp's ReLU, keeps it; +inf and -inf give inf and 0 either way.
+  const float* bias = nullptr;
+  bool relu = false;
   // kBf16 / kFp16 only: packed 16-bit copies of A and B (as stored, row stride = stored columns)
   // that the caller already has, e.g. a layer's cached 16-bit weights; when null, cuda_gemm
   // rounds the float32 operand into pool scratch first (one extra pass over it).
@@ -55,8 +61,9 @@ struct CudaGemmOptions {
 
 // Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
 // cuBLASLt. Returns whether options.a_row_sums was written (false when it is null). Throws
-// dpt::Error on a bad shape (k <= 0, a stride smaller than its row) or a cuBLASLt failure.
-// m == 0 or n == 0 does nothing (and returns false).
+// dpt::Error on a bad shape (k <= 0, a stride smaller than its row), a cuBLASLt failure, or a
+// bias that cuBLASLt cannot fuse with ldc != n (nothing queued then). m == 0 or n == 0 does
+// nothing (and returns false).
 bool cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
                const float* b, float beta, float* c, const CudaGemmOptions& options = {});
 
@@ -99,10 +106,22 @@ struct CudaDense16 {
 
 // The Dense layer's forward on the GPU (core/dense.h: y = act(x W^T + b)); x [rows, in],
 // W [out, in], b [out] or null, z and y [rows, out]. Identity and ReLU with a bias run as one
-// cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (z is not written; their backward
-// needs only y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
+// cuBLASLt call with the BIAS / RELU_BIAS epilogue writing y (or, where cuBLASLt has no algorithm
+// for it, the GEMM and one element-wise pass over y; z is not written, their backward needs only
+// y); otherwise the GEMM (with the BIAS epilogue) writes the pre-activation z and one
 // element-wise pass writes y. cuBLASLt's GELU epilogue is the tanh approximation, not the CPU's
 // erf GELU, so it is not used.
+// NaN: the fused ReLU gives 0 for a NaN pre-activation where the CPU layer gives NaN (cuda_gemm's
+// `relu`). Training's non-finite guard (the loss and the gradient norm, launch/training_loop.cpp)
+// still stops on a NaN or inf that reaches such a layer through its input x, or sits in its W
+// when backward computes dx: the weight gradient dz^T x and dx = dz W (on into the earlier
+// layers' gradients) multiply them by the zeroed dz, and 0 * NaN = 0 * inf = NaN
+// (tests/gpu/cuda_dense_test.cpp checks both). It does not see a
+// NaN in the bias, or in the W of a layer without dx (the model's first), which only a weights
+// file or checkpoint can bring in (finite gradients keep parameters finite, barring overflow):
+// the unit then reads 0; nor a NaN made inside the GEMM from finite x and W (inf - inf past
+// float32's range); nor does evaluation, which has no backward: its loss stays finite where the
+// CPU's is NaN.
 // `input`: the number format of its GEMM (CudaGemmInput). In kBf16 / kFp16 it writes
 // operands16.input (x rounded) and, unless weight_current, operands16.weight (W rounded; also
 // when rows == 0, so the copy is always whole once forward has run).

@@ -2,14 +2,20 @@
 // still multiplies its own operands and uses its own bias / bias-gradient pointer (set per call
 // on the cached descriptor), a fused bias gradient without an algorithm is asked once, and odd
 // shapes past the capacity evict old plans without changing any result. Each result is checked
-// against a double-precision loop. Skips without a GPU.
+// against a double-precision loop. A key cached without a plan (as when cuBLASLt finds no
+// algorithm for an epilogue, which cannot be provoked at will) is planted to force the fallbacks:
+// the plain GEMM with the bias and ReLU in an element-wise pass, the Dense layer's bias gradient
+// summed by cuda_bias_grad. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "core/gemm.h"
+#include "devices/cuda/cublaslt_plan.h"
 #include "devices/cuda/cuda_ops.h"
+#include "devices/error.h"
 #include "tests/gpu/ops_harness.h"
 
 namespace dpt {
@@ -119,6 +125,111 @@ TEST_P(OpsOnDevice, GemmPlansPastTheCapacityAreEvicted) {
   cuda_gemm(cuda(), dense_gemm_shape(false, false, 3, n, k), 1.0f, a_dev, b_dev, 0.0f, c);
   const std::vector<float> a3(a.begin(), a.begin() + 3 * k);
   expect_close(get(c, 3 * n), reference(a3, b, nullptr, 3, n, k), 1e-4, "m=3 after eviction");
+}
+
+// The key cuda_gemm looks up for a float32 call (devices/cuda/cuda_gemm.cpp run_matmul); the
+// tests below check that their planted key was the one found (a hit), so a drift between this
+// and cuda_gemm fails them rather than passing untested.
+GemmPlanKey float32_key(const CudaDevice& device, const GemmShape& s, const void* a, const void* b,
+                        const void* c, cublasLtEpilogue_t epilogue, const void* vector) {
+  GemmPlanKey key;
+  key.m = s.m, key.n = s.n, key.k = s.k, key.trans_a = s.trans_a, key.trans_b = s.trans_b;
+  key.lda = s.lda, key.ldb = s.ldb, key.ldc = s.ldc;
+  key.input_type = CUDA_R_32F;
+  key.compute_type = CUBLAS_COMPUTE_32F;
+  key.epilogue = epilogue;
+  key.epilogue_align = vector ? cublaslt_alignment_of(vector) : 0;
+  key.align[0] = cublaslt_alignment_of(b);
+  key.align[1] = cublaslt_alignment_of(a);
+  key.align[2] = key.align[3] = cublaslt_alignment_of(c);
+  key.workspace_bytes = device.gemm_workspace_bytes();
+  return key;
+}
+
+TEST_P(OpsOnDevice, GemmWithoutABiasEpilogueAlgorithmAddsTheBiasElementWise) {
+  const int64_t m = 20, n = 12, k = 16;
+  const std::vector<float> a = normal_values(m * k, 70), b = normal_values(k * n, 71);
+  const std::vector<float> bias = normal_values(n, 72), c0 = normal_values(m * n, 73);
+  const float alpha = 0.5f, beta = -1.0f;
+  GemmPlanCache& plans = cuda().gemm_plans();
+  for (const bool relu : {false, true}) {
+    const float *a_dev = put(a), *b_dev = put(b), *bias_dev = put(bias);
+    float* c = put(c0);
+    const GemmShape shape = dense_gemm_shape(false, false, m, n, k);
+    plans.clear();  // so the planted key is the call's only hit
+    plans.insert(float32_key(cuda(), shape, a_dev, b_dev, c,
+                             relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS, bias_dev),
+                 nullptr);
+    CudaGemmOptions options;
+    options.bias = bias_dev;
+    options.relu = relu;
+    const int64_t hits = plans.hits();
+    EXPECT_FALSE(cuda_gemm(cuda(), shape, alpha, a_dev, b_dev, beta, c, options));
+    EXPECT_EQ(plans.hits(), hits + 1) << "the planted key was not looked up";
+    std::vector<double> expected = reference(a, b, nullptr, m, n, k);
+    for (int64_t i = 0; i < m * n; ++i) {
+      expected[i] = alpha * expected[i] + beta * c0[i] + bias[i % n];
+      if (relu) expected[i] = std::max(expected[i], 0.0);
+    }
+    expect_close(get(c, m * n), expected, 1e-4, relu ? "relu + bias" : "bias");
+  }
+  // The element-wise pass runs over a packed C only: a padded one is refused, not half done.
+  const GemmShape padded = [] {
+    GemmShape s = dense_gemm_shape(false, false, 4, 4, 4);
+    s.ldc = 5;
+    return s;
+  }();
+  const float* x = put(std::vector<float>(32, 1.0f));
+  float* c = put(std::vector<float>(20, 0.0f));
+  plans.clear();
+  plans.insert(float32_key(cuda(), padded, x, x, c, CUBLASLT_EPILOGUE_BIAS, x), nullptr);
+  CudaGemmOptions options;
+  options.bias = x;
+  EXPECT_THROW(cuda_gemm(cuda(), padded, 1.0f, x, x, 0.0f, c, options), Error);
+  EXPECT_EQ(get(c, 20), std::vector<float>(20, 0.0f));
+}
+
+TEST_P(OpsOnDevice, DenseWithoutFusedEpiloguesMatchesTheFusedOne) {
+  // The Dense layer's forward (RELU_BIAS) and weight gradient (BGRADB) with their fused keys
+  // planted without a plan, against the same layer with whatever cuBLASLt fuses.
+  const int64_t rows = 24, in = 20, out = 16;
+  const std::vector<float> x = normal_values(rows * in, 80), w = normal_values(out * in, 81, 0.3);
+  const std::vector<float> bias = normal_values(out, 82), dy = normal_values(rows * out, 83);
+  const CudaActivationSpec relu{CudaActivation::kRelu};
+  GemmPlanCache& plans = cuda().gemm_plans();
+  std::vector<std::vector<float>> results[2];
+  for (int forced = 0; forced < 2; ++forced) {
+    const float *x_dev = put(x), *w_dev = put(w), *bias_dev = put(bias);
+    float* y = put(std::vector<float>(rows * out, 0.0f));
+    float* grad_weight = put(std::vector<float>(out * in, 0.5f));
+    float* grad_bias = put(std::vector<float>(out, 0.5f));
+    float* dz = put(std::vector<float>(rows * out, 0.0f));
+    float* dx = put(std::vector<float>(rows * in, 0.0f));
+    const int64_t hits = plans.hits();
+    if (forced) {
+      plans.clear();  // so the planted keys are the step's only hits
+      // Forward: z = y = relu(x W^T + b). Weight gradient: dz^T x into grad_weight, its bias
+      // gradient into an out-float pool block (256-byte aligned, as the planted vector here).
+      plans.insert(float32_key(cuda(), dense_gemm_shape(false, true, rows, out, in), x_dev, w_dev,
+                               y, CUBLASLT_EPILOGUE_RELU_BIAS, bias_dev),
+                   nullptr);
+      plans.insert(float32_key(cuda(), dense_gemm_shape(true, false, out, in, rows), dz, x_dev,
+                               grad_weight, CUBLASLT_EPILOGUE_BGRADB, bias_dev),
+                   nullptr);
+    }
+    cuda_dense_forward(cuda(), relu, x_dev, w_dev, bias_dev, y, y, rows, in, out);
+    cuda_dense_backward(cuda(), relu, x_dev, w_dev, y, y, put(dy), dz, grad_weight, grad_bias, dx,
+                        rows, in, out);
+    if (forced) {
+      EXPECT_EQ(plans.hits(), hits + 2) << "the planted keys were not looked up";
+    }
+    results[forced] = {get(y, rows * out), get(grad_weight, out * in), get(grad_bias, out),
+                       get(dx, rows * in)};
+  }
+  const char* names[] = {"y", "grad_weight", "grad_bias", "dx"};
+  for (int i = 0; i < 4; ++i) {
+    expect_close(results[1][i], as_double(results[0][i]), 1e-5, names[i]);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, OpsOnDevice, ::testing::Values(DeviceKind::kCuda), device_kind_name);
