@@ -66,6 +66,10 @@ struct GpuBenchResult {
   double step_flops = 0;
   double p50 = 0, p99 = 0;  // seconds per step, a synchronize after each
   StepTimes phase_sum;      // the GPU's phase times summed over the `steps` measured steps
+  // fp16 (device.precision FP16; both 0 otherwise): the loss scale after the measured steps and
+  // the measured steps it skipped for inf/NaN gradients (they ran no optimizer update).
+  double loss_scale = 0;
+  int64_t loss_scale_skipped = 0;
 };
 
 // The GEMM number format device.precision selects on a GPU, as training uses it: PRECISION_AUTO

@@ -119,6 +119,12 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
     fmt::print(out, "{:<44}{:>16.3f}\n", fmt::format("  {} (ms/step, GPU time)", labels[i]),
                phase_ms[keys[i]].get<double>());
   }
+  if (r.loss_scale > 0) {
+    fmt::print(out,
+               "fp16 loss scaling: scale {:g} after the measured steps, {} of them skipped "
+               "(inf/NaN gradients: no optimizer update)\n",
+               r.loss_scale, r.loss_scale_skipped);
+  }
 
   fmt::print(out,
              "Dense layers alone (their forward + backward kernels on buffers of their own, "
@@ -164,6 +170,10 @@ json render_gpu_bench(const GpuBenchResult& r, std::FILE* out) {
                  {"step_tflops", tflops(r.step_flops, r.p50)},
                  {"phase_ms", phase_ms},
                  {"layers", layers}};
+  if (r.loss_scale > 0) {
+    result["loss_scale"] = r.loss_scale;
+    result["loss_scale_skipped"] = r.loss_scale_skipped;
+  }
   if (r.peak.known) {
     result["peak"] = {{"product", r.peak.product}, {"tflops", r.peak_tflops}};
     result["mfu"] = tflops(r.step_flops, r.p50) / r.peak_tflops;

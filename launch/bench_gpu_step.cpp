@@ -41,6 +41,8 @@ nlohmann::json bench_step_gpu(const BenchStepArgs& args, const proto::Config& co
   result.p50 = run.p50;
   result.p99 = run.p99;
   result.phase_sum = run.phase_sum;
+  result.loss_scale = run.loss_scale;
+  result.loss_scale_skipped = run.loss_scale_skipped;
   nlohmann::json json_out = render_gpu_bench(result, out);
   json_out["config"] = args.config;
   // Under mpirun every rank has its own numbers; rank 0's are written.

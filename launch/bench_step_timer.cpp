@@ -35,7 +35,8 @@ StepTimer::StepTimer(const proto::Config& config, Device& device, Communicator& 
       device_(device),
       model_(device_, config),
       optimizer_(make_optimizer(device_, config.optimizer(), model_.num_params())),
-      step_(model_, *optimizer_, config, comm),
+      loss_scaling_(config, false),
+      step_(model_, *optimizer_, config, comm, loss_scaling_.scaler()),
       comm_(comm),
       total_steps_(total_steps),
       meters_(default_energy_meters()) {
@@ -63,7 +64,9 @@ double StepTimer::step(Shard shard, StepTimes& phases) {
       step_.compute_gradients(next_step_, config_.train().batch_size(), shard, source);
   const double lr =
       lr_at(config_.optimizer().schedule(), config_.optimizer().lr(), next_step_, total_steps_);
-  step_.apply(static_cast<float>(lr), result.times);
+  // As in training: a step whose fp16 gradients overflowed is not applied (the scaler has
+  // already lowered its scale).
+  if (!result.overflow) step_.apply(static_cast<float>(lr), result.times);
   // A GPU queues the optimizer and returns: the step ends when it has run (the CPU: at once), and
   // only then are its phases all read.
   device_.synchronize();
@@ -75,6 +78,8 @@ double StepTimer::step(Shard shard, StepTimes& phases) {
 
 void StepTimer::run(int64_t count, bool measure) {
   const Shard shard = shard_of(config_.train().batch_size(), comm_.rank(), comm_.size());
+  const LossScaler* scaler = loss_scaling_.scaler();
+  const int64_t skipped_before = scaler ? scaler->skipped_steps() : 0;
   if (measure) start_meters(meters_);
   for (int64_t i = 0; i < count; ++i) {
     StepTimes phases;
@@ -83,7 +88,9 @@ void StepTimer::run(int64_t count, bool measure) {
     step_times_.push_back(seconds);
     run_.phase_sum.add(phases);
   }
-  if (measure) add_energy(run_.energy, stop_meters(meters_));
+  if (!measure) return;
+  add_energy(run_.energy, stop_meters(meters_));
+  if (scaler) run_.loss_scale_skipped += scaler->skipped_steps() - skipped_before;
 }
 
 StepRun StepTimer::result() const {
@@ -91,6 +98,7 @@ StepRun StepTimer::result() const {
   run.p50 = percentile(step_times_, 0.5);
   run.p95 = percentile(step_times_, 0.95);
   run.p99 = percentile(step_times_, 0.99);
+  if (const LossScaler* scaler = loss_scaling_.scaler()) run.loss_scale = scaler->scale();
   return run;
 }
 

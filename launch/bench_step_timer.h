@@ -3,7 +3,9 @@
 // turns (on a shared machine both then see the same background load and their ratio means
 // something), with step-time percentiles, the phase split and energy of the measured steps. Any
 // Device: on a GPU each step ends with a synchronize, so a step's time is its whole work and its
-// phases (the device's PhaseClock) include its optimizer.
+// phases (the device's PhaseClock) include its optimizer. With device.precision FP16 the step
+// scales its loss as `dpt train` does (launch/loss_scaling.h): the unscale-and-check pass is
+// timed, and a step whose gradients overflowed applies no update.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include "core/model.h"
 #include "devices/device.h"
 #include "devices/energy.h"
+#include "launch/loss_scaling.h"
 #include "launch/stats.h"
 #include "launch/train_step.h"
 #include "optim/optimizer.h"
@@ -31,6 +34,10 @@ struct StepRun {
   double p50 = 0, p95 = 0, p99 = 0;  // seconds per step over the measured steps
   StepTimes phase_sum;               // summed over the measured steps
   std::vector<EnergyResult> energy;
+  // fp16 loss scaling (device.precision FP16; both 0 otherwise): the scale after the measured
+  // steps, and how many of them it skipped for inf/NaN gradients (no optimizer update).
+  double loss_scale = 0;
+  int64_t loss_scale_skipped = 0;
 };
 
 class StepTimer {
@@ -45,12 +52,15 @@ class StepTimer {
   double step(Shard shard, StepTimes& phases);
   // p50/p99 over every measured step so far (at least one).
   StepRun result() const;
+  // The model's flat parameters (tests check which steps updated them).
+  const Tensor& params() const { return model_.params(); }
 
  private:
   const proto::Config& config_;
   Device& device_;
   Model model_;
   std::unique_ptr<Optimizer> optimizer_;
+  LossScaling loss_scaling_;  // before step_, which holds its scaler
   TrainStep step_;
   Communicator& comm_;
   int64_t total_steps_;

@@ -27,6 +27,7 @@ class LossScaling {
 
   // The step's scaler; null when loss scaling is off.
   LossScaler* scaler() { return scaler_ ? &*scaler_ : nullptr; }
+  const LossScaler* scaler() const { return scaler_ ? &*scaler_ : nullptr; }
 
   // After resume_training: takes the checkpoint's scaler state when it has one. A checkpoint
   // without (saved by a run without loss scaling, or by an older dpt) starts the scaler fresh at

@@ -1,8 +1,9 @@
 // The training step timed on a GPU: StepTimer (`dpt bench step`'s) on a CUDA device reports the
 // phases from the GPU's timing events: every phase that runs kernels is charged, the optimizer
 // included, and together they cover most of the synchronised step time and never more than it;
-// and `dpt bench step` on the GPU prints the training step before the per-layer table and writes
-// both to its JSON. Skipped where no GPU is usable.
+// with device.precision FP16 it scales the loss as training does; and `dpt bench step` on the GPU
+// prints the training step before the per-layer table and writes both to its JSON. Skipped where
+// no GPU is usable.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -59,6 +60,28 @@ TEST(GpuStepTiming, PhasesAreTheGpusTimeAndAddUpToTheStep) {
   const double per_step = t.total() / 10;
   EXPECT_LE(per_step, run.p99 * 1.05 + 1e-4) << "phases longer than the step";
   EXPECT_GE(per_step, run.p50 * 0.5) << "most of the step is in no phase";
+}
+
+// With device.precision FP16 the timed step scales its loss as training does: the scale is
+// reported (init_scale 65536; growth_interval 2000, so it cannot grow in 7 steps), skips are
+// counted, and the steps that did not overflow were applied. Overflow itself is not expected at
+// these magnitudes (loss gradients of at most 65536 / 2048 = 32 per logit), but it is legitimate
+// fp16 behaviour, so only a run where every measured step overflowed fails.
+TEST(GpuStepTiming, Fp16StepScalesItsLossAsTrainingDoes) {
+  const std::string why = usable_gpu_reason();
+  if (!why.empty()) GTEST_SKIP() << why;
+  proto::Config config = parse_config(kConfig, "timing.prototxt");
+  config.mutable_device()->set_precision(proto::FP16);
+  std::unique_ptr<Device> gpu = make_cuda_device(usable_gpus(probe_gpus()).front().index);
+  std::unique_ptr<Communicator> comm = make_local_communicator();
+  StepTimer timer(config, *gpu, *comm, 20);
+  timer.run(2, false);
+  timer.run(5, true);
+  const StepRun run = timer.result();
+  EXPECT_GT(run.loss_scale, 0.0);  // 0 would mean no loss scaler in the step
+  EXPECT_LE(run.loss_scale, 65536.0);
+  EXPECT_LT(run.loss_scale_skipped, 5);
+  EXPECT_GT(run.phase_sum.optimizer_s, 0.0);  // the steps that did not overflow were applied
 }
 
 class GpuBenchStepTest : public testing::TempDirTest {

@@ -1,7 +1,7 @@
 // The GPU bench's rendering (launch/bench_gpu.h) with fake numbers: the training step's samples/s,
 // p50/p99, MFU and per-phase split, and TFLOP/s, ours/plain and ours/peak per layer, computed by
-// hand; n/a with the reason for a GPU without a datasheet peak; and the precision mapping from
-// device.precision.
+// hand; n/a with the reason for a GPU without a datasheet peak; the fp16 loss scale and its
+// skipped steps when the step scaled its loss; and the precision mapping from device.precision.
 #include "launch/bench_gpu.h"
 
 #include <gtest/gtest.h>
@@ -112,6 +112,22 @@ TEST(BenchGpuTest, UnknownGpuSaysNotAvailableAndWhy) {
   EXPECT_TRUE(json["mfu"].contains("na"));
   EXPECT_FALSE(json["layers"][0].contains("ours_over_peak"));
   EXPECT_NEAR(json["layers"][0]["ours_over_plain"].get<double>(), 0.8, 1e-12);
+}
+
+TEST(BenchGpuTest, Fp16LossScaleAndSkippedStepsOnlyWhenScaling) {
+  const auto [plain_text, plain_json] = render(fake("NVIDIA H100 80GB HBM3"));
+  EXPECT_EQ(plain_text.find("loss scaling"), std::string::npos) << plain_text;
+  EXPECT_FALSE(plain_json.contains("loss_scale"));
+  GpuBenchResult r = fake("NVIDIA H100 80GB HBM3");
+  r.precision = GpuPrecision::kFp16;
+  r.loss_scale = 32768;
+  r.loss_scale_skipped = 2;
+  const auto [text, json] = render(r);
+  EXPECT_NE(text.find("fp16 loss scaling: scale 32768 after the measured steps, 2 of them skipped"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(json["loss_scale"].get<double>(), 32768.0);
+  EXPECT_EQ(json["loss_scale_skipped"].get<int64_t>(), 2);
 }
 
 TEST(BenchGpuTest, DenseLayersWithWidthsAndTheActivationAfterThem) {
