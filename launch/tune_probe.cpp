@@ -9,6 +9,7 @@
 
 #include "core/random.h"
 #include "devices/error.h"
+#include "launch/loss_scaling.h"
 #include "launch/trainer.h"
 
 namespace dpt {
@@ -35,18 +36,27 @@ ModelOptions shared_grads(Communicator& comm) {
   return options;
 }
 
-// What a training run at `config` builds before its first step: model, optimizer and step.
+}  // namespace
+
+// What a training run at `config` builds before its first step: model, optimizer, loss scaling
+// (device.precision FP16: the unscale-and-check pass is part of the step) and step.
 struct ProbeStep {
   ProbeStep(Device& device, const proto::Config& config, Communicator& comm)
       : model(device, config, shared_grads(comm)),
         optimizer(make_optimizer(device, config.optimizer(), model.num_params())),
-        step(model, *optimizer, config, comm) {}
+        loss_scaling(config, false),
+        step(model, *optimizer, config, comm, loss_scaling.scaler()) {}
+  // As training: a step whose fp16 gradients overflowed applies no update.
+  void apply(StepResult& result, double lr) {
+    if (!result.overflow) step.apply(static_cast<float>(lr), result.times);
+  }
   Model model;
   std::unique_ptr<Optimizer> optimizer;
+  LossScaling loss_scaling;
   TrainStep step;
 };
 
-}  // namespace
+StepProbe::~StepProbe() = default;
 
 StepProbe::StepProbe(const proto::Config& config, Device& device, Communicator& comm,
                      const Dataset& train_set)
@@ -95,7 +105,7 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
     const BatchSource source = synthetic_source();
     StepResult result = probe.step.compute_gradients(
         0, global, shard_of(global, comm_.rank(), comm_.size()), source);
-    probe.step.apply(config.optimizer().lr(), result.times);
+    probe.apply(result, config.optimizer().lr());
     if (eval_batch > 0) {
       // What evaluate() adds after training steps: its input batch and a forward pass.
       BatchLoader loader(device_, eval_batch, probe.model.input_size(), probe.model.dtype());
@@ -114,14 +124,13 @@ BatchTiming StepProbe::time_steps(int64_t batch) {
   std::vector<double> seconds;
   {
     ProbeStep probe(device_, config, comm_);
-    TrainStep& step = probe.step;
     const BatchSource source = synthetic_source();
     const int64_t steps = kUntimedSteps + config.tune().timing_steps();
     for (int64_t s = 0; s < steps; ++s) {
       const auto start = Clock::now();
-      StepResult result =
-          step.compute_gradients(s, global, shard_of(global, comm_.rank(), comm_.size()), source);
-      step.apply(config.optimizer().lr(), result.times);
+      StepResult result = probe.step.compute_gradients(
+          s, global, shard_of(global, comm_.rank(), comm_.size()), source);
+      probe.apply(result, config.optimizer().lr());
       if (s >= kUntimedSteps) {
         seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
       }
@@ -141,26 +150,22 @@ void StepProbe::start_lr_test(int64_t global_batch, int64_t micro) {
   DPT_CHECK(global_batch >= 1 && global_batch <= train_set_.size)
       << "start_lr_test: global batch " << global_batch << " outside [1, " << train_set_.size
       << "]";
-  step_.reset();
-  optimizer_.reset();
-  model_.reset();
+  lr_probe_.reset();
   const bool accumulate = micro * comm_.size() < global_batch;
   lr_config_ = config_at(global_batch, accumulate ? micro : 0);
-  model_ = std::make_unique<Model>(device_, lr_config_, shared_grads(comm_));
-  optimizer_ = make_optimizer(device_, lr_config_.optimizer(), model_->num_params());
-  step_ = std::make_unique<TrainStep>(*model_, *optimizer_, lr_config_, comm_);
+  lr_probe_ = std::make_unique<ProbeStep>(device_, lr_config_, comm_);
   lr_step_ = 0;
 }
 
 double StepProbe::lr_test_step(double lr) {
-  DPT_CHECK(step_ != nullptr) << "lr_test_step: start_lr_test was not called";
+  DPT_CHECK(lr_probe_ != nullptr) << "lr_test_step: start_lr_test was not called";
   const int64_t batch = lr_config_.train().batch_size();
   const int64_t per_epoch = train_set_.size / batch;
   const int64_t epoch = lr_step_ / per_epoch;
   if (lr_step_ % per_epoch == 0) order_ = epoch_order(lr_config_, train_set_.size, epoch);
   const int64_t first = (lr_step_ % per_epoch) * batch;
   const Normalization normalization = normalization_from(lr_config_.data());
-  StepResult result = step_->compute_gradients(
+  StepResult result = lr_probe_->step.compute_gradients(
       lr_step_, batch, shard_of(batch, comm_.rank(), comm_.size()),
       [&](int64_t row, int64_t n, Tensor& inputs, int32_t* labels) {
         gather_batch(train_set_, order_.data() + first + row, n, normalization, inputs, labels);
@@ -169,7 +174,7 @@ double StepProbe::lr_test_step(double lr) {
   if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
     return std::numeric_limits<double>::infinity();
   }
-  step_->apply(static_cast<float>(lr), result.times);
+  lr_probe_->apply(result, lr);
   return result.loss;
 }
 

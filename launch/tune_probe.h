@@ -19,12 +19,15 @@
 
 namespace dpt {
 
+struct ProbeStep;  // tune_probe.cpp: a training run's model, optimizer, loss scaling and step
+
 class StepProbe : public TuneProbe {
  public:
   // `config` validated; `train_set` is read by the LR range test only. Nothing is owned: all must
   // outlive the probe. `device` should be idle: its peak counter is reset by every measurement.
   StepProbe(const proto::Config& config, Device& device, Communicator& comm,
             const Dataset& train_set);
+  ~StepProbe() override;
   int64_t peak_bytes(int64_t batch, int64_t eval_batch) override;
   BatchTiming time_steps(int64_t batch) override;
   void start_lr_test(int64_t global_batch, int64_t micro) override;
@@ -46,9 +49,7 @@ class StepProbe : public TuneProbe {
   std::vector<float> block_;  // synthetic input rows, reused cyclically
   // The LR range test in progress.
   proto::Config lr_config_;
-  std::unique_ptr<Model> model_;
-  std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<ProbeStep> lr_probe_;
   std::vector<int64_t> order_;
   int64_t lr_step_ = 0;
 };
