@@ -83,7 +83,7 @@ enum class AllReduceAlgorithm {
 // Device buffers on the "mpi" backend (workers on CUDA devices, comm/mpi_communicator.h).
 enum class MpiDeviceBuffers {
   kStage,         // never: the communicator takes host memory; callers stage device buffers
-  kCudaAwareMpi,  // when MPI is CUDA-aware (mpi_cuda_aware()) on every rank: MPI reads them
+  kCudaAwareMpi,  // when MPI reduces device memory (mpi_reduces_device_memory()) on every rank
   kAlwaysMpi,     // without asking MPI (tests: a fake GPU's "device memory" is host memory)
 };
 
