@@ -6,7 +6,8 @@
 // the caller (launch/) then calls abort() so every peer fails fast. Backends are whole files
 // (local, thread world for tests, mpi, plugin, nccl), chosen by make_communicator() from the
 // config. Buffers are host memory on every backend; those whose device_memory() is true (nccl;
-// mpi when the MPI is CUDA-aware) take memory of the worker's CUDA device too.
+// mpi when the MPI is CUDA-aware and reduces device memory, mpi_reduces_device_memory()) take
+// memory of the worker's CUDA device too.
 #pragma once
 
 #include <cstddef>
@@ -59,10 +60,11 @@ class Communicator {
   // buffer (count elements) on every rank = buffer on `root`.
   virtual void broadcast(void* buffer, std::size_t count, DType dtype, int root) = 0;
   // recv (size() * count elements) = each rank's `count` elements of send, in rank order.
-  // In place when send == recv + rank() * count.
+  // In place when send == recv + rank() * count; no other overlap (NCCL's rule).
   virtual void all_gather(const void* send, void* recv, std::size_t count, DType dtype) = 0;
   // recv (count elements) = op over ranks of send[rank() * count, (rank() + 1) * count);
-  // send holds size() * count elements.
+  // send holds size() * count elements. In place when recv == send + rank() * count; no other
+  // overlap (NCCL's rule).
   virtual void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                               ReduceOp op) = 0;
   // Returns when every rank has called barrier().
@@ -83,7 +85,7 @@ enum class AllReduceAlgorithm {
 // Device buffers on the "mpi" backend (workers on CUDA devices, comm/mpi_communicator.h).
 enum class MpiDeviceBuffers {
   kStage,         // never: the communicator takes host memory; callers stage device buffers
-  kCudaAwareMpi,  // when MPI is CUDA-aware (mpi_cuda_aware()) on every rank: MPI reads them
+  kCudaAwareMpi,  // when MPI reduces device memory (mpi_reduces_device_memory()) on every rank
   kAlwaysMpi,     // without asking MPI (tests: a fake GPU's "device memory" is host memory)
 };
 

@@ -142,7 +142,7 @@ class MpiCommunicator : public TransportCommunicator {
     int mine = 0;
     if (on_cuda && options.mpi_device_buffers == MpiDeviceBuffers::kAlwaysMpi) mine = 1;
     if (on_cuda && options.mpi_device_buffers == MpiDeviceBuffers::kCudaAwareMpi) {
-      mine = mpi_cuda_aware() ? 1 : 0;
+      mine = mpi_reduces_device_memory() ? 1 : 0;
     }
     int all = mine;
     {
@@ -173,6 +173,18 @@ bool mpi_cuda_aware() {
   using Query = int (*)();
   const auto query = reinterpret_cast<Query>(dlsym(RTLD_DEFAULT, "MPIX_Query_cuda_support"));
   return query != nullptr && query() == 1;
+}
+
+bool nonblocking_reductions_take_device_memory(const std::string& library_version) {
+  return library_version.find("Open MPI") == std::string::npos;
+}
+
+bool mpi_reduces_device_memory() {
+  if (!mpi_cuda_aware()) return false;
+  char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(version, &length);  // allowed before MPI_Init
+  return nonblocking_reductions_take_device_memory(std::string(version, length));
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions& options, Device* device) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "comm/communicator.h"
 
@@ -14,7 +15,8 @@ namespace dpt {
 
 // A communicator over a duplicate of MPI_COMM_WORLD (errors returned, not fatal). Collective.
 // `device`: the worker's device. When every rank's is a CUDA device and options.
-// mpi_device_buffers lets it (by default: the MPI is CUDA-aware, mpi_cuda_aware()), the
+// mpi_device_buffers lets it (by default: the MPI is CUDA-aware and reduces device memory in
+// nonblocking collectives, mpi_reduces_device_memory(); never with Open MPI), the
 // communicator takes device memory (device_memory() true): all-reduces MPI does exactly (sum,
 // integer max/min; not avg, bf16/fp16 or float max/min) run as MPI_Iallreduce on the device
 // pointers; every other collective on device memory is staged through page-locked host memory.
@@ -28,5 +30,16 @@ bool mpi_active();
 // MPIX_Query_cuda_support, looked up with dlsym so MPIs without it (answer: false) link too.
 // Meaningful after MPI_Init. Debian's Open MPI 4.1 is built without CUDA: false there.
 bool mpi_cuda_aware();
+
+// Whether the MPI library named by `library_version` (MPI_Get_library_version's text) may be
+// given CUDA device memory in a nonblocking reduction (MPI_Iallreduce), when it is CUDA-aware.
+// Open MPI may not: its CUDA support covers point-to-point and blocking collectives only (its
+// docs, "Which MPI APIs do NOT work with CUDA-aware"); MPI_Iallreduce on device memory makes
+// libnbc reduce device pointers on the host and crash (open-mpi/ompi#9845, #12045).
+bool nonblocking_reductions_take_device_memory(const std::string& library_version);
+
+// mpi_cuda_aware(), and this process's MPI library passes the check above: what
+// comm.cuda_aware_mpi (MpiDeviceBuffers::kCudaAwareMpi) takes device memory on.
+bool mpi_reduces_device_memory();
 
 }  // namespace dpt

@@ -19,6 +19,7 @@
 #include "comm/nccl_bootstrap.h"
 #include "comm/nccl_library.h"
 #include "comm/nccl_watchdog.h"
+#include "comm/reduce.h"
 #include "devices/cuda/cuda_check.h"
 #include "devices/cuda/cuda_device.h"
 #include "devices/error.h"
@@ -93,6 +94,11 @@ class NcclCommunicator : public Communicator {
 
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
+    const bool extremum = op == ReduceOp::kMax || op == ReduceOp::kMin;
+    if (extremum && size_ > 1 && dtype != DType::kI32 && dtype != DType::kI64) {
+      gathered_extremum(send, recv, count, dtype, op);
+      return;
+    }
     const std::size_t bytes = count * dtype_size(dtype);
     Staged in = stage(send, bytes, recv, bytes);
     run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
@@ -101,6 +107,7 @@ class NcclCommunicator : public Communicator {
                               stream_);
     });
     copy_out(in, recv, bytes);
+    if (op == ReduceOp::kAvg) divide_by_size(in, recv, count, dtype);
   }
   void broadcast(void* buffer, std::size_t count, DType dtype, int root) override {
     DPT_CHECK(root >= 0 && root < size_)
@@ -134,6 +141,7 @@ class NcclCommunicator : public Communicator {
                                   comm_, stream_);
     });
     copy_out(in, recv, bytes);
+    if (op == ReduceOp::kAvg) divide_by_size(in, recv, count, dtype);
   }
   // The header exchange is itself an all_gather every rank must join: that is the barrier.
   void barrier() override {
@@ -174,18 +182,23 @@ class NcclCommunicator : public Communicator {
       scratch_ = static_cast<char*>(device_.allocate(send_room + recv_bytes));
       scratch_bytes_ = send_room + recv_bytes;
     }
-    if (std::max(send_bytes, recv_bytes) > pinned_bytes_) {
-      if (pinned_ != nullptr) cudaFreeHost(pinned_);
-      pinned_ = nullptr, pinned_bytes_ = 0;
-      CUDA_CHECK(cudaMallocHost(&pinned_, std::max(send_bytes, recv_bytes)));
-      pinned_bytes_ = std::max(send_bytes, recv_bytes);
-    }
+    pinned(std::max(send_bytes, recv_bytes));
     if (staged.send_staged) staged.send = scratch_;
     if (staged.recv_staged) {
       // In place stays in place.
       staged.recv = send == recv ? const_cast<void*>(staged.send) : scratch_ + send_room;
     }
     return staged;
+  }
+  // The page-locked buffer, grown to at least `bytes` (nothing is in flight on it between calls).
+  char* pinned(std::size_t bytes) {
+    if (bytes > pinned_bytes_) {
+      if (pinned_ != nullptr) cudaFreeHost(pinned_);
+      pinned_ = nullptr, pinned_bytes_ = 0;
+      CUDA_CHECK(cudaMallocHost(&pinned_, bytes));
+      pinned_bytes_ = bytes;
+    }
+    return static_cast<char*>(pinned_);
   }
   // Inside run(), after the agreement check: the host input into device scratch.
   void copy_in(const Staged& staged, const void* send, std::size_t bytes) {
@@ -202,6 +215,65 @@ class NcclCommunicator : public Communicator {
     CUDA_CHECK(cudaMemcpyAsync(pinned_, staged.recv, bytes, cudaMemcpyDeviceToHost, stream_));
     wait_stream("copying a result to host memory", deadline_after(timeout_s_));
     std::memcpy(recv, pinned_, bytes);
+  }
+
+  // Float max/min: NCCL's drop a NaN operand (fmaxf), dpt's propagate it (comm/reduce.h). So
+  // every rank's values are gathered (one ncclAllGather under the all_reduce's header) and
+  // reduced on the host with the host backends' operator. Only small host values take this path
+  // (timings, memory budgets); its cost is size() times the data.
+  void gathered_extremum(const void* send, void* recv, std::size_t count, DType dtype,
+                         ReduceOp op) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    std::vector<char> all(bytes * static_cast<std::size_t>(size_));
+    Staged in = stage(send, bytes, all.data(), all.size());
+    run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
+      copy_in(in, send, bytes);
+      return nccl_.all_gather(in.send, in.recv, count, nccl_dtype(dtype), comm_, stream_);
+    });
+    copy_out(in, all.data(), all.size());
+    for (int peer = 1; peer < size_; ++peer) {
+      reduce_into(all.data(), all.data() + static_cast<std::size_t>(peer) * bytes, count, dtype,
+                  op);
+    }
+    put(recv, all.data(), bytes);
+  }
+  // `bytes` of host memory into recv (device or host memory); returns once they are there.
+  void put(void* recv, const void* host, std::size_t bytes) {
+    if (bytes == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!device_.is_device_pointer(recv)) {
+      std::memmove(recv, host, bytes);
+      return;
+    }
+    make_current();
+    std::memcpy(pinned(bytes), host, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(recv, pinned_, bytes, cudaMemcpyHostToDevice, stream_));
+    // Like every collective: the result is in place (and the pinned buffer free) on return.
+    wait_stream("copying a result to the device", deadline_after(timeout_s_));
+  }
+
+  // kAvg: NCCL summed (nccl_reduce_op); the division by the world size runs on the host, as on
+  // the host backends (finish_average), so an average has their bits: ncclAvg multiplies each
+  // input by 1/n in its own type first (bf16's 1/3 is 0.334), which differs from sum / n. A
+  // device result makes the round trip through the page-locked buffer; no hot path averages
+  // (gradients are summed).
+  void divide_by_size(const Staged& staged, void* recv, std::size_t count, DType dtype) {
+    if (size_ == 1 || count == 0) return;
+    if (staged.recv_staged) {  // copy_out already put the sum in host memory
+      finish_average(recv, count, dtype, size_);
+      return;
+    }
+    const std::size_t bytes = count * dtype_size(dtype);
+    std::vector<char> sum(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      make_current();
+      CUDA_CHECK(cudaMemcpyAsync(pinned(bytes), recv, bytes, cudaMemcpyDeviceToHost, stream_));
+      wait_stream("copying a sum to host memory", deadline_after(timeout_s_));
+      std::memcpy(sum.data(), pinned_, bytes);
+    }
+    finish_average(sum.data(), count, dtype, size_);
+    put(recv, sum.data(), bytes);
   }
 
   // Frees what the constructor created (whatever it got to).
@@ -244,23 +316,20 @@ class NcclCommunicator : public Communicator {
   // (ncclCommGetAsyncError) leaves it.
   void check(ncclResult_t result, const std::string& what, Clock::time_point deadline) {
     if (result == ncclSuccess) return;
-    if (result != ncclInProgress) {
-      abort_comm();
-      DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank_
-                                  << " failed: " << nccl_.describe(result, comm_)
-                                  << "; communicator aborted";
-    }
+    if (result != ncclInProgress) fail(what, result);
     ncclResult_t state = ncclInProgress;
     watch(what, deadline, [this, &state] {
       nccl_.comm_get_async_error(comm_, &state);
       return state != ncclInProgress;
     });
-    if (state != ncclSuccess) {
-      abort_comm();
-      DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank_
-                                  << " failed: " << nccl_.describe(state, comm_)
-                                  << "; communicator aborted";
-    }
+    if (state != ncclSuccess) fail(what, state);
+  }
+  // The error text is read before ncclCommAbort frees the communicator it is read from.
+  [[noreturn]] void fail(const std::string& what, ncclResult_t result) {
+    const std::string reason = nccl_.describe(result, comm_);
+    abort_comm();
+    DPT_THROW(ErrorKind::kComm) << "nccl: " << what << " on rank " << rank_ << " failed: " << reason
+                                << "; communicator aborted";
   }
 
   template <typename Done>

@@ -9,7 +9,11 @@
 // (comm/collective_check.h's header, one small all_gather). Every wait is polled against
 // comm.timeout_s and ncclCommGetAsyncError (comm/nccl_watchdog.h); a timeout or NCCL error calls
 // ncclCommAbort and throws kComm naming the collective, its sequence number and the rank.
-// Averages use ncclAvg. Without MPI the world is one process (no bootstrap).
+// Averages are an ncclSum divided by the world size on the host, and float max/min a gather
+// reduced on the host, so both give the host backends' bits (NaN propagates).
+// NCCL refuses two ranks on one GPU (ncclInvalidUsage, "Duplicate GPU detected"); the device
+// choice (launch/gpu_assignment.h) never starts them. Without MPI the world is one process (no
+// bootstrap).
 // Built from nccl_communicator.cpp with DPT_WITH_CUDA and NCCL's header, from
 // nccl_communicator_none.cpp otherwise (which throws kConfig).
 #pragma once

@@ -72,10 +72,8 @@ ncclRedOp_t nccl_reduce_op(ReduceOp op) {
       return ncclMax;
     case ReduceOp::kMin:
       return ncclMin;
-    case ReduceOp::kAvg:
-      return ncclAvg;  // floats: each input times 1/n, then summed; integers: sum / n
     default:
-      return ncclSum;
+      return ncclSum;  // kSum, and kAvg, whose division the caller does
   }
 }
 

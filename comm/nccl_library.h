@@ -24,8 +24,6 @@ class NcclLibrary {
 
   int version_code() const { return version_; }  // NCCL_VERSION_CODE of the loaded library
   std::string version() const;                   // e.g. "NCCL 2.28.9 (libnccl.so.2)"
-  // ncclAvg exists from NCCL 2.10 on.
-  bool has_avg() const { return version_ >= 21000; }
 
   decltype(&ncclGetVersion) get_version = nullptr;
   decltype(&ncclGetUniqueId) get_unique_id = nullptr;
@@ -49,8 +47,9 @@ class NcclLibrary {
   int version_ = 0;
 };
 
-// NCCL's type for a dtype (all six have one) and its op for a ReduceOp (kAvg: ncclAvg, which
-// multiplies float inputs by 1/n before summing and divides integer sums by n).
+// NCCL's type for a dtype (all six have one) and the op NCCL runs for a ReduceOp. kAvg runs as
+// ncclSum and the caller divides by the world size (NcclCommunicator, on the host): ncclAvg would
+// multiply float inputs by 1/n in their own type before summing, not divide the sum.
 ncclDataType_t nccl_dtype(DType dtype);
 ncclRedOp_t nccl_reduce_op(ReduceOp op);
 

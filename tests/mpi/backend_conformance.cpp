@@ -1,9 +1,10 @@
 // The communicator conformance suite (tests/comm_conformance.h) on any backend by name, as
 // make_communicator builds it: `mpirun -np N backend_conformance BACKEND [PLUGIN_PATH]`, e.g.
 // `local` (-np 1), `plugin path/to/libdpt_gloo.so` (-np 1..4) or `nccl` (one GPU per rank: node-
-// local rank k on cuda:k, buffers staged through tests/staged_communicator.h; where fewer GPUs
-// are usable than ranks on the node, every rank prints "SKIP: ..." and exits 0). The same checks as
-// mpi_conformance (every op, dtype and count, in place and not, NaN, wrap-around, broadcast from
+// local rank k on cuda:k; the suite runs twice, on GPU buffers through
+// tests/staged_communicator.h and on host buffers, which nccl stages itself; where fewer GPUs
+// are usable than ranks on the node, every rank prints "SKIP: ..." and exits 0). The same checks
+// as mpi_conformance (every op, dtype and count, in place and not, NaN, wrap-around, broadcast from
 // every root, all_gather, reduce_scatter, barrier), which also covers mpi's algorithm variants.
 // All ranks agree on the failure count; an exception on any rank ends the job through MPI_Abort.
 #include <mpi.h>
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
     dpt::conformance::SuiteOptions suite;
     suite.seed = 11;
     dpt::conformance::run_suite(staged ? *staged : *comm, report, suite);
+    // Host buffers straight to a device-memory backend: its own staging (nccl: device scratch),
+    // and for averages its division on the host.
+    if (staged) dpt::conformance::run_suite(*comm, report, suite);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "rank %d: %s\n", rank, error.what());
     std::fflush(stderr);

@@ -4,8 +4,9 @@
 // all-reduces MPI does exactly (float32/64 and integer sums, integer max/min) go to MPI on the
 // device pointers with no staging copy and give the bits MPI_Iallreduce gives on host buffers
 // (the ALL_REDUCE_NATIVE host path); avg, bf16/fp16 and float max are staged and give the bits
-// of the host path. With kCudaAwareMpi on an MPI without CUDA support, and when ranks disagree,
-// every rank takes host memory only. Prints each failure; exits 1 when any rank failed.
+// of the host path. With kCudaAwareMpi on an MPI without CUDA support or on Open MPI (whose
+// MPI_Iallreduce does not take device memory), and when ranks disagree, every rank takes host
+// memory only. Prints each failure; exits 1 when any rank failed.
 #include <mpi.h>
 
 #include <cstdio>
@@ -97,8 +98,14 @@ void run() {
   {
     auto comm = dpt::make_mpi_communicator(
         options_with(MpiDeviceBuffers::kCudaAwareMpi, dpt::AllReduceAlgorithm::kAuto), &gpu);
-    expect(comm->device_memory() == dpt::mpi_cuda_aware(),
-           "kCudaAwareMpi: device_memory() differs from mpi_cuda_aware()");
+    expect(comm->device_memory() == dpt::mpi_reduces_device_memory(),
+           "kCudaAwareMpi: device_memory() differs from mpi_reduces_device_memory()");
+    // This is Open MPI, CUDA-aware or not: never given device memory (MPI_Iallreduce).
+    char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+    int length = 0;
+    MPI_Get_library_version(version, &length);
+    const bool open_mpi = std::string(version, length).find("Open MPI") != std::string::npos;
+    expect(!open_mpi || !comm->device_memory(), "kCudaAwareMpi: Open MPI given device memory");
   }
   {
     // Only rank 0 has a device: nobody takes device memory.

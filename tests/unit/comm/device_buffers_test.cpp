@@ -2,6 +2,7 @@
 // MPI and the thread world share): on a fake GPU, every collective given device buffers (in place
 // or not, or one of send/recv on the host) leaves the same bits as the same collective on host
 // buffers, staged through host copies; host buffers given to such a communicator are not copied.
+// Also which MPI libraries the "mpi" backend gives device memory at all.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/mpi_communicator.h"
 #include "comm/thread_world.h"
 #include "comm_conformance_values.h"
 #include "fake_gpu.h"
@@ -164,6 +166,15 @@ TEST(DeviceBuffers, FakeGpuKnowsItsMemory) {
   EXPECT_TRUE(gpu.is_device_pointer(static_cast<char*>(block) + 99));
   EXPECT_FALSE(gpu.is_device_pointer(host.data()));
   gpu.deallocate(block);
+}
+
+// comm.cuda_aware_mpi hands MPI device memory only where MPI_Iallreduce takes it: Open MPI's CUDA
+// support leaves out nonblocking collectives (it would reduce device pointers on the host).
+TEST(DeviceBuffers, OpenMpiIsNotGivenDeviceMemoryForNonblockingReductions) {
+  EXPECT_FALSE(nonblocking_reductions_take_device_memory(
+      "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022"));
+  EXPECT_FALSE(nonblocking_reductions_take_device_memory("Open MPI v5.0.8, package: Open MPI"));
+  EXPECT_TRUE(nonblocking_reductions_take_device_memory("MPICH Version:      4.2.0"));
 }
 
 }  // namespace

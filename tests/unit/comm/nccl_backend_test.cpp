@@ -1,7 +1,8 @@
 // The "nccl" backend through make_communicator: refused by name without a CUDA device (on every
 // machine), and, where a GPU is usable, a world of one in this process (no MPI: no bootstrap)
 // through the whole conformance suite with its buffers staged on the GPU
-// (tests/staged_communicator.h), plus abort(). Multi-rank runs: backend_conformance_nccl_np*.
+// (tests/staged_communicator.h) and again on host buffers (the backend's own staging), plus
+// abort(). Multi-rank runs: backend_conformance_nccl_np*.
 // GPU tests skip with the probe's reason where no GPU is usable.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -82,6 +83,22 @@ TEST(NcclBackend, WorldOfOnePassesTheConformanceSuite) {
   conformance::SuiteOptions options;
   options.seed = 13;
   conformance::run_suite(staged, report, options);
+  EXPECT_GT(report.checks, 1000);
+  EXPECT_EQ(report.failed, 0);
+  for (const std::string& failure : report.failures) ADD_FAILURE() << failure;
+}
+
+TEST(NcclBackend, WorldOfOnePassesTheConformanceSuiteOnHostBuffers) {
+  // The suite's host buffers go to the communicator itself: its own staging through device
+  // scratch and page-locked memory (the trainer's loss sums and checks take this path).
+  std::string reason;
+  std::unique_ptr<Device> gpu = first_nccl_gpu(reason);
+  if (!gpu) GTEST_SKIP() << reason;
+  std::unique_ptr<Communicator> comm = make_communicator(nccl_config(), gpu.get());
+  conformance::Report report;
+  conformance::SuiteOptions options;
+  options.seed = 17;
+  conformance::run_suite(*comm, report, options);
   EXPECT_GT(report.checks, 1000);
   EXPECT_EQ(report.failed, 0);
   for (const std::string& failure : report.failures) ADD_FAILURE() << failure;
