@@ -31,7 +31,12 @@ std::string join(const std::vector<std::string>& items) {
 
 // MPIX_Query_cuda_support's answer, and when it may not be the library's final word.
 std::string mpi_cuda_aware_text() {
-  const std::string answer = mpi_cuda_aware() ? "yes" : "no";
+  std::string answer = mpi_cuda_aware() ? "yes" : "no";
+  if (mpi_cuda_aware() && !mpi_reduces_device_memory()) {
+    answer +=
+        ", not used for gradients: Open MPI's nonblocking all-reduce does not take device "
+        "memory, so the mpi backend stages it through page-locked host memory";
+  }
   if (mpi_active()) return answer + " (MPIX_Query_cuda_support)";
   return answer +
          " (MPIX_Query_cuda_support before MPI_Init; run under mpirun for the answer "
