@@ -5,6 +5,7 @@
 
 #include "devices/cuda/cuda_check.h"
 #include "devices/error.h"
+#include "devices/gpu_probe.h"
 
 namespace dpt {
 namespace {
@@ -27,9 +28,23 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
       << cudaGetErrorString(status) << ")";
   DPT_CHECK_AS(ErrorKind::kConfig, ordinal >= 0 && ordinal < count)
       << "cuda:" << ordinal << ": no such GPU (" << count << " present)";
-  make_current();
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
+  GpuInfo gpu;
+  gpu.index = ordinal;
+  gpu.name = prop.name;
+  gpu.compute_major = prop.major;
+  gpu.compute_minor = prop.minor;
+  check_compute_capability(gpu);
+  require_usable_gpu(gpu);  // before any launch could fail with "no kernel image is available"
+  // Creates this GPU's context (CUDA >= 12): a GPU in exclusive-process mode that another process
+  // holds, or one that fell off the bus, fails here; a fact about the machine, not a dpt bug.
+  const cudaError_t selected = cudaSetDevice(ordinal);
+  if (selected != cudaSuccess) cudaGetLastError();
+  DPT_CHECK_AS(ErrorKind::kConfig, selected == cudaSuccess)
+      << "cuda:" << ordinal << " (" << prop.name
+      << ") cannot be used: " << cudaGetErrorName(selected) << " (" << cudaGetErrorString(selected)
+      << ")";
   gpu_name_ = prop.name;
   total_memory_ = static_cast<int64_t>(prop.totalGlobalMem);
   compute_capability_ = prop.major * 10 + prop.minor;

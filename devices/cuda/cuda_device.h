@@ -29,7 +29,10 @@ namespace dpt {
 
 class CudaDevice : public Device {
  public:
-  // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure.
+  // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure:
+  // kConfig when the GPU does not exist, is older than the kernels (gpu_probe.h's
+  // kMinComputeCapability) or cannot be selected (e.g. held by another process in
+  // exclusive-process mode), naming it and the reason.
   explicit CudaDevice(int ordinal);
   ~CudaDevice() override;
   CudaDevice(const CudaDevice&) = delete;
