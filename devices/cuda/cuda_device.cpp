@@ -17,6 +17,12 @@ std::size_t round_size(std::size_t bytes) {
   return (bytes + unit - 1) / unit * unit;
 }
 
+// For cleanup that cannot throw: a failure is dropped, and so is the thread's last error it set,
+// which the next launch check (CUDA_CHECK_LAUNCH) would otherwise report as its own.
+void ignore_failure(cudaError_t status) {
+  if (status != cudaSuccess) cudaGetLastError();
+}
+
 }  // namespace
 
 CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
@@ -134,10 +140,14 @@ void CudaDevice::deallocate(void* ptr) noexcept {
 
 void CudaDevice::release_cached() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (cudaSetDevice(ordinal_) != cudaSuccess) return;
+  const cudaError_t selected = cudaSetDevice(ordinal_);
+  ignore_failure(selected);
+  if (selected != cudaSuccess) return;
   for (auto& [size, blocks] : cached_) {
     for (void* ptr : blocks) {
-      if (cudaFree(ptr) == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
+      const cudaError_t freed = cudaFree(ptr);
+      ignore_failure(freed);
+      if (freed == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
     }
   }
   cached_.clear();
@@ -164,7 +174,10 @@ void CudaDevice::zero(void* ptr, std::size_t bytes) {
   CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, stream_));
 }
 
-void CudaDevice::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaDevice::synchronize() {
+  make_current();
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) {
   if (bytes == 0) return;
@@ -184,7 +197,11 @@ void* CudaDevice::allocate_host(std::size_t bytes) {
 }
 
 void CudaDevice::deallocate_host(void* ptr) noexcept {
-  if (ptr != nullptr) cudaFreeHost(ptr);
+  if (ptr == nullptr) return;
+  // Another thread may free (the gradient sync's, growing a staging buffer): without a current
+  // device its first CUDA call would create a context on GPU 0, a second one for this process.
+  ignore_failure(cudaSetDevice(ordinal_));
+  ignore_failure(cudaFreeHost(ptr));
 }
 
 // The calling thread may be the gradient sync's, whose current device is not set: copies on
@@ -205,15 +222,23 @@ CudaEvent::CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stre
   CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
 }
 
-CudaEvent::~CudaEvent() { cudaEventDestroy(event_); }
+CudaEvent::~CudaEvent() {
+  ignore_failure(cudaSetDevice(ordinal_));
+  ignore_failure(cudaEventDestroy(event_));
+}
 
-// The event and the stream must belong to the current device.
+// The event and the stream must belong to the current device. Each call makes the GPU current
+// itself: events are recorded, waited for and destroyed on threads that may never have selected
+// it (the gradient sync's), where the first CUDA call would create a context on GPU 0.
 void CudaEvent::record() {
   CUDA_CHECK(cudaSetDevice(ordinal_));
   CUDA_CHECK(cudaEventRecord(event_, stream_));
 }
 
-void CudaEvent::wait() { CUDA_CHECK(cudaEventSynchronize(event_)); }
+void CudaEvent::wait() {
+  CUDA_CHECK(cudaSetDevice(ordinal_));
+  CUDA_CHECK(cudaEventSynchronize(event_));
+}
 
 std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
   make_current();
