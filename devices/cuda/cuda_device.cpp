@@ -110,10 +110,14 @@ void* CudaDevice::allocate(std::size_t bytes) {
       status = cudaMalloc(&ptr, size);
     }
     if (status != cudaSuccess) cudaGetLastError();  // a caller that recovers launches cleanly
+    // Only cudaErrorMemoryAllocation is out of memory; anything else is usually a sticky error of
+    // an earlier kernel that this cudaMalloc happened to be the first call to see.
     DPT_CHECK(status == cudaSuccess)
-        << "cuda:" << ordinal_ << ": out of memory allocating " << bytes << " bytes ("
-        << memory_counters().current_bytes << " in use, " << reserved_bytes()
-        << " reserved): " << cudaGetErrorString(status);
+        << "cuda:" << ordinal_ << ": "
+        << (status == cudaErrorMemoryAllocation ? "out of memory" : "cudaMalloc failed")
+        << " allocating " << bytes << " bytes (" << memory_counters().current_bytes << " in use, "
+        << reserved_bytes() << " reserved): " << cudaGetErrorName(status) << " ("
+        << cudaGetErrorString(status) << ")" << cuda_error_hint(status);
     std::lock_guard<std::mutex> lock(mutex_);
     reserved_ += static_cast<int64_t>(size);
   }
