@@ -121,7 +121,8 @@ class Device {
   virtual std::unique_ptr<CopyQueue> create_copy_queue() = 0;
   // Sets `bytes` of device memory to zero.
   virtual void zero(void* ptr, std::size_t bytes) = 0;
-  // Blocks until all work queued on this device has finished.
+  // Blocks until all work queued on this device's compute queue (kernels, copy(), zero() and the
+  // device's own copies) has finished; a CopyQueue's copies are waited for with its events.
   virtual void synchronize() = 0;
   // A clock for the phases of the work queued on this device (see PhaseClock); host time unless
   // the device queues work (CUDA overrides it).

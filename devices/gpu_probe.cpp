@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "devices/error.h"
+
 namespace dpt {
 
 std::vector<GpuInfo> usable_gpus(const GpuProbe& probe) {
@@ -21,6 +23,11 @@ void check_compute_capability(GpuInfo& gpu) {
              std::to_string(gpu.compute_minor) + " is too old: dpt is built for " +
              std::to_string(kMinComputeCapability / 10) + "." +
              std::to_string(kMinComputeCapability % 10) + " and newer";
+}
+
+void require_usable_gpu(const GpuInfo& gpu) {
+  DPT_CHECK_AS(ErrorKind::kConfig, gpu.usable)
+      << "cuda:" << gpu.index << " (" << gpu.name << ") cannot be used: " << gpu.note;
 }
 
 void finish_probe(GpuProbe& probe) {

@@ -43,6 +43,13 @@ std::vector<GpuInfo> usable_gpus(const GpuProbe& probe);
 // Marks gpu unusable with a note when its compute capability is below kMinComputeCapability.
 void check_compute_capability(GpuInfo& gpu);
 
+// Throws dpt::Error (kConfig) "cuda:<index> (<name>) cannot be used: <note>" when `gpu` is not
+// usable. CudaDevice checks its GPU with it before queuing anything, so a GPU the kernels are not
+// built for (a V100, a T4) fails at device creation with the reason, not with "no kernel image is
+// available" at the first launch, whoever creates the device (select_device only offers usable
+// GPUs; `dpt bench comm --backend nccl` and tests create theirs directly).
+void require_usable_gpu(const GpuInfo& gpu);
+
 // Sets probe.reason from its GPUs when it is empty and none is usable ("no CUDA device",
 // "every GPU is too old: ...").
 void finish_probe(GpuProbe& probe);

@@ -5,6 +5,7 @@
 
 #include "devices/cuda/cuda_check.h"
 #include "devices/error.h"
+#include "devices/gpu_probe.h"
 
 namespace dpt {
 namespace {
@@ -14,6 +15,12 @@ namespace {
 std::size_t round_size(std::size_t bytes) {
   const std::size_t unit = bytes <= (std::size_t{1} << 20) ? 512 : (std::size_t{1} << 20);
   return (bytes + unit - 1) / unit * unit;
+}
+
+// For cleanup that cannot throw: a failure is dropped, and so is the thread's last error it set,
+// which the next launch check (CUDA_CHECK_LAUNCH) would otherwise report as its own.
+void ignore_failure(cudaError_t status) {
+  if (status != cudaSuccess) cudaGetLastError();
 }
 
 }  // namespace
@@ -27,9 +34,23 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
       << cudaGetErrorString(status) << ")";
   DPT_CHECK_AS(ErrorKind::kConfig, ordinal >= 0 && ordinal < count)
       << "cuda:" << ordinal << ": no such GPU (" << count << " present)";
-  make_current();
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
+  GpuInfo gpu;
+  gpu.index = ordinal;
+  gpu.name = prop.name;
+  gpu.compute_major = prop.major;
+  gpu.compute_minor = prop.minor;
+  check_compute_capability(gpu);
+  require_usable_gpu(gpu);  // before any launch could fail with "no kernel image is available"
+  // Creates this GPU's context (CUDA >= 12): a GPU in exclusive-process mode that another process
+  // holds, or one that fell off the bus, fails here; a fact about the machine, not a dpt bug.
+  const cudaError_t selected = cudaSetDevice(ordinal);
+  if (selected != cudaSuccess) cudaGetLastError();
+  DPT_CHECK_AS(ErrorKind::kConfig, selected == cudaSuccess)
+      << "cuda:" << ordinal << " (" << prop.name
+      << ") cannot be used: " << cudaGetErrorName(selected) << " (" << cudaGetErrorString(selected)
+      << ")";
   gpu_name_ = prop.name;
   total_memory_ = static_cast<int64_t>(prop.totalGlobalMem);
   compute_capability_ = prop.major * 10 + prop.minor;
@@ -89,10 +110,14 @@ void* CudaDevice::allocate(std::size_t bytes) {
       status = cudaMalloc(&ptr, size);
     }
     if (status != cudaSuccess) cudaGetLastError();  // a caller that recovers launches cleanly
+    // Only cudaErrorMemoryAllocation is out of memory; anything else is usually a sticky error of
+    // an earlier kernel that this cudaMalloc happened to be the first call to see.
     DPT_CHECK(status == cudaSuccess)
-        << "cuda:" << ordinal_ << ": out of memory allocating " << bytes << " bytes ("
-        << memory_counters().current_bytes << " in use, " << reserved_bytes()
-        << " reserved): " << cudaGetErrorString(status);
+        << "cuda:" << ordinal_ << ": "
+        << (status == cudaErrorMemoryAllocation ? "out of memory" : "cudaMalloc failed")
+        << " allocating " << bytes << " bytes (" << memory_counters().current_bytes << " in use, "
+        << reserved_bytes() << " reserved): " << cudaGetErrorName(status) << " ("
+        << cudaGetErrorString(status) << ")" << cuda_error_hint(status);
     std::lock_guard<std::mutex> lock(mutex_);
     reserved_ += static_cast<int64_t>(size);
   }
@@ -119,10 +144,14 @@ void CudaDevice::deallocate(void* ptr) noexcept {
 
 void CudaDevice::release_cached() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (cudaSetDevice(ordinal_) != cudaSuccess) return;
+  const cudaError_t selected = cudaSetDevice(ordinal_);
+  ignore_failure(selected);
+  if (selected != cudaSuccess) return;
   for (auto& [size, blocks] : cached_) {
     for (void* ptr : blocks) {
-      if (cudaFree(ptr) == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
+      const cudaError_t freed = cudaFree(ptr);
+      ignore_failure(freed);
+      if (freed == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
     }
   }
   cached_.clear();
@@ -149,7 +178,10 @@ void CudaDevice::zero(void* ptr, std::size_t bytes) {
   CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, stream_));
 }
 
-void CudaDevice::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaDevice::synchronize() {
+  make_current();
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) {
   if (bytes == 0) return;
@@ -169,7 +201,11 @@ void* CudaDevice::allocate_host(std::size_t bytes) {
 }
 
 void CudaDevice::deallocate_host(void* ptr) noexcept {
-  if (ptr != nullptr) cudaFreeHost(ptr);
+  if (ptr == nullptr) return;
+  // Another thread may free (the gradient sync's, growing a staging buffer): without a current
+  // device its first CUDA call would create a context on GPU 0, a second one for this process.
+  ignore_failure(cudaSetDevice(ordinal_));
+  ignore_failure(cudaFreeHost(ptr));
 }
 
 // The calling thread may be the gradient sync's, whose current device is not set: copies on
@@ -190,15 +226,23 @@ CudaEvent::CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stre
   CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
 }
 
-CudaEvent::~CudaEvent() { cudaEventDestroy(event_); }
+CudaEvent::~CudaEvent() {
+  ignore_failure(cudaSetDevice(ordinal_));
+  ignore_failure(cudaEventDestroy(event_));
+}
 
-// The event and the stream must belong to the current device.
+// The event and the stream must belong to the current device. Each call makes the GPU current
+// itself: events are recorded, waited for and destroyed on threads that may never have selected
+// it (the gradient sync's), where the first CUDA call would create a context on GPU 0.
 void CudaEvent::record() {
   CUDA_CHECK(cudaSetDevice(ordinal_));
   CUDA_CHECK(cudaEventRecord(event_, stream_));
 }
 
-void CudaEvent::wait() { CUDA_CHECK(cudaEventSynchronize(event_)); }
+void CudaEvent::wait() {
+  CUDA_CHECK(cudaSetDevice(ordinal_));
+  CUDA_CHECK(cudaEventSynchronize(event_));
+}
 
 std::unique_ptr<DeviceEvent> CudaDevice::create_event() {
   make_current();

@@ -7,7 +7,9 @@
 // user asks.
 // It also keeps the cuBLASLt plans of the GEMMs it has run (gemm_plans), so each shape is set up
 // once. Created by make_cuda_device (devices/cuda_support.h). Not thread-safe except
-// memory_counters, the asynchronous copies and events.
+// memory_counters, the asynchronous copies and events. Calls that may run on a thread other than
+// the creating one make the GPU current themselves (cudaSetDevice), so that thread never creates a
+// second context on GPU 0.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -29,7 +31,10 @@ namespace dpt {
 
 class CudaDevice : public Device {
  public:
-  // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure.
+  // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure:
+  // kConfig when the GPU does not exist, is older than the kernels (gpu_probe.h's
+  // kMinComputeCapability) or cannot be selected (e.g. held by another process in
+  // exclusive-process mode), naming it and the reason.
   explicit CudaDevice(int ordinal);
   ~CudaDevice() override;
   CudaDevice(const CudaDevice&) = delete;
@@ -42,13 +47,16 @@ class CudaDevice : public Device {
   // (on out-of-memory the cache is freed and cudaMalloc retried once). 256-byte aligned.
   void* allocate(std::size_t bytes) override;
   // Returns the block to the pool (work queued on the stream that still uses it runs first, so
-  // reuse by later work on the same stream is safe).
+  // reuse by later work on the same stream is safe). The pool knows no other stream: a block that
+  // a CopyQueue or a communicator's stream used must be ordered back into the compute stream
+  // (make_compute_wait, cudaStreamWaitEvent) or waited for before it is freed.
   void deallocate(void* ptr) noexcept override;
   MemoryCounters memory_counters() const override;
   void reset_peak() override;
   // Device-to-device copy and memset, queued on the stream (asynchronous).
   void copy(void* dst, const void* src, std::size_t bytes) override;
   void zero(void* ptr, std::size_t bytes) override;
+  // Waits for the compute stream (a CopyQueue's copies are waited for through its events).
   void synchronize() override;
 
   // Host -> device and device -> host; both return when the copy has finished.
@@ -61,7 +69,8 @@ class CudaDevice : public Device {
   // so the gradient sync's thread may stage buckets while backward queues kernels.
   void copy_from_host_async(void* device_dst, const void* host_src, std::size_t bytes) override;
   void copy_to_host_async(void* host_dst, const void* device_src, std::size_t bytes) override;
-  // A cudaEvent (no timing) recorded on the stream; wait() is cudaEventSynchronize.
+  // A cudaEvent (no timing) recorded on the stream; wait() is cudaEventSynchronize. Usable from
+  // any thread (each call makes the GPU current).
   std::unique_ptr<DeviceEvent> create_event() override;
   // cudaPointerGetAttributes: device (or managed) memory of this GPU.
   bool is_device_pointer(const void* ptr) const override;

@@ -18,13 +18,15 @@ inline unsigned grid_for(int64_t n) {
 }
 
 // Throws dpt::Error naming the kernel when its launch failed (bad configuration, no kernel image
-// for this GPU). Errors during the kernel's run surface at the next synchronizing call.
+// for this GPU). Errors during the kernel's run surface at the next synchronizing call, or here
+// at a later launch, with cuda_error_hint's note that an earlier kernel failed.
 #define CUDA_CHECK_LAUNCH(kernel)                                                            \
   do {                                                                                       \
     const cudaError_t dpt_launch_status = cudaGetLastError();                                \
     DPT_CHECK(dpt_launch_status == cudaSuccess)                                              \
         << "CUDA launch of " << kernel << " failed: " << cudaGetErrorName(dpt_launch_status) \
-        << " (" << cudaGetErrorString(dpt_launch_status) << ")";                             \
+        << " (" << cudaGetErrorString(dpt_launch_status) << ")"                              \
+        << ::dpt::cuda_error_hint(dpt_launch_status);                                        \
   } while (0)
 
 }  // namespace dpt

@@ -1,11 +1,12 @@
 // CudaDevice: the caching pool and its counters, copies both ways, zero, the copy queue's
-// ordering against the compute stream, Tensors on the GPU, the phase clock's timing events; and, on
-// every machine, that probing and asking for a GPU where there is none is a clean answer or a
-// dpt::Error, never a crash.
+// ordering against the compute stream, Tensors on the GPU, the phase clock's timing events, the
+// GPU made current by calls from other threads (two GPUs); and, on every machine, that probing
+// and asking for a GPU where there is none is a clean answer or a dpt::Error, never a crash.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -220,6 +221,34 @@ TEST_F(CudaDeviceTest, PhaseClockTimesTheStreamWithoutWaiting) {
   EXPECT_LT(seconds[2], 0.01);
   EXPECT_THROW(clock->lap(PhaseClock::kMaxPhases), Error);
   device.deallocate(buffer);
+}
+
+// The gradient sync's thread records, waits for and destroys events, synchronizes and frees
+// page-locked buffers without ever selecting the GPU: each of these calls makes the device's GPU
+// current, so the thread's first CUDA call does not create a second context on GPU 0 (the
+// runtime's default device). Needs two GPUs, the device on the second: with one, GPU 0 is the
+// device's own and nothing could tell.
+TEST(CudaDeviceThreads, CallsFromAThreadThatNeverSelectedTheGpuRunOnIt) {
+  const std::vector<GpuInfo> gpus = usable_gpus(probe_gpus());
+  if (gpus.size() < 2) GTEST_SKIP() << "needs two usable GPUs, " << gpus.size() << " found";
+  const int ordinal = gpus[1].index;
+  CudaDevice device(ordinal);
+  std::unique_ptr<DeviceEvent> event = device.create_event();
+  event->record();
+  void* pinned = device.allocate_host(4096);
+  // The current device of a fresh thread after `call`.
+  auto current_after = [](const std::function<void()>& call) {
+    int current = -1;
+    std::thread([&] {
+      call();
+      if (cudaGetDevice(&current) != cudaSuccess) current = -2;
+    }).join();
+    return current;
+  };
+  EXPECT_EQ(current_after([&] { event->wait(); }), ordinal);
+  EXPECT_EQ(current_after([&] { device.synchronize(); }), ordinal);
+  EXPECT_EQ(current_after([&] { device.deallocate_host(pinned); }), ordinal);
+  EXPECT_EQ(current_after([&] { event.reset(); }), ordinal);
 }
 
 }  // namespace

@@ -1,14 +1,17 @@
-// The pure rules of the GPU probe: compute capability floor, the reason when no GPU is usable,
-// a missing cuBLASLt, version texts; and that probing this machine answers (GPUs or a reason)
-// without throwing.
+// The pure rules of the GPU probe: compute capability floor (and CudaDevice's refusal of an old
+// GPU), the reason when no GPU is usable, a missing cuBLASLt, version texts; and that probing this
+// machine answers (GPUs or a reason) without throwing.
 #include "devices/gpu_probe.h"
 
 #include <gtest/gtest.h>
 
 #include "devices/cuda_support.h"
+#include "expect_error.h"
 
 namespace dpt {
 namespace {
+
+using testing::expect_error;
 
 GpuInfo gpu(int index, const char* name, int major, int minor) {
   GpuInfo info;
@@ -81,6 +84,21 @@ TEST(GpuProbe, AMissingGpuLibraryMakesEveryUsableGpuUnusableWithTheReason) {
   const std::string too_old = old.reason;
   require_gpu_library(old, "cuBLASLt", load_error);
   EXPECT_EQ(old.reason, too_old);
+}
+
+// What CudaDevice checks before queuing anything on its GPU: a GPU the kernels are not built for
+// is a config error naming it and why, not "no kernel image is available" at the first launch.
+TEST(GpuProbe, RequireUsableGpuRefusesAnOldGpuWithItsReason) {
+  EXPECT_NO_THROW(require_usable_gpu(gpu(0, "H100", 9, 0)));
+  EXPECT_NO_THROW(require_usable_gpu(gpu(1, "A10", 8, 6)));
+  expect_error([] { require_usable_gpu(gpu(2, "Tesla T4", 7, 5)); }, ErrorKind::kConfig,
+               "cuda:2 (Tesla T4) cannot be used: compute capability 7.5 is too old: dpt is "
+               "built for 8.0 and newer");
+  GpuInfo no_library = gpu(0, "H100", 9, 0);
+  no_library.usable = false;
+  no_library.note = "cuBLASLt cannot be loaded";
+  expect_error([&] { require_usable_gpu(no_library); }, ErrorKind::kConfig,
+               "cuda:0 (H100) cannot be used: cuBLASLt cannot be loaded");
 }
 
 TEST(GpuProbe, VersionText) {
