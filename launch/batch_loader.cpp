@@ -33,7 +33,14 @@ BatchLoader::BatchLoader(Device& device, int64_t rows, int64_t features, DType d
 BatchLoader::~BatchLoader() {
   // Host buffers may be the source, and device buffers the target, of copies still queued (the
   // device memory pool only orders reuse on the compute stream).
-  for (Slot& slot : slots_) slot.copied->wait();
+  // A destructor must not throw: after a failed copy or kernel (a sticky CUDA error, the one
+  // that is already unwinding this loader) the wait fails too, and is dropped.
+  for (Slot& slot : slots_) {
+    try {
+      slot.copied->wait();
+    } catch (const Error&) {
+    }
+  }
 }
 
 void BatchLoader::prefetch(const BatchKey& key, const BatchSource& source) {

@@ -8,8 +8,8 @@
 
 #include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
-#include "devices/cuda_support.h"
 #include "devices/error.h"
+#include "launch/device_select.h"
 
 namespace dpt {
 namespace {
@@ -41,11 +41,15 @@ std::vector<AlgorithmInfo> chosen_algorithms(const std::vector<std::string>& key
 
 std::shared_ptr<Device> backend_device(const BenchCommArgs& args, const WorldInfo& world) {
   if (args.backend != "nccl") return nullptr;
+  // The GPU training would give this rank (collective: the node's ranks agree on who owns which
+  // GPU, so a launch where each rank sees only its own GPU works too).
+  proto::DeviceConfig config;
+  config.set_kind(proto::CUDA);
   try {
-    return make_cuda_device(world.local_rank);
+    return select_device(config, world).device;
   } catch (const Error& error) {
     DPT_THROW(error.kind()) << "--backend nccl needs one usable GPU per rank (rank " << world.rank
-                            << " wants cuda:" << world.local_rank << "): " << error.what();
+                            << "): " << error.what();
   }
 }
 
