@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "devices/cuda/cuda_check.h"
+#include "devices/cuda/cuda_ops.h"
 #include "devices/error.h"
 #include "devices/gpu_probe.h"
 
@@ -51,6 +52,15 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
       << "cuda:" << ordinal << " (" << prop.name
       << ") cannot be used: " << cudaGetErrorName(selected) << " (" << cudaGetErrorString(selected)
       << ")";
+  // Architectures outside the build's (CMAKE_CUDA_ARCHITECTURES) and its PTX: refused here, not
+  // by the first kernel launch.
+  const cudaError_t image = cuda_kernel_image_status();
+  DPT_CHECK_AS(ErrorKind::kConfig, image == cudaSuccess)
+      << "cuda:" << ordinal << " (" << prop.name << ", compute capability " << prop.major << "."
+      << prop.minor << ") cannot run this build's kernels: " << cudaGetErrorName(image) << " ("
+      << cudaGetErrorString(image) << "); dpt was built for CUDA architectures "
+      << DPT_CUDA_ARCHITECTURES << ": rebuild with -DCMAKE_CUDA_ARCHITECTURES=" << prop.major
+      << prop.minor;
   gpu_name_ = prop.name;
   total_memory_ = static_cast<int64_t>(prop.totalGlobalMem);
   compute_capability_ = prop.major * 10 + prop.minor;

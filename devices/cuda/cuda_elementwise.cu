@@ -185,6 +185,13 @@ void cuda_multiply(CudaDevice& device, const float* x, const float* mask, float*
   CUDA_CHECK_LAUNCH("multiply_kernel");
 }
 
+cudaError_t cuda_kernel_image_status() {
+  cudaFuncAttributes attributes{};
+  const cudaError_t status = cudaFuncGetAttributes(&attributes, add_kernel);
+  if (status != cudaSuccess) cudaGetLastError();
+  return status;
+}
+
 void cuda_add(CudaDevice& device, const float* x, float* y, int64_t n) {
   if (n <= 0) return;
   add_kernel<<<grid_for(n), kThreads, 0, device.stream()>>>(x, y, n);

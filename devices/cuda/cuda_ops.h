@@ -93,6 +93,10 @@ void cuda_bias_grad(CudaDevice& device, const float* dy, int64_t rows, int64_t c
                     float* grad_bias);
 // y[i] += x[i] for i < n (a fused bias gradient, written by the GEMM, added into grad_bias).
 void cuda_add(CudaDevice& device, const float* x, float* y, int64_t n);
+// Whether this build holds code the current GPU can run (machine code for its architecture, or
+// PTX its driver can compile): cudaSuccess, else the error the first launch would fail with
+// (cudaErrorNoKernelImageForDevice, ...), the thread's last error cleared.
+cudaError_t cuda_kernel_image_status();
 
 // The 16-bit operands a Dense layer keeps between its GEMMs in kBf16 / kFp16 (ignored in float32
 // and TF32): packed device buffers owned by the caller (core/dense.cpp: pool memory of the layer),
