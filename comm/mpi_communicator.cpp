@@ -176,7 +176,10 @@ bool mpi_cuda_aware() {
 }
 
 bool nonblocking_reductions_take_device_memory(const std::string& library_version) {
-  return library_version.find("Open MPI") == std::string::npos;
+  for (const char* name : {"MVAPICH", "CRAY MPICH"}) {
+    if (library_version.find(name) != std::string::npos) return true;
+  }
+  return false;
 }
 
 bool mpi_reduces_device_memory() {

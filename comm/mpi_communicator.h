@@ -33,9 +33,12 @@ bool mpi_cuda_aware();
 
 // Whether the MPI library named by `library_version` (MPI_Get_library_version's text) may be
 // given CUDA device memory in a nonblocking reduction (MPI_Iallreduce), when it is CUDA-aware.
-// Open MPI may not: its CUDA support covers point-to-point and blocking collectives only (its
-// docs, "Which MPI APIs do NOT work with CUDA-aware"); MPI_Iallreduce on device memory makes
-// libnbc reduce device pointers on the host and crash (open-mpi/ompi#9845, #12045).
+// An allow-list, since staging is always correct and device memory only saves copies: MVAPICH
+// (MVAPICH2-GDR, MVAPICH-Plus) and Cray MPICH, whose GPU support covers nonblocking collectives.
+// Not Open MPI: its CUDA support covers point-to-point and blocking collectives only (its docs,
+// "Which MPI APIs do NOT work with CUDA-aware"); MPI_Iallreduce on device memory makes libnbc
+// reduce device pointers on the host and crash (open-mpi/ompi#9845, #12045). Not plain MPICH or
+// an unknown library either (pmodels/mpich#5643: GPU-buffer all-reduce crashes in 3.4 and 4.0).
 bool nonblocking_reductions_take_device_memory(const std::string& library_version);
 
 // mpi_cuda_aware(), and this process's MPI library passes the check above: what

@@ -95,7 +95,9 @@ class NcclCommunicator : public Communicator {
   void all_reduce(const void* send, void* recv, std::size_t count, DType dtype,
                   ReduceOp op) override {
     const bool extremum = op == ReduceOp::kMax || op == ReduceOp::kMin;
-    if (extremum && size_ > 1 && dtype != DType::kI32 && dtype != DType::kI64) {
+    // Taken at every world size, one rank too (a one-rank gather is a copy), so the world of one
+    // a single GPU gives still runs this path.
+    if (extremum && dtype != DType::kI32 && dtype != DType::kI64) {
       gathered_extremum(send, recv, count, dtype, op);
       return;
     }
@@ -258,7 +260,9 @@ class NcclCommunicator : public Communicator {
   // device result makes the round trip through the page-locked buffer; no hot path averages
   // (gradients are summed).
   void divide_by_size(const Staged& staged, void* recv, std::size_t count, DType dtype) {
-    if (size_ == 1 || count == 0) return;
+    // At every world size (finish_average divides by 1 as a no-op): a single GPU's world of one
+    // runs the same round trip as a larger world.
+    if (count == 0) return;
     if (staged.recv_staged) {  // copy_out already put the sum in host memory
       finish_average(recv, count, dtype, size_);
       return;
@@ -288,6 +292,10 @@ class NcclCommunicator : public Communicator {
     if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
+
+  // Whether comm_ may be used: made, and not freed by ncclCommAbort (abort() may run on another
+  // thread while a collective waits; the wait then ends through abort_requested).
+  bool comm_alive() const { return comm_ != nullptr && !aborted_; }
 
   void abort_comm() noexcept {
     if (comm_ != nullptr && !aborted_.exchange(true)) nccl_.comm_abort(comm_);
@@ -319,12 +327,16 @@ class NcclCommunicator : public Communicator {
     if (result != ncclInProgress) fail(what, result);
     ncclResult_t state = ncclInProgress;
     watch(what, deadline, [this, &state] {
+      // After an abort (another thread's abort(), which frees the communicator) the wait ends
+      // through the hooks' abort_requested, never by reading the freed communicator.
+      if (!comm_alive()) return false;
       nccl_.comm_get_async_error(comm_, &state);
       return state != ncclInProgress;
     });
     if (state != ncclSuccess) fail(what, state);
   }
-  // The error text is read before ncclCommAbort frees the communicator it is read from.
+  // NCCL's last error text (process-wide in NCCL 2.28) is read before the abort, which may add
+  // its own.
   [[noreturn]] void fail(const std::string& what, ncclResult_t result) {
     const std::string reason = nccl_.describe(result, comm_);
     abort_comm();
@@ -338,7 +350,7 @@ class NcclCommunicator : public Communicator {
     hooks.done = done;
     hooks.failed = [this]() -> std::string {
       if (!stream_error_.empty()) return stream_error_;
-      if (comm_ == nullptr) return "";
+      if (!comm_alive()) return "";
       ncclResult_t state = ncclSuccess;
       const ncclResult_t result = nccl_.comm_get_async_error(comm_, &state);
       if (result != ncclSuccess) return nccl_.describe(result, comm_);

@@ -9,8 +9,10 @@
 // (comm/collective_check.h's header, one small all_gather). Every wait is polled against
 // comm.timeout_s and ncclCommGetAsyncError (comm/nccl_watchdog.h); a timeout or NCCL error calls
 // ncclCommAbort and throws kComm naming the collective, its sequence number and the rank.
-// Averages are an ncclSum divided by the world size on the host, and float max/min a gather
-// reduced on the host, so both give the host backends' bits (NaN propagates).
+// Averages are an ncclSum divided by the world size on the host, and all_reduce's float max/min a
+// gather reduced on the host, so both give the host backends' bits (NaN propagates); both run at
+// every world size, one rank too. reduce_scatter's float max/min is NCCL's (fmaxf: a NaN operand
+// is dropped); nothing in dpt calls it.
 // NCCL refuses two ranks on one GPU (ncclInvalidUsage, "Duplicate GPU detected"); the device
 // choice (launch/gpu_assignment.h) never starts them. Without MPI the world is one process (no
 // bootstrap).

@@ -43,7 +43,9 @@ std::string NcclLibrary::version() const {
 
 std::string NcclLibrary::describe(ncclResult_t result, ncclComm_t comm) const {
   std::string text = error_string(result);
-  const char* last = comm != nullptr ? last_error(comm) : nullptr;
+  // ncclGetLastError ignores its argument (NCCL 2.28: "comm is currently unused and can be set
+  // to NULL"), so a failed init, with no communicator yet, still gets NCCL's detail.
+  const char* last = last_error(comm);
   if (last != nullptr && last[0] != '\0') text += std::string(" (") + last + ")";
   return text;
 }

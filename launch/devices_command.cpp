@@ -34,8 +34,9 @@ std::string mpi_cuda_aware_text() {
   std::string answer = mpi_cuda_aware() ? "yes" : "no";
   if (mpi_cuda_aware() && !mpi_reduces_device_memory()) {
     answer +=
-        ", not used for gradients: Open MPI's nonblocking all-reduce does not take device "
-        "memory, so the mpi backend stages it through page-locked host memory";
+        ", not used for gradients: this MPI is not known to take device memory in a nonblocking "
+        "all-reduce (Open MPI does not), so the mpi backend stages it through page-locked host "
+        "memory";
   }
   if (mpi_active()) return answer + " (MPIX_Query_cuda_support)";
   return answer +

@@ -79,7 +79,8 @@ inline void check_all_gather(Communicator& comm, Report& report, const SuiteOpti
   }
 }
 
-// reduce_scatter: rank r gets the reduction of block r of everyone's send buffer.
+// reduce_scatter: rank r gets the reduction of block r of everyone's send buffer, out of place
+// and in place (recv = send + rank * count).
 inline void check_reduce_scatter(Communicator& comm, Report& report, const SuiteOptions& options) {
   const int n = comm.size(), rank = comm.rank();
   uint64_t seed = options.seed * 4000;
@@ -98,6 +99,12 @@ inline void check_reduce_scatter(Communicator& comm, Report& report, const Suite
                       static_cast<std::size_t>(rank) * count);
         report.expect(send == make_input(dtype, pattern, seed, rank, count * n),
                       what + ": the send buffer changed");
+        // In place, NCCL's form: recv is this rank's block of send (send + rank * count).
+        std::vector<char> data = send;
+        char* mine = data.data() + static_cast<std::size_t>(rank) * count * dtype_size(dtype);
+        comm.reduce_scatter(data.data(), mine, count, dtype, op);
+        check_reduced(report, what + ", in place", n, dtype, op, pattern, seed, mine, count,
+                      static_cast<std::size_t>(rank) * count);
       }
     }
   }

@@ -168,13 +168,18 @@ TEST(DeviceBuffers, FakeGpuKnowsItsMemory) {
   gpu.deallocate(block);
 }
 
-// comm.cuda_aware_mpi hands MPI device memory only where MPI_Iallreduce takes it: Open MPI's CUDA
-// support leaves out nonblocking collectives (it would reduce device pointers on the host).
+// comm.cuda_aware_mpi hands MPI device memory only where MPI_Iallreduce takes it (an allow-list):
+// Open MPI's CUDA support leaves out nonblocking collectives (it would reduce device pointers on
+// the host), plain MPICH crashed on GPU all-reduces, an unknown library is not trusted.
 TEST(DeviceBuffers, OpenMpiIsNotGivenDeviceMemoryForNonblockingReductions) {
   EXPECT_FALSE(nonblocking_reductions_take_device_memory(
       "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022"));
   EXPECT_FALSE(nonblocking_reductions_take_device_memory("Open MPI v5.0.8, package: Open MPI"));
-  EXPECT_TRUE(nonblocking_reductions_take_device_memory("MPICH Version:      4.2.0"));
+  EXPECT_FALSE(nonblocking_reductions_take_device_memory("MPICH Version:      4.2.0"));
+  EXPECT_FALSE(nonblocking_reductions_take_device_memory("Some MPI 1.0"));
+  EXPECT_TRUE(nonblocking_reductions_take_device_memory("MVAPICH2-GDR Version 2.3.7"));
+  EXPECT_TRUE(nonblocking_reductions_take_device_memory("MVAPICH Version: 3.0"));
+  EXPECT_TRUE(nonblocking_reductions_take_device_memory("CRAY MPICH version 8.1.28.2"));
 }
 
 }  // namespace
