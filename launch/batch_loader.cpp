@@ -38,7 +38,7 @@ BatchLoader::~BatchLoader() {
   for (Slot& slot : slots_) {
     try {
       slot.copied->wait();
-    } catch (const Error&) {
+    } catch (...) {
     }
   }
 }

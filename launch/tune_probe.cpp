@@ -171,8 +171,20 @@ double StepProbe::lr_test_step(double lr) {
         gather_batch(train_set_, order_.data() + first + row, n, normalization, inputs, labels);
       });
   ++lr_step_;
-  if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+  // As training (training_loop.cpp): an fp16 overflow is the loss scale's problem, not the LR's
+  // (its grad_norm is NaN by design): the step is skipped and the scale lowered; only a streak of
+  // overflows at the scale's floor (kNonFinite) counts as divergence.
+  if (!std::isfinite(result.loss) || (!result.overflow && !std::isfinite(result.grad_norm))) {
     return std::numeric_limits<double>::infinity();
+  }
+  if (result.overflow) {
+    try {
+      lr_probe_->loss_scaling.skipped(lr_step_ - 1);
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::kNonFinite) throw;
+      return std::numeric_limits<double>::infinity();
+    }
+    return result.loss;
   }
   lr_probe_->apply(result, lr);
   return result.loss;

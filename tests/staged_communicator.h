@@ -71,7 +71,12 @@ class StagedCommunicator : public Communicator {
       if (bytes > 0) device_of.copy_from_host(device, host, bytes);
     }
     ~Staged() {
-      if (bytes > 0) device_of.copy_to_host(host, device, bytes);
+      // A destructor must not throw (a failed copy here means a broken GPU, which the next
+      // check reports): the copy back's error is dropped.
+      try {
+        if (bytes > 0) device_of.copy_to_host(host, device, bytes);
+      } catch (...) {
+      }
       device_of.deallocate(device);
     }
     Staged(const Staged&) = delete;

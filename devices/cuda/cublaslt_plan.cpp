@@ -93,17 +93,21 @@ std::unique_ptr<CublasLtPlan> CublasLtPlan::create(const CudaDevice& device, con
                    preference.handle, 1, &result, &found);
   // Only results whose state is SUCCESS are usable (cublasLt.h: "inspect
   // heuristicResultsArray[0 to (returnAlgoCount - 1)].state").
-  if (status == CUBLAS_STATUS_SUCCESS && found > 0 && result.state != CUBLAS_STATUS_SUCCESS) {
-    found = 0;
-  }
+  const cublasStatus_t state = found > 0 ? result.state : CUBLAS_STATUS_SUCCESS;
+  if (status == CUBLAS_STATUS_SUCCESS && state != CUBLAS_STATUS_SUCCESS) found = 0;
   // Epilogues exist for some types, layouts, alignments and GPUs only: cuBLASLt answers
   // NOT_SUPPORTED (or INVALID_VALUE, as PyTorch met for a dimension of 1) or finds no algorithm
-  // for the others, and the caller runs without it. A plain GEMM that fails the same way is
-  // reported from its own set-up, so no genuine error is hidden here.
-  if (plan->has_epilogue_ && (status != CUBLAS_STATUS_SUCCESS || found == 0)) return nullptr;
+  // for the others, and the caller runs without it (the key is remembered as such). Any other
+  // status (ALLOC_FAILED, INTERNAL_ERROR: not an answer about the epilogue) is an error, as for a
+  // plain GEMM.
+  const bool unavailable = status == CUBLAS_STATUS_NOT_SUPPORTED ||
+                           status == CUBLAS_STATUS_INVALID_VALUE ||
+                           (status == CUBLAS_STATUS_SUCCESS && found == 0);
+  if (plan->has_epilogue_ && unavailable) return nullptr;
   lt.check(status, "cublasLtMatmulAlgoGetHeuristic");
   DPT_CHECK(found > 0) << "cuBLASLt: no algorithm for m=" << key.m << " n=" << key.n
-                       << " k=" << key.k << (type != CUDA_R_32F ? " with 16-bit inputs" : "");
+                       << " k=" << key.k << (type != CUDA_R_32F ? " with 16-bit inputs" : "")
+                       << " (heuristic result state " << int(state) << ")";
   plan->algo_ = result.algo;
   return plan;
 }

@@ -15,7 +15,6 @@ namespace dpt {
 // a synchronize or the next launch check), not by the kernel that caused it.
 inline const char* cuda_error_hint(cudaError_t status) {
   switch (status) {
-    case cudaErrorContained:
     case cudaErrorIllegalAddress:
     case cudaErrorLaunchTimeout:
     case cudaErrorAssert:
@@ -25,12 +24,23 @@ inline const char* cuda_error_hint(cudaError_t status) {
     case cudaErrorInvalidAddressSpace:
     case cudaErrorInvalidPc:
     case cudaErrorLaunchFailure:
-    case cudaErrorExternalDevice:
+    case cudaErrorTensorMemoryLeak:
       return "; a kernel queued earlier on this GPU failed (this call only reports it), and "
              "every later CUDA call of this process fails the same way";
+    case cudaErrorContained:
+    case cudaErrorExternalDevice:
+      return "; the GPU reported a fatal error (hardware or an external device), and every later "
+             "CUDA call of this process fails the same way";
     default:
       return "";
   }
+}
+
+// For cleanup that cannot throw (destructors, error paths): a failure is dropped, and so is the
+// thread's last error it set, which the next launch check (CUDA_CHECK_LAUNCH) would otherwise
+// report as its own.
+inline void cuda_ignore_failure(cudaError_t status) {
+  if (status != cudaSuccess) cudaGetLastError();
 }
 
 }  // namespace dpt

@@ -29,11 +29,11 @@ class CudaCopyQueue : public CopyQueue {
   }
   ~CudaCopyQueue() override {
     // Copies still queued write device memory and read host buffers their owners will free.
-    cudaSetDevice(ordinal_);
-    cudaStreamSynchronize(copy_);
+    cuda_ignore_failure(cudaSetDevice(ordinal_));
+    cuda_ignore_failure(cudaStreamSynchronize(copy_));
     compute_done_.reset();
     copies_done_.reset();
-    cudaStreamDestroy(copy_);
+    cuda_ignore_failure(cudaStreamDestroy(copy_));
   }
   CudaCopyQueue(const CudaCopyQueue&) = delete;
   CudaCopyQueue& operator=(const CudaCopyQueue&) = delete;

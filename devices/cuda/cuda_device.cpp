@@ -18,12 +18,6 @@ std::size_t round_size(std::size_t bytes) {
   return (bytes + unit - 1) / unit * unit;
 }
 
-// For cleanup that cannot throw: a failure is dropped, and so is the thread's last error it set,
-// which the next launch check (CUDA_CHECK_LAUNCH) would otherwise report as its own.
-void ignore_failure(cudaError_t status) {
-  if (status != cudaSuccess) cudaGetLastError();
-}
-
 }  // namespace
 
 CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
@@ -55,12 +49,18 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
   // Architectures outside the build's (CMAKE_CUDA_ARCHITECTURES) and its PTX: refused here, not
   // by the first kernel launch.
   const cudaError_t image = cuda_kernel_image_status();
+  // No code for this architecture: a rebuild fixes it; a PTX the driver cannot compile (a driver
+  // older than the toolkit): a newer driver does.
+  const bool rebuild =
+      image == cudaErrorNoKernelImageForDevice || image == cudaErrorInvalidDeviceFunction;
   DPT_CHECK_AS(ErrorKind::kConfig, image == cudaSuccess)
       << "cuda:" << ordinal << " (" << prop.name << ", compute capability " << prop.major << "."
       << prop.minor << ") cannot run this build's kernels: " << cudaGetErrorName(image) << " ("
       << cudaGetErrorString(image) << "); dpt was built for CUDA architectures "
-      << DPT_CUDA_ARCHITECTURES << ": rebuild with -DCMAKE_CUDA_ARCHITECTURES=" << prop.major
-      << prop.minor;
+      << DPT_CUDA_ARCHITECTURES
+      << (rebuild ? ": rebuild with -DCMAKE_CUDA_ARCHITECTURES including "
+                  : ": update the NVIDIA driver (or rebuild for ")
+      << prop.major << prop.minor << (rebuild ? "" : ")");
   gpu_name_ = prop.name;
   total_memory_ = static_cast<int64_t>(prop.totalGlobalMem);
   compute_capability_ = prop.major * 10 + prop.minor;
@@ -71,22 +71,22 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
     CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
   } catch (...) {
     if (cublaslt_handle_ != nullptr) cublaslt_->destroy(cublaslt_handle_);
-    cudaStreamDestroy(stream_);
+    cuda_ignore_failure(cudaStreamDestroy(stream_));
     throw;
   }
 }
 
 CudaDevice::~CudaDevice() {
-  cudaSetDevice(ordinal_);
-  cudaStreamSynchronize(stream_);
+  cuda_ignore_failure(cudaSetDevice(ordinal_));
+  cuda_ignore_failure(cudaStreamSynchronize(stream_));
   release_cached();
   // Blocks still in use belong to Tensors that outlived the device (a caller bug); free them.
-  for (auto& [ptr, size] : in_use_) cudaFree(ptr);
-  cudaFree(workspace_);
+  for (auto& [ptr, size] : in_use_) cuda_ignore_failure(cudaFree(ptr));
+  cuda_ignore_failure(cudaFree(workspace_));
   gemm_plans_.clear();  // their descriptors, before cuBLASLt is unloaded
   cublaslt_->destroy(cublaslt_handle_);
   cublaslt_.reset();
-  cudaStreamDestroy(stream_);
+  cuda_ignore_failure(cudaStreamDestroy(stream_));
 }
 
 void CudaDevice::make_current() const { CUDA_CHECK(cudaSetDevice(ordinal_)); }
@@ -155,12 +155,12 @@ void CudaDevice::deallocate(void* ptr) noexcept {
 void CudaDevice::release_cached() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   const cudaError_t selected = cudaSetDevice(ordinal_);
-  ignore_failure(selected);
+  cuda_ignore_failure(selected);
   if (selected != cudaSuccess) return;
   for (auto& [size, blocks] : cached_) {
     for (void* ptr : blocks) {
       const cudaError_t freed = cudaFree(ptr);
-      ignore_failure(freed);
+      cuda_ignore_failure(freed);
       if (freed == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
     }
   }
@@ -214,8 +214,8 @@ void CudaDevice::deallocate_host(void* ptr) noexcept {
   if (ptr == nullptr) return;
   // Another thread may free (the gradient sync's, growing a staging buffer): without a current
   // device its first CUDA call would create a context on GPU 0, a second one for this process.
-  ignore_failure(cudaSetDevice(ordinal_));
-  ignore_failure(cudaFreeHost(ptr));
+  cuda_ignore_failure(cudaSetDevice(ordinal_));
+  cuda_ignore_failure(cudaFreeHost(ptr));
 }
 
 // The calling thread may be the gradient sync's, whose current device is not set: copies on
@@ -237,8 +237,8 @@ CudaEvent::CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stre
 }
 
 CudaEvent::~CudaEvent() {
-  ignore_failure(cudaSetDevice(ordinal_));
-  ignore_failure(cudaEventDestroy(event_));
+  cuda_ignore_failure(cudaSetDevice(ordinal_));
+  cuda_ignore_failure(cudaEventDestroy(event_));
 }
 
 // The event and the stream must belong to the current device. Each call makes the GPU current

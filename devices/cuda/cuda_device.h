@@ -33,8 +33,9 @@ class CudaDevice : public Device {
  public:
   // Selects GPU `ordinal`, creates the stream and loads cuBLASLt. Throws dpt::Error on failure:
   // kConfig when the GPU does not exist, is older than the kernels (gpu_probe.h's
-  // kMinComputeCapability) or cannot be selected (e.g. held by another process in
-  // exclusive-process mode), naming it and the reason.
+  // kMinComputeCapability), cannot run this build's kernels (CMAKE_CUDA_ARCHITECTURES without
+  // its architecture, or PTX newer than its driver) or cannot be selected (e.g. held by another
+  // process in exclusive-process mode), naming it and the reason.
   explicit CudaDevice(int ordinal);
   ~CudaDevice() override;
   CudaDevice(const CudaDevice&) = delete;

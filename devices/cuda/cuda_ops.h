@@ -62,7 +62,7 @@ struct CudaGemmOptions {
 // Row-major C = alpha * op(A) * op(B) + beta * C (+ bias, relu) on the device's stream through
 // cuBLASLt. Returns whether options.a_row_sums was written (false when it is null). Throws
 // dpt::Error on a bad shape (k <= 0, a stride smaller than its row), a cuBLASLt failure, or a
-// bias that cuBLASLt cannot fuse with ldc != n (nothing queued then). m == 0 or n == 0 does
+// bias that cuBLASLt cannot fuse with ldc != n (C not written then). m == 0 or n == 0 does
 // nothing (and returns false).
 bool cuda_gemm(CudaDevice& device, const GemmShape& shape, float alpha, const float* a,
                const float* b, float beta, float* c, const CudaGemmOptions& options = {});

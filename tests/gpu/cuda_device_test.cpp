@@ -240,7 +240,11 @@ TEST(CudaDeviceThreads, CallsFromAThreadThatNeverSelectedTheGpuRunOnIt) {
   auto current_after = [](const std::function<void()>& call) {
     int current = -1;
     std::thread([&] {
-      call();
+      try {  // an exception escaping the thread would end the whole test program
+        call();
+      } catch (const std::exception& error) {
+        ADD_FAILURE() << error.what();
+      }
       if (cudaGetDevice(&current) != cudaSuccess) current = -2;
     }).join();
     return current;

@@ -39,6 +39,7 @@ TEST_P(OpsOnDevice, GemmPlanIsReusedWithEachCallsOperandsAndBias) {
   const int64_t m = 24, n = 40, k = 32;
   GemmPlanCache& plans = cuda().gemm_plans();
   const std::size_t before = plans.size();
+  std::size_t after_first = 0;
   for (int call = 0; call < 3; ++call) {
     const std::vector<float> a = normal_values(m * k, 10 + call);
     const std::vector<float> b = normal_values(k * n, 20 + call);
@@ -51,9 +52,14 @@ TEST_P(OpsOnDevice, GemmPlanIsReusedWithEachCallsOperandsAndBias) {
               options);
     expect_close(get(c, m * n), reference(a, b, &bias, m, n, k), 1e-4,
                  "call " + std::to_string(call));
-    EXPECT_EQ(plans.size(), before + 1) << "call " << call;
-    if (call > 0) {
-      EXPECT_EQ(plans.hits(), hits + 1) << "call " << call;
+    // One key (bias + GEMM fused), or two where cuBLASLt has no bias epilogue for this shape (the
+    // fused key remembered without a plan, and the plain GEMM's); later calls add none.
+    if (call == 0) {
+      after_first = plans.size();
+      EXPECT_TRUE(after_first == before + 1 || after_first == before + 2) << after_first;
+    } else {
+      EXPECT_EQ(plans.size(), after_first) << "call " << call;
+      EXPECT_EQ(plans.hits(), hits + (after_first - before)) << "call " << call;
     }
   }
 }
