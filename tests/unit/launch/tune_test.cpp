@@ -304,6 +304,31 @@ TEST(StepProbeTest, MemoryIsExactlyAffineAndReturnsToWhereItWas) {
   EXPECT_TRUE(std::isfinite(loss) && loss > 0) << loss;
 }
 
+// fp16 (set here past validation, which allows it on a GPU only: the CPU computes in float32
+// and only the loss scaling differs): a step whose scaled gradients overflow is the loss scale's
+// problem, as in training; the range test gets the step's finite loss, not divergence, and the
+// next step runs at the lowered scale.
+TEST(StepProbeTest, RangeTestSkipsAnFp16OverflowAsTrainingDoes) {
+  proto::Config config = config_with();
+  config.mutable_device()->set_precision(proto::FP16);
+  // Inputs up to 255 make the weight gradients' sums far above 1: scaled by 3e38 they overflow.
+  config.mutable_data()->set_input_scale(1.0f);
+  config.mutable_device()->mutable_loss_scale()->set_init_scale(3e38);
+  CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+  std::unique_ptr<Communicator> comm = make_communicator(config.comm());
+  const Dataset data = memory_dataset(256);
+  StepProbe probe(config, device, *comm, data);
+  probe.start_lr_test(64, 32);
+  const double overflowed = probe.lr_test_step(1e-3);
+  EXPECT_TRUE(std::isfinite(overflowed) && overflowed > 0) << overflowed;
+  // The scale falls by half per overflow (3e38, 1.5e38, ...) until the gradients fit: every step's
+  // loss stays finite, and the steps are not divergence.
+  for (int step = 0; step < 10; ++step) {
+    const double loss = probe.lr_test_step(1e-3);
+    ASSERT_TRUE(std::isfinite(loss)) << "step " << step;
+  }
+}
+
 TEST(StepProbeTest, TwoRanksMeasureAndDecideAlike) {
   const proto::Config config =
       config_with({"tune={max_batch: 32 timing_steps: 2 lr_range_test: true lr_range_steps: 12}"});
