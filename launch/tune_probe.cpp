@@ -125,16 +125,22 @@ BatchTiming StepProbe::time_steps(int64_t batch) {
   {
     ProbeStep probe(device_, config, comm_);
     const BatchSource source = synthetic_source();
-    const int64_t steps = kUntimedSteps + config.tune().timing_steps();
-    for (int64_t s = 0; s < steps; ++s) {
+    // fp16: a step whose gradients overflowed applies no update (no optimizer), so it is left
+    // out of the timing while the loss scale settles, with at most timing_steps extra steps.
+    // Overflow is decided after the gradient sum, so every rank runs the same steps.
+    const int64_t wanted = config.tune().timing_steps();
+    std::vector<double> every;  // including overflowed steps: used when no step was clean
+    for (int64_t s = 0;
+         s < kUntimedSteps + 2 * wanted && static_cast<int64_t>(seconds.size()) < wanted; ++s) {
       const auto start = Clock::now();
       StepResult result = probe.step.compute_gradients(
           s, global, shard_of(global, comm_.rank(), comm_.size()), source);
       probe.apply(result, config.optimizer().lr());
-      if (s >= kUntimedSteps) {
-        seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      }
+      if (s < kUntimedSteps) continue;
+      every.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      if (!result.overflow) seconds.push_back(every.back());
     }
+    if (seconds.empty()) seconds = every;
   }
   std::sort(seconds.begin(), seconds.end());
   BatchTiming timing;
