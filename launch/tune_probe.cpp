@@ -21,6 +21,9 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kBlockRows = 64;
 // Untimed steps before timing: the first step grows every buffer.
 constexpr int64_t kUntimedSteps = 2;
+// fp16: overflowed steps tried before an applied one, at most (the loss scale halves on each:
+// from the default 65536 to 1 in 16).
+constexpr int64_t kMaxOverflowedSteps = 17;
 
 int64_t num_classes(const proto::Config& config) {
   const proto::ModelConfig& model = config.model();
@@ -103,9 +106,14 @@ int64_t StepProbe::peak_bytes(int64_t batch, int64_t eval_batch) {
   {
     ProbeStep probe(device_, config, comm_);
     const BatchSource source = synthetic_source();
-    StepResult result = probe.step.compute_gradients(
-        0, global, shard_of(global, comm_.rank(), comm_.size()), source);
-    probe.apply(result, config.optimizer().lr());
+    // One applied step (fp16: steps whose gradients overflow skip the norm and the optimizer,
+    // and their scratch, so they run until one is applied; the same steps on every rank).
+    for (int64_t s = 0; s < kMaxOverflowedSteps; ++s) {
+      StepResult result = probe.step.compute_gradients(
+          s, global, shard_of(global, comm_.rank(), comm_.size()), source);
+      probe.apply(result, config.optimizer().lr());
+      if (!result.overflow) break;
+    }
     if (eval_batch > 0) {
       // What evaluate() adds after training steps: its input batch and a forward pass.
       BatchLoader loader(device_, eval_batch, probe.model.input_size(), probe.model.dtype());
