@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -51,6 +52,10 @@ NcclCommunicator::NcclCommunicator(const CommOptions& options, CudaDevice& devic
 
 NcclCommunicator::~NcclCommunicator() {
   cuda_ignore_failure(cudaSetDevice(device_.index()));
+  // Destroyed by an exception (this rank failed; its peers may wait in a collective it will never
+  // join): finalize would wait for them for up to comm.timeout_s, and ncclCommDestroy is
+  // collective within the node. Abort instead, bounded, so the error is reported at once.
+  if (std::uncaught_exceptions() > 0) abort_comm();
   if (comm_ != nullptr && !aborted_) {
     // Finalize flushes outstanding work; bounded like a collective, then destroy (or abort).
     const ncclResult_t finalize = nccl_.comm_finalize(comm_);
@@ -148,6 +153,9 @@ void NcclCommunicator::abort(int exit_code) noexcept {
 void NcclCommunicator::release() noexcept {
   diagnosis_.reset();
   if (diagnosis_comm_ != MPI_COMM_NULL && mpi_active()) MPI_Comm_free(&diagnosis_comm_);
+  // An abort still running may use the rest (NCCL's kernels on stream_, the buffers): it is left
+  // to the process's end, which is near.
+  if (abort_done_ && !abort_done_->load()) return;
   if (pinned_ != nullptr) cuda_ignore_failure(cudaFreeHost(pinned_));
   if (scratch_ != nullptr) device_.deallocate(scratch_);
   if (host_headers_ != nullptr) cuda_ignore_failure(cudaFreeHost(host_headers_));
@@ -158,7 +166,26 @@ void NcclCommunicator::release() noexcept {
 }
 
 void NcclCommunicator::abort_comm() noexcept {
-  if (comm_ != nullptr && !aborted_.exchange(true)) nccl_.comm_abort(comm_);
+  if (comm_ == nullptr || aborted_.exchange(true)) return;
+  // The thread gets copies only (it may outlive this object): libnccl stays loaded (NcclLibrary
+  // loads it for good), and the communicator is NCCL's.
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  abort_done_ = done;
+  try {
+    std::thread([abort = nccl_.comm_abort, comm = comm_, gpu = device_.index(), done] {
+      cuda_ignore_failure(cudaSetDevice(gpu));
+      abort(comm);
+      done->store(true);
+    }).detach();
+  } catch (...) {  // no thread to be had: abort here, unbounded
+    nccl_.comm_abort(comm_);
+    done->store(true);
+    return;
+  }
+  const Clock::time_point deadline = deadline_after(std::min(30.0, timeout_s_));
+  while (!done->load() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void NcclCommunicator::wait_stream(const std::string& what, Clock::time_point deadline) {

@@ -2,6 +2,9 @@
 // to the nccl backend: its set-up, collectives and waits are in nccl_communicator.cpp, its
 // host-memory paths (host buffers staged through device scratch; averages and float max/min
 // finished on the host) in nccl_host_paths.cpp. Built only with CUDA and NCCL's header.
+// Collectives on host buffers share one staging buffer: they come from one thread at a time (the
+// trainer's main thread between steps; GradSync's thread passes device memory only), and so do
+// order_next_after and the collective after it.
 #pragma once
 
 #include <mpi.h>
@@ -89,6 +92,11 @@ class NcclCommunicator : public Communicator {
   // thread while a collective waits; the wait then ends through abort_requested).
   bool comm_alive() const { return comm_ != nullptr && !aborted_; }
 
+  // ncclCommAbort, bounded: it waits for NCCL's streams and joins its proxy thread, which a peer
+  // stuck outside NCCL (or work held on the device) can block for ever. It runs on a thread of
+  // its own, waited for up to min(30 s, comm.timeout_s); past that this rank goes on to report
+  // its error (the process is ending: main's MPI_Abort), and release() leaves the device memory
+  // NCCL may still use.
   void abort_comm() noexcept;
 
   // Waits until the work queued on stream_ so far is done (or fails, or the deadline passes).
@@ -133,6 +141,7 @@ class NcclCommunicator : public Communicator {
   std::mutex diagnosis_mutex_;
   std::unique_ptr<MpiTransport> diagnosis_;
   std::atomic<bool> aborted_{false};
+  std::shared_ptr<std::atomic<bool>> abort_done_;  // set by the aborting thread when it is done
   std::atomic<bool> abort_requested_{false};
   std::string stream_error_;          // set by wait_stream's poll when the stream fails
   cudaEvent_t next_ready_ = nullptr;  // order_next_after's event, for the next collective
@@ -163,27 +172,36 @@ void NcclCommunicator::watch(const std::string& what, Clock::time_point deadline
 template <typename Enqueue>
 void NcclCommunicator::run(CollectiveHeader header, Enqueue enqueue) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // The caller's event is for this collective only, whatever happens to it.
+  const cudaEvent_t ready = next_ready_;
+  next_ready_ = nullptr;
   header.sequence = ++sequence_;
   in_flight_ = header.sequence;
   const std::string what = collective_label(header);
   DPT_CHECK_AS(ErrorKind::kComm, !aborted_ && !abort_requested_)
       << "nccl: " << what << " on rank " << rank_ << ": the communicator was aborted";
-  const cudaEvent_t ready = next_ready_;
-  next_ready_ = nullptr;
-  const Clock::time_point deadline = deadline_after(timeout_s_);
-  make_current();
-  // The headers first: their exchange does not wait for the compute stream.
-  if (size_ > 1) check_agreement(header, what, deadline);
-  // The data is ready once the caller's event (order_next_after) has completed, else once the
-  // compute stream's work queued so far has run.
-  if (ready == nullptr) {
-    CUDA_CHECK(cudaEventRecord(compute_ready_, device_.stream()));
+  try {
+    const Clock::time_point deadline = deadline_after(timeout_s_);
+    make_current();
+    // The headers first: their exchange does not wait for the compute stream.
+    if (size_ > 1) check_agreement(header, what, deadline);
+    // The data is ready once the caller's event (order_next_after) has completed, else once the
+    // compute stream's work queued so far has run.
+    if (ready == nullptr) {
+      CUDA_CHECK(cudaEventRecord(compute_ready_, device_.stream()));
+    }
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready != nullptr ? ready : compute_ready_, 0));
+    if (header.count > 0) check(enqueue(), what, deadline);
+    wait_stream(what, deadline);
+    // Later compute reads the result: order it after the collective on the device as well.
+    CUDA_CHECK(cudaStreamWaitEvent(device_.stream(), comm_done_, 0));
+  } catch (...) {
+    // Whatever failed (a CUDA call, a header mismatch that every rank sees), peers may already
+    // wait in this collective: the communicator is aborted so nothing waits on it any more.
+    in_flight_ = 0;
+    abort_comm();
+    throw;
   }
-  CUDA_CHECK(cudaStreamWaitEvent(stream_, ready != nullptr ? ready : compute_ready_, 0));
-  if (header.count > 0) check(enqueue(), what, deadline);
-  wait_stream(what, deadline);
-  // Later compute reads the result: order it after the collective on the device as well.
-  CUDA_CHECK(cudaStreamWaitEvent(device_.stream(), comm_done_, 0));
   in_flight_ = 0;
 }
 

@@ -92,6 +92,12 @@ TEST(NcclOnGpu, WatchdogAbortsACollectiveThatCannotFinish) {
   gpu->synchronize();
   {
     StreamGate gate(cuda.stream());  // the collective waits for this stream: it cannot finish
+    // ncclCommAbort may wait for the device (its frees synchronize): the gate opens on its own
+    // after a while, so an abort that waits ends instead of hanging the test.
+    std::thread opener([&gate] {
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+      gate.release();
+    });
     try {
       comm->all_reduce(data, data, count, DType::kF32, ReduceOp::kSum);
       ADD_FAILURE() << "the all-reduce returned while its input was held back";
@@ -100,6 +106,7 @@ TEST(NcclOnGpu, WatchdogAbortsACollectiveThatCannotFinish) {
       EXPECT_THAT(error.what(), HasSubstr("nccl: all_reduce #1 on rank 0 timed out after 0.5 s"));
       EXPECT_THAT(error.what(), HasSubstr("communicator aborted"));
     }
+    opener.join();
   }
   gpu->synchronize();
   try {
