@@ -59,9 +59,12 @@ double StepTimer::step(Shard shard, StepTimes& phases) {
     std::copy(samples_.begin(), samples_.begin() + n * features, inputs.data<float>());
     for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % classes);
   };
+  // As training: the next step's batch is prefetched during this one (on a GPU its upload
+  // overlaps this step's compute), so the data phase is what training's is.
+  const NextBatch next{next_step_ + 1, shard, source};
   const auto start = Clock::now();
-  StepResult result =
-      step_.compute_gradients(next_step_, config_.train().batch_size(), shard, source);
+  StepResult result = step_.compute_gradients(next_step_, config_.train().batch_size(), shard,
+                                              source, false, &next);
   const double lr =
       lr_at(config_.optimizer().schedule(), config_.optimizer().lr(), next_step_, total_steps_);
   // As in training: a step whose fp16 gradients overflowed is not applied (the scaler has

@@ -5,10 +5,11 @@
 # (their CPU instances too), `dpt devices`, and `dpt bench step` on the large bf16 model
 # (examples/gpu/wide_mlp.prototxt) and on the Fashion-MNIST MLP's shapes in float32 and bf16,
 # and trains the Fashion-MNIST example on the GPU (when the bundle carries the data); last, the
-# multi-rank checks under the bundle's mpirun. Results go to $OUT (or ./gpu-results): summary.txt
-# (one line per program, bench and run, rc), tests.log (all test output), devices.txt,
-# bench_*.json / bench.log, train.log / train_metrics.jsonl, mpi.log. Exits non-zero when a test
-# program failed. Takes a few minutes; each program is cut off after 240 s.
+# multi-rank checks under the bundle's mpirun. Results go to $OUT (or ./gpu-results), six files,
+# written as it goes (the device tool returns at most 8, and all that is there at a timeout):
+# summary.txt (one line per program, bench and run, rc), devices.txt, tests.log (all test
+# output), bench.log (with each bench's JSON), train.log (with metrics.jsonl), mpi.log. Exits
+# non-zero when a test program failed. Takes a few minutes; each program is cut off after 240 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
@@ -18,7 +19,7 @@ tar -C "$work" -xJf .gpu/bundle.tar.xz || { echo "gpu_check: no .gpu/bundle.tar.
 
 # NCCL comes with PyTorch there (the nvidia-nccl wheel), cuBLASLt with the CUDA toolkit.
 nccl=$(find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -name 'libnccl.so.2' -print 2>/dev/null | head -1)
-cublaslt=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.*' 2>/dev/null | head -1)
+cublaslt=$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$work/lib:${cublaslt:+$(dirname "$cublaslt"):}${nccl:+$(dirname "$nccl"):}${LD_LIBRARY_PATH:-}"
 {
   echo "nccl: ${nccl:-not found}"
@@ -43,8 +44,9 @@ bench() {  # name, config, extra args
   shift 2
   echo "===== bench $name" >>"$out/bench.log"
   timeout 240 "$work/bin/dpt" bench step "$config" --warmup 3 --steps 20 \
-    --json "$out/bench_$name.json" "$@" >>"$out/bench.log" 2>&1
+    --json "$work/bench_$name.json" "$@" >>"$out/bench.log" 2>&1
   echo "bench $name rc=$?" >>"$out/summary.txt"
+  { echo "===== bench $name JSON"; cat "$work/bench_$name.json" 2>/dev/null; } >>"$out/bench.log"
 }
 bench wide_bf16 examples/gpu/wide_mlp.prototxt
 bench mlp_fp32 examples/fashion_mnist/mlp.prototxt --set device.kind=CUDA --set device.precision=FP32
@@ -66,7 +68,7 @@ if [[ -d .gpu/fashion-mnist ]]; then
   timeout 60 "$work/bin/dpt" eval examples/fashion_mnist/mlp.prototxt --weights \
     "$work/run/model.h5" --set "data.test_path=$work/test.h5" >>"$out/train.log" 2>&1
   echo "eval fashion_mnist rc=$? $(tail -1 "$out/train.log")" >>"$out/summary.txt"
-  cp "$work/run/metrics.jsonl" "$out/train_metrics.jsonl" 2>/dev/null
+  { echo "===== metrics.jsonl"; cat "$work/run/metrics.jsonl" 2>/dev/null; } >>"$out/train.log"
 fi
 
 # Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): the conformance suite on

@@ -9,7 +9,7 @@ namespace dpt {
 
 CublasLtLibrary::CublasLtLibrary()
     : library_({"libcublasLt.so.13", std::string(DPT_CUDA_LIBRARY_DIR) + "/libcublasLt.so.13"},
-               RTLD_NOW | RTLD_LOCAL, "cuBLASLt",
+               RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE, "cuBLASLt",
                "install the CUDA toolkit's cuBLAS or add its lib64 to the loader path") {
   library_.resolve("cublasLtCreate", create);
   library_.resolve("cublasLtDestroy", destroy);

@@ -2,7 +2,8 @@
 // library directory), so the dpt binary has no link-time dependency on it and starts on machines
 // without the CUDA toolkit. Only the entry points dpt calls are resolved; the types come from
 // cublasLt.h. One instance per CudaDevice, which creates its cublasLtHandle_t through it. Loading
-// needs no GPU or driver.
+// needs no GPU or driver. Opened with RTLD_NODELETE, as libnccl: the 0.5 GB library (with its own
+// static CUDA runtime) is loaded once per process, not again for every probe and device.
 #pragma once
 
 #include <cublasLt.h>

@@ -84,8 +84,8 @@ TEST_P(LayersOnDevice, ModelTrainsLikeTheCpuInFloat32AndTf32) {
       const LossResult loss_t =
           compute_loss(proto::SOFTMAX_CROSS_ENTROPY, logits_t, labels_t, &grad_t, 1.0 / batch);
       EXPECT_NEAR(loss_t.loss_sum, loss.loss_sum, tolerance * std::max(1.0, loss.loss_sum)) << at;
-      if (!tf32) {
-        EXPECT_EQ(loss_t.correct, loss.correct) << at;
+      if (!tf32) {  // argmax of logits equal within 1e-4: a near-tie may flip one sample
+        EXPECT_NEAR(loss_t.correct, loss.correct, 1) << at;
       }
 
       reference.backward(grad);

@@ -26,7 +26,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Holds a stream until release() (or destruction): a host function on it spins on a flag.
+// Holds a stream until release() (or destruction): a host function on it spins on a flag, for
+// 20 s at most (a test that goes wrong must not hang the GPU's run).
 class StreamGate {
  public:
   explicit StreamGate(cudaStream_t stream) {
@@ -37,7 +38,11 @@ class StreamGate {
 
  private:
   static void wait(void* flag) {
-    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::yield();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!static_cast<std::atomic<bool>*>(flag)->load() &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+    }
   }
   std::atomic<bool> open_{false};
 };
