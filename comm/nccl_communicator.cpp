@@ -51,7 +51,7 @@ NcclCommunicator::NcclCommunicator(const CommOptions& options, CudaDevice& devic
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  cuda_ignore_failure(cudaSetDevice(device_.index()));
+  cuda_clear_error(cudaSetDevice(device_.index()));
   // Destroyed by an exception (this rank failed; its peers may wait in a collective it will never
   // join): finalize would wait for them for up to comm.timeout_s, and ncclCommDestroy is
   // collective within the node. Abort instead, bounded, so the error is reported at once.
@@ -156,13 +156,13 @@ void NcclCommunicator::release() noexcept {
   // An abort still running may use the rest (NCCL's kernels on stream_, the buffers): it is left
   // to the process's end, which is near.
   if (abort_done_ && !abort_done_->load()) return;
-  if (pinned_ != nullptr) cuda_ignore_failure(cudaFreeHost(pinned_));
+  if (pinned_ != nullptr) cuda_clear_error(cudaFreeHost(pinned_));
   if (scratch_ != nullptr) device_.deallocate(scratch_);
-  if (host_headers_ != nullptr) cuda_ignore_failure(cudaFreeHost(host_headers_));
-  if (headers_ != nullptr) cuda_ignore_failure(cudaFree(headers_));
-  if (comm_done_ != nullptr) cuda_ignore_failure(cudaEventDestroy(comm_done_));
-  if (compute_ready_ != nullptr) cuda_ignore_failure(cudaEventDestroy(compute_ready_));
-  if (stream_ != nullptr) cuda_ignore_failure(cudaStreamDestroy(stream_));
+  if (host_headers_ != nullptr) cuda_clear_error(cudaFreeHost(host_headers_));
+  if (headers_ != nullptr) cuda_clear_error(cudaFree(headers_));
+  if (comm_done_ != nullptr) cuda_clear_error(cudaEventDestroy(comm_done_));
+  if (compute_ready_ != nullptr) cuda_clear_error(cudaEventDestroy(compute_ready_));
+  if (stream_ != nullptr) cuda_clear_error(cudaStreamDestroy(stream_));
 }
 
 void NcclCommunicator::abort_comm() noexcept {
@@ -173,7 +173,7 @@ void NcclCommunicator::abort_comm() noexcept {
   abort_done_ = done;
   try {
     std::thread([abort = nccl_.comm_abort, comm = comm_, gpu = device_.index(), done] {
-      cuda_ignore_failure(cudaSetDevice(gpu));
+      cuda_clear_error(cudaSetDevice(gpu));
       abort(comm);
       done->store(true);
     }).detach();

@@ -36,7 +36,7 @@ NcclCommunicator::Staged NcclCommunicator::stage(const void* send, std::size_t s
 
 char* NcclCommunicator::pinned(std::size_t bytes) {
   if (bytes > pinned_bytes_) {
-    if (pinned_ != nullptr) cuda_ignore_failure(cudaFreeHost(pinned_));
+    if (pinned_ != nullptr) cuda_clear_error(cudaFreeHost(pinned_));
     pinned_ = nullptr, pinned_bytes_ = 0;
     CUDA_CHECK(cudaMallocHost(&pinned_, bytes));
     pinned_bytes_ = bytes;

@@ -36,11 +36,13 @@ inline const char* cuda_error_hint(cudaError_t status) {
   }
 }
 
-// For cleanup that cannot throw (destructors, error paths): a failure is dropped, and so is the
-// thread's last error it set, which the next launch check (CUDA_CHECK_LAUNCH) would otherwise
-// report as its own.
-inline void cuda_ignore_failure(cudaError_t status) {
+// Returns `status` after clearing the thread's last error that a failed call set, which the next
+// launch check (CUDA_CHECK_LAUNCH) would otherwise report as its own: for calls whose failure is
+// reported by the caller, and for cleanup that cannot throw (destructors, error paths), where it
+// is dropped. Sticky errors (an illegal address) stay: every later call reports them anyway.
+inline cudaError_t cuda_clear_error(cudaError_t status) {
   if (status != cudaSuccess) cudaGetLastError();
+  return status;
 }
 
 }  // namespace dpt
@@ -50,8 +52,7 @@ inline void cuda_ignore_failure(cudaError_t status) {
 // errors, e.g. an illegal address, stay: every later call reports them anyway).
 #define CUDA_CHECK(expr)                                                                           \
   do {                                                                                             \
-    const cudaError_t dpt_cuda_status = (expr);                                                    \
-    if (dpt_cuda_status != cudaSuccess) cudaGetLastError();                                        \
+    const cudaError_t dpt_cuda_status = ::dpt::cuda_clear_error(expr);                             \
     DPT_CHECK(dpt_cuda_status == cudaSuccess)                                                      \
         << "CUDA error at " << __FILE__ << ":" << __LINE__ << ": " << #expr << ": "                \
         << cudaGetErrorName(dpt_cuda_status) << " (" << cudaGetErrorString(dpt_cuda_status) << ")" \

@@ -29,11 +29,11 @@ class CudaCopyQueue : public CopyQueue {
   }
   ~CudaCopyQueue() override {
     // Copies still queued write device memory and read host buffers their owners will free.
-    cuda_ignore_failure(cudaSetDevice(ordinal_));
-    cuda_ignore_failure(cudaStreamSynchronize(copy_));
+    cuda_clear_error(cudaSetDevice(ordinal_));
+    cuda_clear_error(cudaStreamSynchronize(copy_));
     compute_done_.reset();
     copies_done_.reset();
-    cuda_ignore_failure(cudaStreamDestroy(copy_));
+    cuda_clear_error(cudaStreamDestroy(copy_));
   }
   CudaCopyQueue(const CudaCopyQueue&) = delete;
   CudaCopyQueue& operator=(const CudaCopyQueue&) = delete;

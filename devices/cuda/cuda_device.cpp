@@ -22,8 +22,7 @@ std::size_t round_size(std::size_t bytes) {
 
 CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
   int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) cudaGetLastError();
+  const cudaError_t status = cuda_clear_error(cudaGetDeviceCount(&count));
   DPT_CHECK_AS(ErrorKind::kConfig, status == cudaSuccess)
       << "cuda:" << ordinal << ": CUDA is not usable: " << cudaGetErrorName(status) << " ("
       << cudaGetErrorString(status) << ")";
@@ -40,8 +39,7 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
   require_usable_gpu(gpu);  // before any launch could fail with "no kernel image is available"
   // Creates this GPU's context (CUDA >= 12): a GPU in exclusive-process mode that another process
   // holds, or one that fell off the bus, fails here; a fact about the machine, not a dpt bug.
-  const cudaError_t selected = cudaSetDevice(ordinal);
-  if (selected != cudaSuccess) cudaGetLastError();
+  const cudaError_t selected = cuda_clear_error(cudaSetDevice(ordinal));
   DPT_CHECK_AS(ErrorKind::kConfig, selected == cudaSuccess)
       << "cuda:" << ordinal << " (" << prop.name
       << ") cannot be used: " << cudaGetErrorName(selected) << " (" << cudaGetErrorString(selected)
@@ -71,22 +69,22 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
     CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
   } catch (...) {
     if (cublaslt_handle_ != nullptr) cublaslt_->destroy(cublaslt_handle_);
-    cuda_ignore_failure(cudaStreamDestroy(stream_));
+    cuda_clear_error(cudaStreamDestroy(stream_));
     throw;
   }
 }
 
 CudaDevice::~CudaDevice() {
-  cuda_ignore_failure(cudaSetDevice(ordinal_));
-  cuda_ignore_failure(cudaStreamSynchronize(stream_));
+  cuda_clear_error(cudaSetDevice(ordinal_));
+  cuda_clear_error(cudaStreamSynchronize(stream_));
   release_cached();
   // Blocks still in use belong to Tensors that outlived the device (a caller bug); free them.
-  for (auto& [ptr, size] : in_use_) cuda_ignore_failure(cudaFree(ptr));
-  cuda_ignore_failure(cudaFree(workspace_));
+  for (auto& [ptr, size] : in_use_) cuda_clear_error(cudaFree(ptr));
+  cuda_clear_error(cudaFree(workspace_));
   gemm_plans_.clear();  // their descriptors, before cuBLASLt is unloaded
   cublaslt_->destroy(cublaslt_handle_);
   cublaslt_.reset();
-  cuda_ignore_failure(cudaStreamDestroy(stream_));
+  cuda_clear_error(cudaStreamDestroy(stream_));
 }
 
 void CudaDevice::make_current() const { CUDA_CHECK(cudaSetDevice(ordinal_)); }
@@ -119,7 +117,7 @@ void* CudaDevice::allocate(std::size_t bytes) {
       release_cached();
       status = cudaMalloc(&ptr, size);
     }
-    if (status != cudaSuccess) cudaGetLastError();  // a caller that recovers launches cleanly
+    cuda_clear_error(status);  // a caller that recovers launches cleanly
     // Only cudaErrorMemoryAllocation is out of memory; anything else is usually a sticky error of
     // an earlier kernel that this cudaMalloc happened to be the first call to see.
     DPT_CHECK(status == cudaSuccess)
@@ -154,14 +152,10 @@ void CudaDevice::deallocate(void* ptr) noexcept {
 
 void CudaDevice::release_cached() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  const cudaError_t selected = cudaSetDevice(ordinal_);
-  cuda_ignore_failure(selected);
-  if (selected != cudaSuccess) return;
+  if (cuda_clear_error(cudaSetDevice(ordinal_)) != cudaSuccess) return;
   for (auto& [size, blocks] : cached_) {
     for (void* ptr : blocks) {
-      const cudaError_t freed = cudaFree(ptr);
-      cuda_ignore_failure(freed);
-      if (freed == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
+      if (cuda_clear_error(cudaFree(ptr)) == cudaSuccess) reserved_ -= static_cast<int64_t>(size);
     }
   }
   cached_.clear();
@@ -202,8 +196,8 @@ void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::siz
 void* CudaDevice::allocate_host(std::size_t bytes) {
   make_current();
   void* ptr = nullptr;
-  const cudaError_t status = cudaHostAlloc(&ptr, bytes == 0 ? 1 : bytes, cudaHostAllocDefault);
-  if (status != cudaSuccess) cudaGetLastError();
+  const cudaError_t status =
+      cuda_clear_error(cudaHostAlloc(&ptr, bytes == 0 ? 1 : bytes, cudaHostAllocDefault));
   DPT_CHECK(status == cudaSuccess)
       << "cuda:" << ordinal_ << ": cannot allocate " << bytes
       << " bytes of page-locked host memory: " << cudaGetErrorString(status);
@@ -214,8 +208,8 @@ void CudaDevice::deallocate_host(void* ptr) noexcept {
   if (ptr == nullptr) return;
   // Another thread may free (the gradient sync's, growing a staging buffer): without a current
   // device its first CUDA call would create a context on GPU 0, a second one for this process.
-  cuda_ignore_failure(cudaSetDevice(ordinal_));
-  cuda_ignore_failure(cudaFreeHost(ptr));
+  cuda_clear_error(cudaSetDevice(ordinal_));
+  cuda_clear_error(cudaFreeHost(ptr));
 }
 
 // The calling thread may be the gradient sync's, whose current device is not set: copies on
@@ -237,8 +231,8 @@ CudaEvent::CudaEvent(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stre
 }
 
 CudaEvent::~CudaEvent() {
-  cuda_ignore_failure(cudaSetDevice(ordinal_));
-  cuda_ignore_failure(cudaEventDestroy(event_));
+  cuda_clear_error(cudaSetDevice(ordinal_));
+  cuda_clear_error(cudaEventDestroy(event_));
 }
 
 // The event and the stream must belong to the current device. Each call makes the GPU current

@@ -187,9 +187,7 @@ void cuda_multiply(CudaDevice& device, const float* x, const float* mask, float*
 
 cudaError_t cuda_kernel_image_status() {
   cudaFuncAttributes attributes{};
-  const cudaError_t status = cudaFuncGetAttributes(&attributes, add_kernel);
-  if (status != cudaSuccess) cudaGetLastError();
-  return status;
+  return cuda_clear_error(cudaFuncGetAttributes(&attributes, add_kernel));
 }
 
 void cuda_add(CudaDevice& device, const float* x, float* y, int64_t n) {

@@ -21,9 +21,9 @@ class CudaPhaseClock : public PhaseClock {
  public:
   CudaPhaseClock(int ordinal, cudaStream_t stream) : ordinal_(ordinal), stream_(stream) {}
   ~CudaPhaseClock() override {
-    cuda_ignore_failure(cudaSetDevice(ordinal_));
-    for (const Mark& mark : marks_) cuda_ignore_failure(cudaEventDestroy(mark.event));
-    for (cudaEvent_t event : spare_) cuda_ignore_failure(cudaEventDestroy(event));
+    cuda_clear_error(cudaSetDevice(ordinal_));
+    for (const Mark& mark : marks_) cuda_clear_error(cudaEventDestroy(mark.event));
+    for (cudaEvent_t event : spare_) cuda_clear_error(cudaEventDestroy(event));
   }
   CudaPhaseClock(const CudaPhaseClock&) = delete;
   CudaPhaseClock& operator=(const CudaPhaseClock&) = delete;
