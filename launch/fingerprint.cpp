@@ -76,8 +76,18 @@ void check_same_run(Communicator& comm, const proto::Config& full_config, const 
                     const Dataset& train, const Dataset* test) {
   if (comm.size() == 1) return;
   // `device` says how a worker runs, not what it computes: it may differ (heterogeneous nodes).
+  // Except fp16 loss scaling (precision FP16, launch/loss_scaling.h): a scaling rank multiplies
+  // its loss gradient by the scale and divides the summed gradients by it, so every rank must
+  // scale, with the same device.loss_scale, or none (else the ranks apply different updates).
   proto::Config config = full_config;
   config.clear_device();
+  if (full_config.device().precision() == proto::FP16) {
+    config.mutable_device()->set_precision(proto::FP16);
+    *config.mutable_device()->mutable_loss_scale() = full_config.device().loss_scale();
+  }
+  // Compared resolved, as rank 0's text is: the first difference reported is then a real one,
+  // not the defaults that resolving fills into the cleared device.
+  resolve_defaults(config);
   const std::string config_text = config_to_text(config);
   std::vector<int64_t> mine = {
       static_cast<int64_t>(hash_text(DPT_VERSION)), static_cast<int64_t>(hash_text(config_text)),

@@ -15,7 +15,9 @@ namespace dpt {
 
 // Throws dpt::Error(kConfig) on every rank when any rank differs from rank 0. A collective: every
 // rank must call it. `test` may be null (no test set). The config's `device` is not compared: it
-// says how each worker runs (threads, GEMM library) and may differ between heterogeneous nodes.
+// says how each worker runs (threads, GEMM library) and may differ between heterogeneous nodes;
+// except fp16 loss scaling (device.precision FP16 and device.loss_scale), which changes the
+// gradients the ranks sum: every rank must scale alike or none.
 void check_same_run(Communicator& comm, const proto::Config& config, const Model& model,
                     const Dataset& train, const Dataset* test);
 

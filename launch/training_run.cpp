@@ -88,7 +88,14 @@ void TrainingRun::build_model(Device& device) {
     return memory;
   };
   model_ = std::make_unique<Model>(device, config_, model_options);
-  if (shared_grads) {
+  if (device.kind() != DeviceKind::kCpu) {
+    // allocate_shared is collective, and the model asks for it on a CPU only (gradients on a
+    // GPU stay in device memory). In a world that mixes GPU and CPU workers (device differs per
+    // rank) the GPU workers join with 0 bytes: the sizes then differ, so every rank gets null
+    // and reduces its own buffer. Without this call the CPU workers' all_gather would meet the
+    // GPU workers' next collective, a mismatch that stops the run at start-up.
+    comm_.allocate_shared(0);
+  } else if (shared_grads) {
     listener_.on_note("gradient buffer in memory the " + std::to_string(comm_.size()) +
                       " workers share: all-reduce without copies");
   } else if (!comm_.shared_memory_problem().empty()) {

@@ -1,8 +1,8 @@
 // Training end to end on a GPU against the same run on the CPU: a Fashion-MNIST-shaped synthetic
 // problem (784 features, 10 classes) for 300 steps, one worker and two (two threads sharing
-// cuda:0, so the gradient sync stages buckets through host memory), with micro-batches; and a
-// checkpoint saved on the GPU resumes there to the same parameters; and the loader and gradient
-// staging on their own.
+// cuda:0, so the gradient sync stages buckets through host memory; and one on the GPU beside one
+// on the CPU), with micro-batches; and a checkpoint saved on the GPU resumes there to the same
+// parameters; and the loader and gradient staging on their own.
 // Skipped where no GPU is usable.
 // Tolerances: float32 on both sides, but different GEMM libraries and summation orders, so the
 // per-step losses drift apart slowly; windows of 20 steps must agree within 3% (relative; 0.1%
@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <tuple>
 
 #include "comm/grad_sync.h"
@@ -174,13 +175,19 @@ class GpuTrainingTest : public testing::RandomDataTest {
   // Trains `world` workers as threads, each on `gpu` (cuda:0) or its own CPU device.
   TrainedRun train_on(bool gpu, int world, const proto::Config& config, const std::string& name,
                       const std::string& resume = "") {
+    return train_ranks([gpu](int) { return gpu; }, world, config, name, resume);
+  }
+  // The same with rank r on cuda:0 where gpu(r), else on its own CPU device.
+  TrainedRun train_ranks(const std::function<bool(int)>& gpu, int world,
+                         const proto::Config& config, const std::string& name,
+                         const std::string& resume = "") {
     std::vector<TrainedRun> runs(static_cast<std::size_t>(world));
     const std::vector<std::string> errors =
         testing::on_ranks(world, 60.0, [&](int rank, Communicator& comm) {
           TrainedRun& run = runs[static_cast<std::size_t>(rank)];
           std::unique_ptr<Device> device =
-              gpu ? make_cuda_device(0)
-                  : std::unique_ptr<Device>(new CpuDevice(CpuDeviceOptions{2}));
+              gpu(rank) ? make_cuda_device(0)
+                        : std::unique_ptr<Device>(new CpuDevice(CpuDeviceOptions{2}));
           StepLosses listener;
           TrainOptions options;
           options.resume = resume;
@@ -255,6 +262,17 @@ TEST_F(GpuTrainingTest, TwoWorkersStageGradientsThroughHostMemoryAndMatchTheCpu)
   const TrainedRun cpu = train_on(false, 2, two, "cpu2");
   const TrainedRun gpu = train_on(true, 2, two, "gpu2");
   expect_same_curve(gpu, cpu);
+}
+
+// A GPU worker beside a CPU worker on one node (device differs per rank: README "Heterogeneous
+// workers"): no rank takes the shared gradient buffer (the GPU worker joins that collective with
+// 0 bytes), the GPU's buckets travel through page-locked host memory, and the run trains as two
+// CPU workers do.
+TEST_F(GpuTrainingTest, GpuAndCpuWorkersTrainTogetherAndMatchTheCpu) {
+  const proto::Config two = config("comm { bucket_mb: 0.25 }");
+  const TrainedRun cpu = train_on(false, 2, two, "cpu2");
+  const TrainedRun mixed = train_ranks([](int rank) { return rank == 0; }, 2, two, "mixed2");
+  expect_same_curve(mixed, cpu);
 }
 
 TEST_F(GpuTrainingTest, CheckpointSavedOnTheGpuResumesToTheSameParameters) {

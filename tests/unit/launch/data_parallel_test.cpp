@@ -8,6 +8,10 @@
 #include <filesystem>
 #include <set>
 
+#include "fake_gpu.h"
+#include "launch/fingerprint.h"
+#include "launch/training_run.h"
+#include "rank_threads.h"
 #include "train_fixture.h"
 
 namespace dpt {
@@ -122,6 +126,79 @@ TEST_F(DataParallelTest, DifferentConfigsAreRefusedNamingRankAndField) {
   for (auto& thread : threads) thread.join();
   EXPECT_NE(errors[0].find("rank 1 differs from rank 0 in config"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("optimizer.lr"), std::string::npos) << errors[1];
+}
+
+// A GPU worker beside a CPU worker on one node (device differs per rank: README "Heterogeneous
+// workers"). The CPU worker's model asks the communicator for a shared gradient buffer, which is a
+// collective; the GPU worker's gradients stay on its device, yet it must join that call, or the
+// CPU worker's all_gather meets the GPU worker's next collective and start-up stops on the
+// mismatch. FakeGpu stands for the GPU; it cannot compute, so the run is set up, not trained.
+TEST_F(DataParallelTest, GpuAndCpuWorkersOnOneNodeSetTheRunUp) {
+  struct Notes : TrainListener {
+    std::string text;
+    void on_note(const std::string& line) override { text += line + "\n"; }
+  };
+  const proto::Config cfg = config();
+  const TrainOptions options;
+  std::vector<std::string> notes(2);
+  const std::vector<std::string> errors = on_ranks(2, 5.0, [&](int rank, Communicator& comm) {
+    FakeGpu gpu;
+    CpuDevice cpu(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+    Device& device = rank == 0 ? static_cast<Device&>(gpu) : cpu;
+    Notes listener;
+    TrainingRun run(cfg, device, comm, dir_ + "/mixed", listener, options);
+    notes[static_cast<std::size_t>(rank)] = listener.text;
+  });
+  EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
+  // No rank takes the shared buffer: the CPU worker reduces its own.
+  EXPECT_NE(notes[1].find("gradient buffer in this worker's own memory"), std::string::npos)
+      << notes[1];
+  EXPECT_EQ(notes[0].find("gradient buffer"), std::string::npos) << notes[0];
+}
+
+// fp16 loss scaling changes what a rank adds to the sum (its loss gradient times the scale) and
+// how it reads the sum (divided by the scale), so unlike the rest of `device` it must agree:
+// a rank scaling alone, or with another device.loss_scale, is refused at start-up.
+TEST_F(DataParallelTest, LossScalingMustAgreeAcrossRanks) {
+  const Dataset data = load_dataset(dir_ + "/data.h5");
+  // Both ranks fail alike on a difference, so neither aborts (an abort could reach the other
+  // before it has read rank 0's config text for its message).
+  const auto check = [&](const std::string& device0, const std::string& device1) {
+    ThreadWorld world(2, CommOptions{5.0});
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> threads;
+    for (int rank = 0; rank < 2; ++rank) {
+      threads.emplace_back([&, rank] {
+        try {
+          const proto::Config cfg = with(config(), rank == 0 ? device0 : device1);
+          CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+          const Model model(device, cfg);
+          check_same_run(*world.communicator(rank), cfg, model, data, nullptr);
+        } catch (const Error& e) {
+          errors[static_cast<std::size_t>(rank)] = e.what();
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    return errors;
+  };
+  const std::vector<std::string> none = {"", ""};
+  // How a worker runs may differ, fp16 on both with the same scaler too.
+  EXPECT_EQ(check("device { kind: CPU threads: 2 }", "device { kind: CUDA precision: BF16 }"),
+            none);
+  EXPECT_EQ(check("device { kind: CUDA precision: FP16 }",
+                  "device { kind: CUDA precision: FP16 threads: 3 }"),
+            none);
+  std::vector<std::string> errors =
+      check("device { kind: CUDA precision: FP16 }", "device { kind: CUDA precision: TF32 }");
+  EXPECT_NE(errors[0].find("rank 1 differs from rank 0 in config"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("device.precision"), std::string::npos) << errors[1];
+  errors = check("device { kind: CUDA precision: FP16 }",
+                 "device { kind: CUDA precision: FP16 loss_scale { init_scale: 1024 } }");
+  EXPECT_NE(errors[1].find("device.loss_scale.init_scale"), std::string::npos) << errors[1];
+  // Another field than device is still named as itself (rank 0's text is resolved; so is ours).
+  errors = check("", "comm { bucket_mb: 1 }");
+  EXPECT_NE(errors[1].find("comm.bucket_mb"), std::string::npos) << errors[1];
 }
 
 }  // namespace
