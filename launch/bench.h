@@ -11,7 +11,9 @@
 namespace dpt {
 
 // dpt bench step: fp32 (and bf16 where the CPU has it) training step, phases, energy, plain GEMMs.
-nlohmann::json bench_step(const BenchStepArgs& args, std::FILE* out);
+// `world`: this worker's place (under mpirun each picks its device as `dpt train` does: local rank
+// k owns GPU k, CPU workers of a node share its CPUs); the default is a world of one.
+nlohmann::json bench_step(const BenchStepArgs& args, std::FILE* out, const WorldInfo& world = {});
 
 // dpt bench inference: fp32 vs int8 latency and throughput, plain GEMMs.
 nlohmann::json bench_inference(const BenchInferenceArgs& args, std::FILE* out);

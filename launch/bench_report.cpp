@@ -151,13 +151,13 @@ void add_inference(ReportTable& table, const json& inference) {
 
 // Trains the config for `epochs` epochs with `precision`; returns the final test accuracy.
 double trained_accuracy(proto::Config config, proto::Precision precision, int64_t epochs,
-                        Communicator& comm, const std::string& run_dir) {
+                        Communicator& comm, const WorldInfo& world, const std::string& run_dir) {
   config.mutable_device()->set_precision(precision);
   config.mutable_train()->set_epochs(epochs);
   config.mutable_train()->set_max_steps(0);
   config.mutable_checkpoint()->set_every_epochs(0);
   config.mutable_checkpoint()->set_at_end(false);
-  DeviceChoice choice = select_device(config.device());
+  DeviceChoice choice = select_device(config.device(), world);
   if (comm.rank() == 0) std::filesystem::remove_all(run_dir);
   comm.barrier();
   TrainListener silent;
@@ -168,7 +168,7 @@ double trained_accuracy(proto::Config config, proto::Precision precision, int64_
 }
 
 void add_accuracy(ReportTable& table, const proto::Config& config, const BenchReportArgs& args,
-                  bool bf16_available, Communicator& comm, std::FILE* out) {
+                  bool bf16_available, Communicator& comm, const WorldInfo& world, std::FILE* out) {
   const char* section = "accuracy";
   if (args.accuracy_epochs == 0) {
     table.add_na(section, "fp32 vs bf16 test accuracy",
@@ -182,9 +182,9 @@ void add_accuracy(ReportTable& table, const proto::Config& config, const BenchRe
   fmt::print(out, "training {} epochs in float32 and in bf16 for the accuracy comparison\n",
              args.accuracy_epochs);
   std::fflush(out);
-  const double fp32 = trained_accuracy(config, proto::FP32, args.accuracy_epochs, comm,
+  const double fp32 = trained_accuracy(config, proto::FP32, args.accuracy_epochs, comm, world,
                                        args.out + "/accuracy_fp32");
-  const double bf16 = trained_accuracy(config, proto::BF16, args.accuracy_epochs, comm,
+  const double bf16 = trained_accuracy(config, proto::BF16, args.accuracy_epochs, comm, world,
                                        args.out + "/accuracy_bf16");
   const std::string note = fmt::format("after {} epochs, same seeds", args.accuracy_epochs);
   table.add(section, "float32 test accuracy", 100 * fp32, "%", note);
@@ -219,7 +219,8 @@ int run_bench_report(const BenchReportArgs& args, const WorldInfo& world) {
   // The ceilings are the CPU's, whatever device.kind trains on.
   proto::DeviceConfig cpu_config = config.device();
   cpu_config.set_kind(proto::CPU);
-  const int threads = static_cast<const CpuDevice&>(*select_device(cpu_config).device).threads();
+  const int threads =
+      static_cast<const CpuDevice&>(*select_device(cpu_config, world).device).threads();
 
   fmt::print(out, "== compute ceilings\n");
   const FmaPeak peak = measure_fma_peak(threads);
@@ -234,7 +235,7 @@ int run_bench_report(const BenchReportArgs& args, const WorldInfo& world) {
   step_args.overrides = args.overrides;
   step_args.warmup = args.warmup;
   step_args.steps = args.steps;
-  const json step = bench_step(step_args, out);
+  const json step = bench_step(step_args, out, world);
 
   std::vector<AllReduceTiming> comm_rows;
   if (comm->size() > 1) {
@@ -251,7 +252,7 @@ int run_bench_report(const BenchReportArgs& args, const WorldInfo& world) {
   add_training(table, step, peak);
   add_power(table, step);
   add_comm(table, comm_rows, comm->backend(), comm->size());
-  add_accuracy(table, config, args, !step.at("bf16").contains("na"), *comm, out);
+  add_accuracy(table, config, args, !step.at("bf16").contains("na"), *comm, world, out);
 
   json inference;
   if (leader) {  // inference is one process's business: measured on rank 0 alone

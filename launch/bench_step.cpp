@@ -61,13 +61,13 @@ void print_row(std::FILE* out, const std::string& label, const std::string& fp32
 
 }  // namespace
 
-json bench_step(const BenchStepArgs& args, std::FILE* out) {
+json bench_step(const BenchStepArgs& args, std::FILE* out, const WorldInfo& world) {
   DPT_CHECK_AS(ErrorKind::kConfig, args.steps > 0 && args.warmup >= 0)
       << "--steps must be > 0 and --warmup >= 0";
   const proto::Config config = load_config(args.config, args.overrides);
   // A CUDA device (device.kind CUDA, or AUTO on a machine with a usable GPU): the training step
   // and the per-layer table on the GPU (launch/bench_gpu.h); the CPU bench otherwise.
-  DeviceChoice choice = select_device(config.device());
+  DeviceChoice choice = select_device(config.device(), world);
   if (choice.device->kind() == DeviceKind::kCuda) {
     return bench_step_gpu(args, config, std::move(choice), out);
   }
@@ -213,8 +213,8 @@ json bench_step(const BenchStepArgs& args, std::FILE* out) {
   return json_out;
 }
 
-int run_bench_step(const BenchStepArgs& args) {
-  bench_step(args, stdout);
+int run_bench_step(const BenchStepArgs& args, const WorldInfo& world) {
+  bench_step(args, stdout, world);
   return 0;
 }
 

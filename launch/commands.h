@@ -57,7 +57,7 @@ struct BenchStepArgs {
   int64_t steps = 30;
   std::string json;  // write results here too when not empty
 };
-int run_bench_step(const BenchStepArgs& args);
+int run_bench_step(const BenchStepArgs& args, const WorldInfo& world);
 
 struct TuneArgs {
   std::string config;

@@ -44,7 +44,7 @@ int share_cpus(const WorldInfo& world, std::string& note) {
     note += "; the launcher bound this worker to its own CPUs";
     return 0;
   }
-  const std::vector<int> cpus = affinity_cpus();
+  const std::vector<int> cpus = world.node_cpus.empty() ? affinity_cpus() : world.node_cpus;
   const std::vector<int> mine = cpus_for_worker(cpus, world.local_rank, world.local_size);
   if (mine.empty()) {
     note += fmt::format("; {} workers share {} CPUs on this node: 1 thread each, unpinned",

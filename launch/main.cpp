@@ -229,7 +229,7 @@ int dispatch(CLI::App& app, const dpt::WorldInfo& world, const Args& args) {
     if (app.get_subcommand("bench")->got_subcommand("inference")) {
       return dpt::run_bench_inference(args.bench_inference);
     }
-    return dpt::run_bench_step(args.bench_step);
+    return dpt::run_bench_step(args.bench_step, world);
   }
   if (app.got_subcommand("version")) {
     fmt::print("dpt {}\n", DPT_VERSION);

@@ -95,6 +95,11 @@ WorldInfo discover_world(const MpiSession& session) {
       world.local_affinity_shared = false;
     }
   }
+  cpu_set_t set;
+  std::memcpy(&set, mine.data(), sizeof(set));
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) world.node_cpus.push_back(cpu);
+  }
   return world;
 }
 

@@ -49,6 +49,10 @@ struct WorldInfo {
   // Every process on this node has the same CPU affinity mask as this one (the launcher did not
   // bind them to their own CPUs), so device selection may split the CPUs between them.
   bool local_affinity_shared = true;
+  // The CPUs of that shared mask at start-up (empty: not recorded; device selection then reads
+  // this process's mask). Selecting a device pins the worker to its share of these, so a second
+  // selection in the same process (dpt bench report runs several benches) gets the same share.
+  std::vector<int> node_cpus;
 };
 
 // Collective over MPI_COMM_WORLD when the session is active (every rank must call it once, at

@@ -65,6 +65,32 @@ TEST(SelectDevice, LauncherBoundWorkersKeepTheirCpus) {
   EXPECT_NE(choice.reason.find("launcher bound"), std::string::npos) << choice.reason;
 }
 
+// dpt bench report selects a device several times in one process: each must get the share the
+// first one pinned, not a share of that share (the node's CPUs come from WorldInfo).
+TEST(SelectDevice, SelectingAgainGivesTheSameShare) {
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  if (CPU_COUNT(&before) < 2) GTEST_SKIP() << "needs 2 CPUs to split among 2 workers";
+  WorldInfo world;
+  world.size = world.local_size = 2;
+  world.rank = world.local_rank = 1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &before)) world.node_cpus.push_back(cpu);
+  }
+  proto::DeviceConfig config;
+  config.set_kind(proto::CPU);
+  const DeviceChoice first = select_device(config, world);
+  const DeviceChoice second = select_device(config, world);
+  cpu_set_t pinned;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(pinned), &pinned), 0);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);  // the other tests get them back
+  const int share = static_cast<int>(world.node_cpus.size()) - (world.node_cpus.size() / 2);
+  EXPECT_EQ(static_cast<CpuDevice&>(*first.device).threads(), share);
+  EXPECT_EQ(static_cast<CpuDevice&>(*second.device).threads(), share) << second.reason;
+  EXPECT_EQ(CPU_COUNT(&pinned), share);
+  EXPECT_EQ(first.reason, second.reason);
+}
+
 CpuInfo cpu_with(std::vector<std::string> features) {
   CpuInfo cpu;
   cpu.model_name = "Test CPU";
