@@ -68,7 +68,9 @@ NcclCommunicator::~NcclCommunicator() {
     if (state == ncclSuccess) {
       nccl_.comm_destroy(comm_);
     } else {
-      nccl_.comm_abort(comm_);
+      // A peer that never finalizes (or an error): ncclCommAbort, bounded as every abort here,
+      // since it waits for NCCL's streams and proxy thread that the same peer may hold.
+      abort_comm();
     }
   }
   release();
@@ -192,10 +194,10 @@ void NcclCommunicator::wait_stream(const std::string& what, Clock::time_point de
   CUDA_CHECK(cudaEventRecord(comm_done_, stream_));
   stream_error_.clear();
   watch(what, deadline, [this] {
-    const cudaError_t state = cudaEventQuery(comm_done_);
-    // "Not ready" is recorded as the thread's last CUDA error, which the next kernel launch's
-    // check (cudaGetLastError) would report as its own failure: clear it (PyTorch does too).
-    if (state == cudaErrorNotReady) cudaGetLastError();
+    // "Not ready" (and any other failure) is recorded as the thread's last CUDA error, which the
+    // next kernel launch's check (cudaGetLastError) would report as its own failure: clear it
+    // (PyTorch does too). A sticky error stays: every later call reports it anyway.
+    const cudaError_t state = cuda_clear_error(cudaEventQuery(comm_done_));
     // A real error (a faulting kernel) goes through the watchdog's failure path, which aborts
     // the communicator, instead of escaping it.
     if (state != cudaSuccess && state != cudaErrorNotReady) {

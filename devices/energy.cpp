@@ -154,10 +154,12 @@ EnergyReading RaplMeter::stop() {
 
 // ---- Several meters -----------------------------------------------------------------------------
 
-std::vector<std::unique_ptr<EnergyMeter>> default_energy_meters(unsigned gpu_index) {
+std::vector<std::unique_ptr<EnergyMeter>> default_energy_meters(unsigned gpu_index,
+                                                                const std::string& gpu_pci_bus_id) {
   std::vector<std::unique_ptr<EnergyMeter>> meters;
   meters.push_back(std::make_unique<RaplMeter>());
-  meters.push_back(std::make_unique<NvmlMeter>(gpu_index));
+  meters.push_back(std::make_unique<NvmlMeter>(load_nvml(), gpu_index, NvmlMeter::kDefaultPollMs,
+                                               gpu_pci_bus_id));
   return meters;
 }
 

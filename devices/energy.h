@@ -92,10 +92,16 @@ NvmlApi load_nvml(const std::string& library = "libnvidia-ml.so.1");
 // Energy of one GPU: the total-energy counter (Volta and newer) when supported, else the power
 // reading polled every `poll_ms` on a background thread and integrated (an approximation: NVML
 // power is itself averaged over up to a second).
+// The GPU is NVML's `device_index`, or, when `pci_bus_id` is given (GpuInfo::pci_bus_id), the
+// one at that bus id: a CUDA ordinal is not an NVML index (NVML's docs: "the NVML index may not
+// correlate with ... the CUDA device index"; NVML ignores CUDA_VISIBLE_DEVICES), so a CUDA device
+// is found by its bus id. `device_index` names the meter either way ("gpu <device_index> (NVML)").
 class NvmlMeter : public EnergyMeter {
  public:
+  static constexpr int kDefaultPollMs = 20;
   explicit NvmlMeter(unsigned device_index = 0, const std::string& library = "libnvidia-ml.so.1");
-  NvmlMeter(NvmlApi api, unsigned device_index, int poll_ms = 20);
+  NvmlMeter(NvmlApi api, unsigned device_index, int poll_ms = kDefaultPollMs,
+            const std::string& pci_bus_id = "");
   ~NvmlMeter() override;
   NvmlMeter(const NvmlMeter&) = delete;
   NvmlMeter& operator=(const NvmlMeter&) = delete;
@@ -146,8 +152,10 @@ struct EnergyResult {
   std::string reason;     // when not measured
 };
 
-// The meters a benchmark uses on this machine: CPU packages (RAPL) and GPU `gpu_index` (NVML).
-std::vector<std::unique_ptr<EnergyMeter>> default_energy_meters(unsigned gpu_index = 0);
+// The meters a benchmark uses on this machine: CPU packages (RAPL) and one GPU (NVML): the one at
+// `gpu_pci_bus_id` when given, named by its CUDA ordinal `gpu_index`, else NVML's GPU `gpu_index`.
+std::vector<std::unique_ptr<EnergyMeter>> default_energy_meters(
+    unsigned gpu_index = 0, const std::string& gpu_pci_bus_id = "");
 
 // Starts every available meter.
 void start_meters(const std::vector<std::unique_ptr<EnergyMeter>>& meters);

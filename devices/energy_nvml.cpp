@@ -62,7 +62,7 @@ struct NvmlMeter::Poller {
 NvmlMeter::NvmlMeter(unsigned device_index, const std::string& library)
     : NvmlMeter(load_nvml(library), device_index) {}
 
-NvmlMeter::NvmlMeter(NvmlApi api, unsigned device_index, int poll_ms)
+NvmlMeter::NvmlMeter(NvmlApi api, unsigned device_index, int poll_ms, const std::string& pci_bus_id)
     : api_(std::move(api)), index_(device_index), poll_ms_(poll_ms) {
   if (!api_.error.empty()) {
     reason_ = api_.error;
@@ -73,7 +73,18 @@ NvmlMeter::NvmlMeter(NvmlApi api, unsigned device_index, int poll_ms)
     return;
   }
   initialized_ = true;
-  if (const int rc = api_.handle_by_index(index_, &device_); rc != 0) {
+  if (!pci_bus_id.empty()) {
+    if (api_.handle_by_pci_bus_id == nullptr) {
+      reason_ = "GPU " + std::to_string(index_) + " (" + pci_bus_id +
+                "): this NVML has no nvmlDeviceGetHandleByPciBusId_v2";
+      return;
+    }
+    if (const int rc = api_.handle_by_pci_bus_id(pci_bus_id.c_str(), &device_); rc != 0) {
+      reason_ = "no GPU " + std::to_string(index_) + " at " + pci_bus_id + ": " +
+                nvml_error("nvmlDeviceGetHandleByPciBusId_v2", rc);
+      return;
+    }
+  } else if (const int rc = api_.handle_by_index(index_, &device_); rc != 0) {
     reason_ =
         "no GPU " + std::to_string(index_) + ": " + nvml_error("nvmlDeviceGetHandleByIndex_v2", rc);
     return;

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/random.h"
+#include "devices/cuda_support.h"
 #include "launch/bench_gemm.h"
 #include "optim/lr_schedule.h"
 
@@ -27,6 +28,18 @@ void add_energy(std::vector<EnergyResult>& total, const std::vector<EnergyResult
   }
 }
 
+// The energy meters of a run on `device`: a GPU's NVML meter finds it by its PCI bus id, since a
+// CUDA ordinal is not an NVML index (NVML ignores CUDA_VISIBLE_DEVICES, and its order need not be
+// CUDA's); on the CPU, NVML's GPU 0 as before.
+std::vector<std::unique_ptr<EnergyMeter>> energy_meters_for(const Device& device) {
+  if (device.kind() != DeviceKind::kCuda) return default_energy_meters();
+  const auto ordinal = static_cast<unsigned>(device.index());
+  for (const GpuInfo& gpu : probe_gpus().gpus) {
+    if (gpu.index == device.index()) return default_energy_meters(ordinal, gpu.pci_bus_id);
+  }
+  return default_energy_meters(ordinal);
+}
+
 }  // namespace
 
 StepTimer::StepTimer(const proto::Config& config, Device& device, Communicator& comm,
@@ -39,7 +52,7 @@ StepTimer::StepTimer(const proto::Config& config, Device& device, Communicator& 
       step_(model_, *optimizer_, config, comm, loss_scaling_.scaler()),
       comm_(comm),
       total_steps_(total_steps),
-      meters_(default_energy_meters()) {
+      meters_(energy_meters_for(device_)) {
   const int64_t batch = config.train().batch_size();
   const int64_t micro =
       config.train().micro_batch_size() > 0 ? config.train().micro_batch_size() : batch;

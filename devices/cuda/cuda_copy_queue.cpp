@@ -23,7 +23,7 @@ class CudaCopyQueue : public CopyQueue {
       compute_done_ = std::make_unique<CudaEvent>(ordinal_, compute_);
       copies_done_ = std::make_unique<CudaEvent>(ordinal_, copy_);
     } catch (...) {
-      cudaStreamDestroy(copy_);
+      cuda_clear_error(cudaStreamDestroy(copy_));
       throw;
     }
   }

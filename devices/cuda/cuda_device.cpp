@@ -172,13 +172,17 @@ MemoryCounters CudaDevice::memory_counters() const {
 
 void CudaDevice::reset_peak() { peak_bytes_ = current_bytes_.load(); }
 
+// Both may run on a thread that never selected this GPU (a communicator's device path, called
+// by the gradient sync's thread): made current first, as every other call that may.
 void CudaDevice::copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
+  make_current();
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
 }
 
 void CudaDevice::zero(void* ptr, std::size_t bytes) {
   if (bytes == 0) return;
+  make_current();
   CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, stream_));
 }
 
@@ -189,6 +193,7 @@ void CudaDevice::synchronize() {
 
 void CudaDevice::copy_from_host(void* device_dst, const void* host_src, std::size_t bytes) {
   if (bytes == 0) return;
+  make_current();
   CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   synchronize();
 }
@@ -271,6 +276,7 @@ bool CudaDevice::is_device_pointer(const void* ptr) const {
 
 void CudaDevice::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
   if (bytes == 0) return;
+  make_current();
   CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
   synchronize();
 }

@@ -223,11 +223,11 @@ TEST_F(CudaDeviceTest, PhaseClockTimesTheStreamWithoutWaiting) {
   device.deallocate(buffer);
 }
 
-// The gradient sync's thread records, waits for and destroys events, synchronizes and frees
-// page-locked buffers without ever selecting the GPU: each of these calls makes the device's GPU
-// current, so the thread's first CUDA call does not create a second context on GPU 0 (the
-// runtime's default device). Needs two GPUs, the device on the second: with one, GPU 0 is the
-// device's own and nothing could tell.
+// The gradient sync's thread records, waits for and destroys events, synchronizes, copies,
+// zeroes and frees page-locked buffers without ever selecting the GPU: each of these calls makes
+// the device's GPU current, so the thread's first CUDA call does not create a second context on
+// GPU 0 (the runtime's default device). Needs two GPUs, the device on the second: with one, GPU 0
+// is the device's own and nothing could tell.
 TEST(CudaDeviceThreads, CallsFromAThreadThatNeverSelectedTheGpuRunOnIt) {
   const std::vector<GpuInfo> gpus = usable_gpus(probe_gpus());
   if (gpus.size() < 2) GTEST_SKIP() << "needs two usable GPUs, " << gpus.size() << " found";
@@ -251,6 +251,15 @@ TEST(CudaDeviceThreads, CallsFromAThreadThatNeverSelectedTheGpuRunOnIt) {
   };
   EXPECT_EQ(current_after([&] { event->wait(); }), ordinal);
   EXPECT_EQ(current_after([&] { device.synchronize(); }), ordinal);
+  // A communicator's device path copies and zeroes on the gradient sync's thread.
+  void* buffer = device.allocate(2 * 4096);
+  char* bytes = static_cast<char*>(buffer);
+  EXPECT_EQ(current_after([&] { device.zero(bytes, 4096); }), ordinal);
+  EXPECT_EQ(current_after([&] { device.copy(bytes + 4096, bytes, 4096); }), ordinal);
+  std::vector<char> host(4096, 1);
+  EXPECT_EQ(current_after([&] { device.copy_to_host(host.data(), bytes + 4096, 4096); }), ordinal);
+  EXPECT_EQ(std::count(host.begin(), host.end(), 0), 4096);
+  device.deallocate(buffer);
   EXPECT_EQ(current_after([&] { device.deallocate_host(pinned); }), ordinal);
   EXPECT_EQ(current_after([&] { event.reset(); }), ordinal);
 }

@@ -112,8 +112,10 @@ TEST(NcclOnGpu, WatchdogAbortsACollectiveThatCannotFinish) {
       EXPECT_THAT(error.what(), HasSubstr("communicator aborted"));
     }
     opener.join();
+    // The gate's host function reads its flag until it sees it open: it must have returned
+    // before the gate (and the flag) go out of scope.
+    gpu->synchronize();
   }
-  gpu->synchronize();
   try {
     comm->barrier();
     ADD_FAILURE() << "barrier on an aborted communicator did not throw";

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "devices/error.h"
@@ -251,6 +252,43 @@ TEST(NvmlMeter, ReasonsFromNvmlCalls) {
   api = fake_api();
   EXPECT_EQ(NvmlMeter(api, 1).unavailable_reason(),
             "no GPU 1: nvmlDeviceGetHandleByIndex_v2 failed: Driver Not Loaded");
+}
+
+// A CUDA device's meter finds its GPU by PCI bus id, never by NVML index: under
+// CUDA_VISIBLE_DEVICES=3, CUDA's GPU 0 is NVML's GPU 3 (NVML ignores the variable).
+int fake_device_3;
+int fake_handle_by_bus(const char* bus, NvmlApi::Device* device) {
+  if (std::string(bus) != "0000:3b:00.0") return 2;
+  *device = &fake_device_3;
+  return 0;
+}
+// Only GPU 3 has an energy counter here: a meter on any other GPU would poll power instead.
+int fake_energy_of_gpu_3(NvmlApi::Device device, unsigned long long* mj) {
+  if (device != &fake_device_3) return 2;
+  *mj = fake_energy_mj;
+  return 0;
+}
+
+TEST(NvmlMeter, FindsACudaDeviceByPciBusIdNotByIndex) {
+  NvmlApi api = fake_api();
+  api.handle_by_pci_bus_id = fake_handle_by_bus;
+  api.total_energy = fake_energy_of_gpu_3;
+  fake_energy_mj = 5'000'000;
+  {
+    NvmlMeter meter(api, 0, NvmlMeter::kDefaultPollMs, "0000:3b:00.0");
+    ASSERT_TRUE(meter.available()) << meter.unavailable_reason();
+    EXPECT_TRUE(meter.uses_energy_counter()) << "the meter reads another GPU than 0000:3b:00.0";
+    EXPECT_EQ(meter.name(), "gpu 0 (NVML)");  // named by its CUDA ordinal
+    meter.start();
+    fake_energy_mj = 5'002'500;
+    EXPECT_DOUBLE_EQ(meter.stop().joules, 2.5);
+  }
+
+  EXPECT_EQ(NvmlMeter(api, 1, NvmlMeter::kDefaultPollMs, "0000:65:00.0").unavailable_reason(),
+            "no GPU 1 at 0000:65:00.0: nvmlDeviceGetHandleByPciBusId_v2 failed: Driver Not Loaded");
+  api.handle_by_pci_bus_id = nullptr;
+  EXPECT_EQ(NvmlMeter(api, 0, NvmlMeter::kDefaultPollMs, "0000:3b:00.0").unavailable_reason(),
+            "GPU 0 (0000:3b:00.0): this NVML has no nvmlDeviceGetHandleByPciBusId_v2");
 }
 
 TEST(PowerIntegrator, Trapezoids) {
