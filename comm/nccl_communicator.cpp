@@ -188,6 +188,8 @@ void NcclCommunicator::abort_comm() noexcept {
   while (!done->load() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  // NCCL's kernels may still run: freeing device or page-locked memory would wait for them.
+  if (!done->load()) device_.abandon();
 }
 
 void NcclCommunicator::wait_stream(const std::string& what, Clock::time_point deadline) {

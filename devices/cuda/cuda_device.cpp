@@ -75,6 +75,10 @@ CudaDevice::CudaDevice(int ordinal) : ordinal_(ordinal) {
 }
 
 CudaDevice::~CudaDevice() {
+  if (abandoned()) {
+    gemm_plans_.clear();  // host objects only; the GPU's memory and handles go with the process
+    return;
+  }
   cuda_clear_error(cudaSetDevice(ordinal_));
   cuda_clear_error(cudaStreamSynchronize(stream_));
   release_cached();
@@ -151,6 +155,7 @@ void CudaDevice::deallocate(void* ptr) noexcept {
 }
 
 void CudaDevice::release_cached() noexcept {
+  if (abandoned()) return;
   std::lock_guard<std::mutex> lock(mutex_);
   if (cuda_clear_error(cudaSetDevice(ordinal_)) != cudaSuccess) return;
   for (auto& [size, blocks] : cached_) {
@@ -210,7 +215,7 @@ void* CudaDevice::allocate_host(std::size_t bytes) {
 }
 
 void CudaDevice::deallocate_host(void* ptr) noexcept {
-  if (ptr == nullptr) return;
+  if (ptr == nullptr || abandoned()) return;
   // Another thread may free (the gradient sync's, growing a staging buffer): without a current
   // device its first CUDA call would create a context on GPU 0, a second one for this process.
   cuda_clear_error(cudaSetDevice(ordinal_));

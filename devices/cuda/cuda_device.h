@@ -103,6 +103,13 @@ class CudaDevice : public Device {
   // Makes this GPU the calling thread's current device (cudaSetDevice): kernels launched into
   // its stream from another thread (the gradient sync's) must run with it current.
   void make_current() const;
+  // Says that work another party queued on this GPU may never finish: an NCCL collective whose
+  // ncclCommAbort did not return in time (comm/nccl_communicator.cpp). cudaFree and cudaFreeHost
+  // wait for the whole device, so from then on nothing is freed (release_cached, deallocate_host
+  // and the destructor leave the memory to the process's end, which is near: the run is failing)
+  // and the destructor does not wait for the stream, so the rank reaches its error report.
+  void abandon() noexcept { abandoned_.store(true); }
+  bool abandoned() const noexcept { return abandoned_.load(); }
 
  private:
   static constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
@@ -125,6 +132,7 @@ class CudaDevice : public Device {
   int64_t reserved_ = 0;
   std::atomic<int64_t> current_bytes_{0};
   std::atomic<int64_t> peak_bytes_{0};
+  std::atomic<bool> abandoned_{false};
 };
 
 // A cudaEvent (no timing) of GPU `ordinal` that record() records on `stream`; wait() is

@@ -90,6 +90,23 @@ TEST_F(CudaDeviceTest, PoolReusesFreedBlocksAndCountsBytes) {
   EXPECT_EQ(device.reserved_bytes(), reserved - 1024 - (3 << 20));
 }
 
+// After abandon() (an NCCL abort that did not return) nothing is freed: cudaFree would wait for
+// the whole GPU. The destructor then returns without waiting either.
+TEST_F(CudaDeviceTest, AnAbandonedDeviceFreesNothing) {
+  CudaDevice& device = *device_;
+  void* block = device.allocate(1 << 20);
+  void* host = device.allocate_host(4096);
+  device.deallocate(block);
+  const int64_t reserved = device.reserved_bytes();
+  EXPECT_GE(reserved, 1 << 20);
+  device.abandon();
+  EXPECT_TRUE(device.abandoned());
+  device.release_cached();
+  EXPECT_EQ(device.reserved_bytes(), reserved);
+  device.deallocate_host(host);  // left to the process's end
+  device_.reset();
+}
+
 TEST_F(CudaDeviceTest, CopiesAndZeroRoundTrip) {
   CudaDevice& device = *device_;
   std::vector<float> host(1001);
