@@ -71,10 +71,11 @@ if [[ -d .gpu/fashion-mnist ]]; then
   { echo "===== metrics.jsonl"; cat "$work/run/metrics.jsonl" 2>/dev/null; } >>"$out/train.log"
 fi
 
-# Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): the conformance suite on
-# the nccl backend with 1 rank, then 2 (on a machine with one GPU, 2 ranks must print SKIP), and
-# what 2 training ranks and `bench comm --backend nccl` do with one GPU between them (a clear
-# refusal naming both ranks is the expected answer there). mpi.log has every output.
+# Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): three ranks choosing
+# devices together (the last asks for AUTO), the conformance suite on the nccl backend with 1
+# rank, then 2 (on a machine with one GPU, 2 ranks must print SKIP), and what 2 training ranks
+# and `bench comm --backend nccl` do with one GPU between them (a clear refusal naming both ranks
+# is the expected answer there). mpi.log has every output.
 if [[ -x $work/ompi/bin/mpirun ]]; then
   export OPAL_PREFIX=$work/ompi PATH="$work/ompi/bin:$PATH"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -88,6 +89,8 @@ if [[ -x $work/ompi/bin/mpirun ]]; then
     echo "$name np=$np rc=$rc $(grep -m1 -E 'SKIP|error|rror:|failures|passed' "$work/log")" \
       >>"$out/summary.txt"
   }
+  # Three ranks choosing devices together: the last one asks for AUTO and must get the GPU.
+  ranks node_gather 3 "$work/bin/mpi_node_gather"
   ranks conformance_nccl 1 "$work/bin/backend_conformance" nccl
   ranks conformance_nccl 2 "$work/bin/backend_conformance" nccl
   ranks bench_comm_nccl 2 "$work/bin/dpt" bench comm --backend nccl --max-bytes 256M
