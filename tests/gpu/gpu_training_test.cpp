@@ -245,9 +245,8 @@ TEST_F(GpuTrainingTest, Fp16WithLossScalingFollowsTheCpuFloat32Curve) {
   EXPECT_EQ(cpu.loss_scale, 0.0);  // float32: no loss scaling
 }
 
-// bf16 GEMM inputs (device.precision BF16: the example's precision on a GPU, no loss scaling)
-// against the CPU's float32: the tolerances of fp16 (bf16 against float32 differ by at most 0.9%
-// on the CPU for this problem).
+// device.precision BF16 (wide_mlp's on a GPU; no loss scaling) against the CPU's float32, with
+// fp16's tolerances (on the CPU, bf16 and float32 differ by at most 0.9% for this problem).
 TEST_F(GpuTrainingTest, Bf16FollowsTheCpuFloat32Curve) {
   const TrainedRun cpu = train_on(false, 1, config(), "cpu");
   const TrainedRun bf16 =
