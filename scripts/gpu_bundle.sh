@@ -12,11 +12,18 @@ cd "$(dirname "$0")/.."
 [[ -x build/dpt ]] || bash scripts/build.sh
 cmake --build build -j "$(nproc)" >/dev/null
 
-# The programs whose tests need a GPU (tests/CMakeLists.txt: the gpu label), and dpt.
+# The programs whose tests need a GPU (tests/CMakeLists.txt: the gpu label), the unit tests and
+# MPI programs with cases that run only where a GPU is usable, and dpt.
 programs=(build/dpt)
 for test in build/tests/cuda_*_test build/tests/gpu_*_test build/tests/nccl_*_test \
-  build/tests/cross_device_test build/tests/bench_gpu_test build/tests/backend_conformance; do
+  build/tests/cross_device_test build/tests/bench_gpu_test build/tests/device_select_gpu_test \
+  build/tests/backend_conformance build/tests/mpi_node_gather; do
   [[ -x $test ]] && programs+=("$test")
+done
+# Every program of tests/gpu/ must be in: one left out would not fail, it would just not run.
+for source in tests/gpu/*_test.cpp; do
+  test=build/tests/$(basename "$source" .cpp)
+  [[ " ${programs[*]} " == *" $test "* ]] || { echo "gpu_bundle: $test missing" >&2; exit 1; }
 done
 
 stage=$(mktemp -d)
@@ -43,7 +50,9 @@ done | sort -u | while read -r library; do
   cp -L "$library" "$stage/lib/$name"
 done
 mkdir -p .gpu
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
+# (git rev-parse: in a worktree .git is a file, and info/exclude is the main repository's)
+exclude=$(git rev-parse --git-path info/exclude)
+grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >>"$exclude"
 tar -C "$stage" -cJf .gpu/bundle.tar.xz bin lib ompi
 # Fashion-MNIST as the Debian package ships it (30 MB, already compressed): gpu_check.sh trains
 # the example on the GPU with it.

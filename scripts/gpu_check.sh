@@ -9,7 +9,8 @@
 # written as it goes (the device tool returns at most 8, and all that is there at a timeout):
 # summary.txt (one line per program, bench and run, rc), devices.txt, tests.log (all test
 # output), bench.log (with each bench's JSON), train.log (with metrics.jsonl), mpi.log. Exits
-# non-zero when a test program failed. Takes a few minutes; each program is cut off after 240 s.
+# non-zero when a test program failed, or skipped GPU tests for want of a usable GPU or NCCL
+# (rc=3 in summary.txt). Takes a few minutes; each program is cut off after 240 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
@@ -29,12 +30,20 @@ export LD_LIBRARY_PATH="$work/lib:${cublaslt:+$(dirname "$cublaslt"):}${nccl:+$(
 "$work/bin/dpt" devices >"$out/devices.txt" 2>&1
 
 failed=0
+# Here no GPU test may skip for want of a GPU, cuBLASLt or NCCL (tests/first_gpu.h,
+# first_nccl_gpu.h): it would pass without testing anything (a cuBLASLt the loader cannot find
+# makes the probe call every GPU unusable). Such a skip counts as a failure (rc=3).
+unusable='^(no usable GPU|cuBLASLt: cannot load|NCCL cannot be loaded|this build has no nccl)'
 for program in "$work"/bin/*_test; do
   name=$(basename "$program")
   timeout 240 "$program" >"$work/log" 2>&1
   rc=$?
   ((rc == 0)) || failed=1
   counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$work/log" | tr -s ' \n' ' ')
+  if grep -qE "$unusable" "$work/log"; then
+    rc=$((rc == 0 ? 3 : rc))
+    failed=1
+  fi
   echo "$name rc=$rc $counts" >>"$out/summary.txt"
   { echo "===== $name"; cat "$work/log"; } >>"$out/tests.log"
 done
@@ -71,10 +80,11 @@ if [[ -d .gpu/fashion-mnist ]]; then
   { echo "===== metrics.jsonl"; cat "$work/run/metrics.jsonl" 2>/dev/null; } >>"$out/train.log"
 fi
 
-# Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): the conformance suite on
-# the nccl backend with 1 rank, then 2 (on a machine with one GPU, 2 ranks must print SKIP), and
-# what 2 training ranks and `bench comm --backend nccl` do with one GPU between them (a clear
-# refusal naming both ranks is the expected answer there). mpi.log has every output.
+# Several ranks through the bundled Open MPI (relocated by OPAL_PREFIX): three ranks choosing
+# devices together (the last asks for AUTO), the conformance suite on the nccl backend with 1
+# rank, then 2 (on a machine with one GPU, 2 ranks must print SKIP), and what 2 training ranks
+# and `bench comm --backend nccl` do with one GPU between them (a clear refusal naming both ranks
+# is the expected answer there). mpi.log has every output.
 if [[ -x $work/ompi/bin/mpirun ]]; then
   export OPAL_PREFIX=$work/ompi PATH="$work/ompi/bin:$PATH"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -88,6 +98,8 @@ if [[ -x $work/ompi/bin/mpirun ]]; then
     echo "$name np=$np rc=$rc $(grep -m1 -E 'SKIP|error|rror:|failures|passed' "$work/log")" \
       >>"$out/summary.txt"
   }
+  # Three ranks choosing devices together: the last one asks for AUTO and must get the GPU.
+  ranks node_gather 3 "$work/bin/mpi_node_gather"
   ranks conformance_nccl 1 "$work/bin/backend_conformance" nccl
   ranks conformance_nccl 2 "$work/bin/backend_conformance" nccl
   ranks bench_comm_nccl 2 "$work/bin/dpt" bench comm --backend nccl --max-bytes 256M

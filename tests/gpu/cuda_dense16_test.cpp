@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <optional>
 #include <string>
 
@@ -26,20 +25,6 @@
 
 namespace dpt {
 namespace {
-
-// Values with at most 8 significant bits (bf16 rounding of the bit pattern) and magnitudes of
-// 2^-6 or more (else 0): exact in bf16 and fp16, and their pairwise products exact in float32.
-std::vector<float> short_values(std::vector<float> values) {
-  for (float& value : values) {
-    uint32_t bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    bits &= 0xFFFF0000u;
-    std::memcpy(&value, &bits, sizeof bits);
-    if (std::fabs(value) < 0x1.0p-6f) value = 0.0f;
-  }
-  return values;
-}
 
 const char* precision_name(GpuMatmul precision) {
   return precision == GpuMatmul::kBf16 ? "bf16" : "fp16";

@@ -1,14 +1,14 @@
 // core/ and optim/ on a CUDA device against the same objects on the CPU (tests/gpu/
-// layers_harness.h): core/gemm in every transpose, the Dense layer (eight activation/bias cases,
-// float32, TF32 and fp16, parameter gradients added into, grad_input skipped), the Activation
-// layer, Dropout (masks bit-identical, so outputs are equal), both losses with labels in host
-// memory and on the device, SGD / Adam / AdamW over three steps, the global norm and clipping.
-// Tolerances, relative to max(|a|, |b|, 1): float32 1e-5 (summation order differs between cuBLASLt
-// and the CPU's sgemm; CUDA's erff, tanhf and expf are not glibc's), TF32 2e-2 (as the TF32 GEMM
-// test; inputs pre-rounded to TF32 so that ReLU's kink cannot turn rounding into a different
-// branch), fp16 the same (the same 10-bit mantissa; TF32 values in N(0, 1) are fp16 values too, bar
-// fp16's subnormals below 6e-5), optimizer updates and loss gradients 1e-6, loss sums 1e-9,
-// dropout exact; the loss scaler's unscale-and-check exact (a power-of-two factor).
+// layers_harness.h): core/gemm in every transpose and GEMM format, the Dense layer (eight
+// activation/bias cases, float32, TF32 and fp16, parameter gradients added into, grad_input
+// skipped), the Activation layer, Dropout (masks bit-identical, so outputs are equal), both losses
+// with labels in host memory and on the device, SGD / Adam / AdamW over three steps, the global
+// norm and clipping. Tolerances, relative to max(|a|, |b|, 1): float32 1e-5 (summation order
+// differs between cuBLASLt and the CPU's sgemm; CUDA's erff, tanhf and expf are not glibc's), TF32
+// 2e-2 (as the TF32 GEMM test; inputs pre-rounded to TF32 so that ReLU's kink cannot turn rounding
+// into a different branch), fp16 the same (the same 10-bit mantissa; TF32 values in N(0, 1) are
+// fp16 values too, bar fp16's subnormals below 6e-5), optimizer updates and loss gradients 1e-6,
+// loss sums 1e-9, dropout exact; the loss scaler's unscale-and-check exact (a power-of-two factor).
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
@@ -31,12 +31,13 @@ namespace {
 
 TEST_P(LayersOnDevice, CoreGemmMatchesTheCpuInEveryTranspose) {
   const int64_t m = 13, n = 9, k = 17;
-  for (GpuMatmul precision : {GpuMatmul::kFp32, GpuMatmul::kTf32}) {
+  for (GpuMatmul precision :
+       {GpuMatmul::kFp32, GpuMatmul::kTf32, GpuMatmul::kBf16, GpuMatmul::kFp16}) {
     for (int t = 0; t < 4; ++t) {
       const bool trans_a = t & 1, trans_b = t & 2;
-      // TF32-representable operands: exact products either way, so float32's tolerance holds.
-      const Tensor a = cpu_tensor(cpu(), {m * k}, tf32_values(normal_values(m * k, 40 + t)));
-      const Tensor b = cpu_tensor(cpu(), {k * n}, tf32_values(normal_values(k * n, 44 + t)));
+      // Operands exact in every format: exact products either way, so float32's tolerance holds.
+      const Tensor a = cpu_tensor(cpu(), {m * k}, short_values(normal_values(m * k, 40 + t)));
+      const Tensor b = cpu_tensor(cpu(), {k * n}, short_values(normal_values(k * n, 44 + t)));
       Tensor c = cpu_tensor(cpu(), {m * n}, normal_values(m * n, 48));
       Tensor c_t = on_target(c);
       const Tensor a_t = on_target(a), b_t = on_target(b);
@@ -44,7 +45,9 @@ TEST_P(LayersOnDevice, CoreGemmMatchesTheCpuInEveryTranspose) {
       gemm(cpu(), shape, 0.5f, a.data<float>(), b.data<float>(), 2.0f, c.data<float>());
       gemm(target(), shape, 0.5f, a_t.data<float>(), b_t.data<float>(), 2.0f, c_t.data<float>(),
            precision);
-      expect_tensors_close(c_t, c, 1e-5, "gemm transposes " + std::to_string(t));
+      expect_tensors_close(c_t, c, 1e-5,
+                           "gemm transposes " + std::to_string(t) + " format " +
+                               std::to_string(static_cast<int>(precision)));
     }
   }
 }

@@ -194,7 +194,7 @@ TEST_P(OpsOnDevice, SixteenBitCopiesForAFloat32GemmAreRejected) {
 }
 
 TEST_P(OpsOnDevice, UnscaleAndCheckFindsInfAndNanAnywhere) {
-  const int64_t n = 100003;  // more elements than one grid pass at small grids
+  const int64_t n = 100003;  // not a multiple of the block (past one grid: cuda_sizes_test)
   const std::vector<float> values = normal_values(n, 9, 1000.0);
   float* x = put(values);
   EXPECT_FALSE(cuda_unscale_and_check(cuda(), x, n));

@@ -7,11 +7,11 @@
 // Tolerances: float32 on both sides, but different GEMM libraries and summation orders, so the
 // per-step losses drift apart slowly; windows of 20 steps must agree within 3% (relative; 0.1%
 // in the micro-batch test) and the final test accuracy within 2 points. fp16 GEMM inputs
-// (device.precision FP16, with dynamic loss scaling) against the CPU's float32: windows within
-// 5%, accuracy within 3 points, at most 10 steps skipped for overflow and a scale that did not
-// collapse (>= 1024). Measured on the CPU for this problem (the loss falls from 1.09 to 0.0015):
-// oneDNN against OpenBLAS windows differ by at most 1.4e-7, bf16 matmuls (8-bit mantissas, fp16
-// has 10) against float32 by at most 0.9%.
+// (device.precision FP16, with dynamic loss scaling) and bf16 ones (BF16) against the CPU's
+// float32: windows within 5%, accuracy within 3 points; fp16 with at most 10 steps skipped for
+// overflow and a scale that did not collapse (>= 1024). Measured on the CPU for this problem (the
+// loss falls from 1.09 to 0.0015): oneDNN against OpenBLAS windows differ by at most 1.4e-7, bf16
+// matmuls (8-bit mantissas, fp16 has 10) against float32 by at most 0.9%.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -243,6 +243,16 @@ TEST_F(GpuTrainingTest, Fp16WithLossScalingFollowsTheCpuFloat32Curve) {
   EXPECT_LE(fp16.loss_scale_skipped, 10);
   EXPECT_GE(fp16.loss_scale, 1024.0);
   EXPECT_EQ(cpu.loss_scale, 0.0);  // float32: no loss scaling
+}
+
+// device.precision BF16 (wide_mlp's on a GPU; no loss scaling) against the CPU's float32, with
+// fp16's tolerances (on the CPU, bf16 and float32 differ by at most 0.9% for this problem).
+TEST_F(GpuTrainingTest, Bf16FollowsTheCpuFloat32Curve) {
+  const TrainedRun cpu = train_on(false, 1, config(), "cpu");
+  const TrainedRun bf16 =
+      train_on(true, 1, config("device { kind: CUDA precision: BF16 }"), "bf16");
+  expect_same_curve(bf16, cpu, 0.05, 0.03);
+  EXPECT_EQ(bf16.loss_scale, 0.0);  // loss scaling is fp16's only
 }
 
 TEST_F(GpuTrainingTest, Fp16CheckpointResumesToTheSameParameters) {

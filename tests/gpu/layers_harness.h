@@ -5,6 +5,7 @@
 // same test code then runs here, checking the Tensor copies and that the comparison works.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -39,6 +40,21 @@ inline std::vector<float> tf32_values(std::vector<float> values) {
     bits += 0xFFFu + ((bits >> 13) & 1u);
     bits &= ~0x1FFFu;
     std::memcpy(&value, &bits, sizeof bits);
+  }
+  return values;
+}
+
+// Values with at most 8 significant bits (bf16 rounding of the bit pattern) and magnitudes of
+// 2^-6 or more (else 0): exact in bf16, fp16 and TF32, and their pairwise products exact in
+// float32, so a GEMM over them differs between number formats only in summation order.
+inline std::vector<float> short_values(std::vector<float> values) {
+  for (float& value : values) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    bits &= 0xFFFF0000u;
+    std::memcpy(&value, &bits, sizeof bits);
+    if (std::fabs(value) < 0x1.0p-6f) value = 0.0f;
   }
   return values;
 }
