@@ -9,9 +9,10 @@
 // (comm/collective_check.h's header, one small all_gather). Every wait is polled against
 // comm.timeout_s and ncclCommGetAsyncError (comm/nccl_watchdog.h); a timeout or NCCL error calls
 // ncclCommAbort and throws kComm naming the collective, its sequence number and the rank.
-// Averages are an ncclSum divided by the world size on the host, and all_reduce's float max/min a
-// gather reduced on the host, so both give the host backends' bits (NaN propagates); both run at
-// every world size, one rank too. reduce_scatter's float max/min is NCCL's (fmaxf: a NaN operand
+// Averages are ncclAvg where that equals sum / n (nccl_average_is_exact, below), else an ncclSum
+// divided by the world size on the host; all_reduce's float max/min is a gather reduced on the
+// host. So both give the host backends' bits (NaN propagates); both run at every world size, one
+// rank too. reduce_scatter's float max/min is NCCL's (fmaxf: a NaN operand
 // is dropped); nothing in dpt calls it.
 // NCCL refuses two ranks on one GPU (ncclInvalidUsage, "Duplicate GPU detected"); the device
 // choice (launch/gpu_assignment.h) never starts them. Without MPI the world is one process (no
@@ -40,5 +41,16 @@ bool nccl_built();
 // "NCCL 2.28.9 (libnccl.so.2)": loads NCCL (needs no GPU) and reports its version. Throws kConfig
 // as make_nccl_communicator does when the build has no backend or the library cannot be loaded.
 std::string nccl_version();
+
+// Whether ncclAvg gives the host backends' average, sum / n: a float dtype and a world size that is
+// a power of two. ncclAvg multiplies float inputs by 1/n in their own type before summing (bf16's
+// 1/3 is 0.334); by 2^-k that is exact and commutes with the sum's rounding, except where x / n
+// falls below the type's normal range (|x| < 2^-14 * n in fp16, 2^-126 * n in float32 and bf16).
+// Integer averages (NCCL's integer division is not documented to truncate as the host backends'
+// does) and other sizes: ncclSum, divided on the host.
+inline bool nccl_average_is_exact(DType dtype, int size) {
+  const bool float_type = dtype != DType::kI32 && dtype != DType::kI64;
+  return float_type && size > 0 && (size & (size - 1)) == 0;
+}
 
 }  // namespace dpt

@@ -47,9 +47,9 @@ class NcclLibrary {
   int version_ = 0;
 };
 
-// NCCL's type for a dtype (all six have one) and the op NCCL runs for a ReduceOp. kAvg runs as
-// ncclSum and the caller divides by the world size (NcclCommunicator, on the host): ncclAvg would
-// multiply float inputs by 1/n in their own type before summing, not divide the sum.
+// NCCL's type for a dtype (all six have one) and the op NCCL runs for a ReduceOp. kAvg maps to
+// ncclSum, which the caller divides by the world size on the host; where ncclAvg is exactly that
+// average (nccl_average_is_exact, comm/nccl_communicator.h) the caller passes ncclAvg instead.
 ncclDataType_t nccl_dtype(DType dtype);
 ncclRedOp_t nccl_reduce_op(ReduceOp op);
 
