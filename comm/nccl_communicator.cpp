@@ -186,7 +186,9 @@ void NcclCommunicator::abort_comm() noexcept {
     done->store(true);
     return;
   }
-  const Clock::time_point deadline = deadline_after(std::min(30.0, timeout_s_));
+  // At least 5 s (a healthy GPU may take a moment to stop NCCL's kernels: with a short
+  // comm.timeout_s it would otherwise be abandoned for nothing), at most 30 s.
+  const Clock::time_point deadline = deadline_after(std::clamp(timeout_s_, 5.0, 30.0));
   while (!done->load() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

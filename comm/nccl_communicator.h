@@ -42,15 +42,17 @@ bool nccl_built();
 // as make_nccl_communicator does when the build has no backend or the library cannot be loaded.
 std::string nccl_version();
 
-// Whether ncclAvg gives the host backends' average, sum / n: a float dtype and a world size that is
-// a power of two. ncclAvg multiplies float inputs by 1/n in their own type before summing (bf16's
-// 1/3 is 0.334); by 2^-k that is exact and commutes with the sum's rounding, except where x / n
-// falls below the type's normal range (|x| < 2^-14 * n in fp16, 2^-126 * n in float32 and bf16).
-// Integer averages (NCCL's integer division is not documented to truncate as the host backends'
-// does) and other sizes: ncclSum, divided on the host.
+// Whether ncclAvg gives the host backends' average, sum / n: float32, float64 or bf16 and a world
+// size that is a power of two. ncclAvg multiplies each input by 1/n in its own type before summing
+// (NCCL's PreMulSum; bf16's 1/3 is 0.334); by 2^-k that is exact and commutes with the sum's
+// rounding, except where x / n falls below the type's normal range (|x| < 2^-126 * n) or a sum
+// overflows where the average does not (near 3.4e38: ncclAvg stays finite). fp16 is left out:
+// its range makes both plausible (two ranks' 40000 sum to inf, average to 40000 under ncclAvg).
+// fp16, integers and other sizes: ncclSum, divided on the host. (ncclAvg also keeps NCCL off its
+// NVLS algorithms, which take sum and min/max only: averages are on no hot path.)
 inline bool nccl_average_is_exact(DType dtype, int size) {
-  const bool float_type = dtype != DType::kI32 && dtype != DType::kI64;
-  return float_type && size > 0 && (size & (size - 1)) == 0;
+  const bool wide_float = dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kBF16;
+  return wide_float && size > 0 && (size & (size - 1)) == 0;
 }
 
 }  // namespace dpt

@@ -94,7 +94,7 @@ class NcclCommunicator : public Communicator {
 
   // ncclCommAbort, bounded: it waits for NCCL's streams and joins its proxy thread, which a peer
   // stuck outside NCCL (or work held on the device) can block for ever. It runs on a thread of
-  // its own, waited for up to min(30 s, comm.timeout_s); past that this rank goes on to report
+  // its own, waited for comm.timeout_s clamped to [5, 30] s; past that this rank goes on to report
   // its error (the process is ending: main's MPI_Abort), and release() leaves the device memory
   // NCCL may still use.
   void abort_comm() noexcept;

@@ -175,8 +175,14 @@ void add_accuracy(ReportTable& table, const proto::Config& config, const BenchRe
                  "not measured: pass --accuracy-epochs N to train both N epochs");
     return;
   }
-  if (!bf16_available) {
-    table.add_na(section, "fp32 vs bf16 test accuracy", "the CPU has no bf16 matmul");
+  // Every rank trains both or neither: each one's CPU decides bf16, and the training below
+  // (device selection included) is collective.
+  int64_t everywhere = bf16_available ? 1 : 0;
+  comm.all_reduce(&everywhere, &everywhere, 1, DType::kI64, ReduceOp::kMin);
+  if (everywhere == 0) {
+    table.add_na(
+        section, "fp32 vs bf16 test accuracy",
+        bf16_available ? "a worker's CPU has no bf16 matmul" : "the CPU has no bf16 matmul");
     return;
   }
   fmt::print(out, "training {} epochs in float32 and in bf16 for the accuracy comparison\n",

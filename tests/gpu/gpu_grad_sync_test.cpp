@@ -44,14 +44,16 @@ TEST(GpuGradSync, SixteenBitReduceOnDeviceMemoryRoundsSumsAndWidensOnTheGpu) {
     ThreadWorld world(2, CommOptions{30.0});
     std::vector<std::vector<float>> results(2);
     std::vector<std::string> errors(2);
-    std::vector<bool> staged(2, true);
+    std::vector<char> staged(2, 1);  // not vector<bool>: its bits share words between threads
     std::vector<std::thread> threads;
     for (int rank = 0; rank < 2; ++rank) {
       threads.emplace_back([&, rank] {
         const auto r = static_cast<std::size_t>(rank);
-        std::unique_ptr<Device> gpu = make_cuda_device(gpus.front().index);
-        std::unique_ptr<Communicator> comm = world.communicator(rank, *gpu);
+        std::unique_ptr<Device> gpu;
+        std::unique_ptr<Communicator> comm;  // destroyed before gpu
         try {
+          gpu = make_cuda_device(gpus.front().index);
+          comm = world.communicator(rank, *gpu);
           Tensor grads(*gpu, {kCount}, DType::kF32);
           GradSyncOptions options;
           options.bucket_bytes = 64 << 10;
@@ -70,7 +72,7 @@ TEST(GpuGradSync, SixteenBitReduceOnDeviceMemoryRoundsSumsAndWidensOnTheGpu) {
           grads.copy_to_host(results[r].data());
         } catch (const std::exception& error) {
           errors[r] = error.what();
-          comm->abort(1);
+          if (comm) comm->abort(1);
         }
       });
     }
