@@ -16,20 +16,31 @@ synthetic_dataset "$dpt" data.h5 600 4 4 5
 
 small_mlp_config data.h5 60 4 >cfg.prototxt
 
-# rank_pid RANK PATTERN: the pid of this test's MPI rank RANK whose command line matches PATTERN.
 # expect_failure NAME PATTERN MAX_SECONDS -- COMMAND...: COMMAND exits non-zero within
-# MAX_SECONDS and its output matches PATTERN.
+# MAX_SECONDS of its failure and its output matches PATTERN. The clock starts when rank 0 says
+# it is training (the faults come at step 3): start-up, which a loaded machine stretches at will,
+# is not what the bound is about. A job refused before training is timed from its start.
 expect_failure() {
   local name=$1 pattern=$2 limit=$3
   shift 4
-  local start=$SECONDS
-  timeout 120 "$@" >out.txt 2>&1
+  local start=$SECONDS since="its start"
+  timeout 120 "$@" >out.txt 2>&1 &
+  local job=$!
+  while kill -0 $job 2>/dev/null; do
+    if grep -q "^training: " out.txt 2>/dev/null; then
+      start=$SECONDS
+      since="training started"
+      break
+    fi
+    sleep 0.05
+  done
+  wait $job
   local code=$? took=$((SECONDS - start))
   if [[ $code -ne 0 && $code -ne 124 && $took -le $limit ]] && grep -Eq -- "$pattern" out.txt; then
-    echo "ok $name: exit $code after ${took}s"
+    echo "ok $name: exit $code ${took}s after $since"
     pass
   else
-    fail "$name: exit $code after ${took}s (limit ${limit}s), pattern /$pattern/"
+    fail "$name: exit $code ${took}s after $since (limit ${limit}s), pattern /$pattern/"
   fi
 }
 
@@ -70,7 +81,7 @@ else
   echo "skip /dev/shm full (unshare -m needs root)"
 fi
 
-# 2. Faults. Timeout 4 s: every case must end well within twice that plus start-up.
+# 2. Faults. Timeout 4 s: every case must end well within 20 s of the start of training.
 for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
   case $kind in
     FAULT_THROW) pattern="rank 1: dpt train: internal error: fault injection: failing at step 3" ;;
@@ -145,15 +156,17 @@ if [[ $gpus -ge 2 ]]; then
     >out.txt 2>&1 && grep -q "nccl" out.txt && { echo "ok bench comm nccl"; pass; } ||
     fail "bench comm nccl"
 else
-  expect_failure "bench comm nccl without GPUs" "--backend nccl needs one usable GPU per rank" 30 -- \
+  expect_failure "bench comm nccl without GPUs" "--backend nccl needs one usable GPU per rank" 60 -- \
     "${mpi[@]}" -np 2 "$dpt" bench comm --backend nccl --max-bytes 64K
 fi
 
 # 6. Ranks that disagree are refused at start-up.
-expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 20 -- \
+# Refused at start-up: the limits are the start-up of 2 and 7 processes on a loaded 2-CPU machine
+# plus the refusal (a hang is what they catch, and the job's timeout of 120 s).
+expect_failure "different configs" "rank 1 differs from rank 0 in config.*optimizer.lr" 60 -- \
   "${mpi[@]}" -np 1 "$dpt" train cfg.prototxt --run-dir d : \
   -np 1 "$dpt" train cfg.prototxt --run-dir d --set optimizer.lr=0.02
-expect_failure "batch not divisible" "train.batch_size: 60 is not divisible by the 7 workers" 30 -- \
+expect_failure "batch not divisible" "train.batch_size: 60 is not divisible by the 7 workers" 60 -- \
   "${mpi[@]}" -np 7 "$dpt" train cfg.prototxt --run-dir d
 
 # 7. dpt compress fine-tunes through the same trainer: 2 ranks give the 1-process pruned model.
