@@ -106,7 +106,9 @@ TEST_F(DataParallelTest, GlobalBatchNotDivisibleByWorldIsRefused) {
 }
 
 TEST_F(DataParallelTest, DifferentConfigsAreRefusedNamingRankAndField) {
-  ThreadWorld world(2, CommOptions{5.0});
+  // A long timeout: the check refuses at once, but a loaded machine may start one rank's thread
+  // seconds after the other's, and a timeout would fail the ranks with kComm instead.
+  ThreadWorld world(2, CommOptions{30.0});
   std::vector<std::string> errors(2);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {
