@@ -132,12 +132,15 @@ rank_pid() {
 # 30 s of the signal with PATTERN (extended regex) in its output. The wait for training has no
 # bound of its own (start-up on a loaded machine takes what it takes; the job's 60 s timeout
 # bounds it): a rank stopped before it trains would hang in MPI's start-up, which has no
-# timeout. A stopped rank is killed afterwards.
+# timeout. The collective timeout is 4 s, and no checkpoints are saved: a save's fsync on a
+# loaded machine could outlast 4 s while rank 1 waits, failing the job before the signal. A
+# stopped rank is killed afterwards.
 signal_rank1() {
   local signal=$1 pattern=$2 start victim="" job code took
   shift 2
   timeout 60 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir "s$signal" \
-    --set train.epochs=100000 "$@" >out.txt 2>&1 &
+    --set train.epochs=100000 --set comm.timeout_s=4 --set checkpoint.every_epochs=0 \
+    "$@" >out.txt 2>&1 &
   job=$!
   while kill -0 $job 2>/dev/null; do
     victim=$(rank_pid 1 "dpt train cfg.prototxt --run-dir s$signal")

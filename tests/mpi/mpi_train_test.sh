@@ -14,7 +14,10 @@ begin_test "$1"
 # Synthetic data: 600 samples of 16 features, 4 classes, written through dpt's IDX import.
 synthetic_dataset "$dpt" data.h5 600 4 4 5
 
-small_mlp_config data.h5 60 4 >cfg.prototxt
+# A collective timeout of 60 s: rank 0 saves a checkpoint after each epoch while rank 1 waits in
+# the next step's collective, and on a loaded machine the save's fsync alone can take seconds.
+# The faults below set 4 s, so that a missing rank is found quickly.
+small_mlp_config data.h5 60 60 >cfg.prototxt
 
 # expect_failure NAME PATTERN MAX_SECONDS -- COMMAND...: COMMAND exits non-zero within
 # MAX_SECONDS of its failure and its output matches PATTERN. The clock starts when rank 0 says
@@ -81,7 +84,8 @@ else
   echo "skip /dev/shm full (unshare -m needs root)"
 fi
 
-# 2. Faults. Timeout 4 s: every case must end well within 20 s of the start of training.
+# 2. Faults (at step 3, before any save). Timeout 4 s: every case must end well within 20 s of
+# the start of training.
 for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
   case $kind in
     FAULT_THROW) pattern="rank 1: dpt train: internal error: fault injection: failing at step 3" ;;
@@ -89,7 +93,7 @@ for kind in FAULT_THROW FAULT_EXIT FAULT_HANG; do
     FAULT_HANG) pattern="rank 0: .*step 3: all_reduce #[0-9]+ timed out after 4 s; ranks that did not arrive: 1" ;;
   esac
   expect_failure "$kind" "$pattern" 20 -- "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir f \
-    --set "fault_injection={rank: 1 step: 3 kind: $kind}"
+    --set comm.timeout_s=4 --set "fault_injection={rank: 1 step: 3 kind: $kind}"
 done
 
 # A rank killed with SIGKILL, and one stopped with SIGSTOP (hung, as seen from its peers).
