@@ -125,6 +125,11 @@ struct WorldRun {
 // Makes rank `rank`'s device (train_threads: a one-thread oneDNN CpuDevice when none is given).
 using MakeDevice = std::function<std::unique_ptr<Device>(int rank)>;
 
+// Runs that train to the end use the product's default collective timeout, 300 s: rank 0 saves
+// checkpoints while the other ranks wait in the next collective, and on a loaded machine a save
+// (fsync included) has taken over 20 s, which a short test timeout turned into a failed run
+// ("ranks that did not arrive: 0"). Tests about timeouts set short ones of their own.
+//
 // Trains with `world` ranks as threads. With `signals`, SIGTERM/SIGINT are caught for the run
 // (config.fault_injection FAULT_SIGTERM then stops it the way a preempting scheduler would).
 inline WorldRun train_threads(int world, const proto::Config& config, const std::string& run_dir,

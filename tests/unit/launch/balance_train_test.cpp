@@ -99,7 +99,7 @@ class BalanceTrainTest : public SmallRunTest {
   // Balanced after 1 warm-up and 2 measured steps.
   proto::Config config(const std::string& extra = "") {
     const std::string blocks = R"(
-      comm { timeout_s: 30 bucket_mb: 0.0005 balance: BALANCE_THROUGHPUT
+      comm { timeout_s: 300 bucket_mb: 0.0005 balance: BALANCE_THROUGHPUT
              balance_warmup_steps: 1 balance_steps: 2 })";
     return with(small_run_config(blocks, "balance.prototxt"), extra);
   }
@@ -195,7 +195,7 @@ TEST_F(BalanceTrainTest, ResumeKeepsTheSharesAndAnotherWorldSizeMeasuresAgain) {
 }
 
 TEST_F(BalanceTrainTest, DeviceSettingsMayDifferBetweenRanks) {
-  ThreadWorld world(2, CommOptions{20.0});
+  ThreadWorld world(2, CommOptions{300.0});
   std::vector<std::string> errors(2);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {

@@ -25,7 +25,9 @@ class DataParallelTest : public SmallRunTest {
   DataParallelTest() : SmallRunTest("dpt_dp_test_") {}
 
   proto::Config config(const std::string& extra = "") {
-    return with(small_run_config("comm { timeout_s: 20 bucket_mb: 0.0005 }", "dp.prototxt"), extra);
+    // The product's collective timeout, not a short one (see train_threads in train_fixture.h).
+    return with(small_run_config("comm { timeout_s: 300 bucket_mb: 0.0005 }", "dp.prototxt"),
+                extra);
   }
 
   // Trains with `world` threads into run<world><name>; returns rank 0's weights.
