@@ -168,7 +168,8 @@ TEST_F(DataParallelTest, LossScalingMustAgreeAcrossRanks) {
   // Both ranks fail alike on a difference, so neither aborts (an abort could reach the other
   // before it has read rank 0's config text for its message).
   const auto check = [&](const std::string& device0, const std::string& device1) {
-    ThreadWorld world(2, CommOptions{5.0});
+    // 30 s, as in DifferentConfigsAreRefusedNamingRankAndField: not a race with thread start-up.
+    ThreadWorld world(2, CommOptions{30.0});
     std::vector<std::string> errors(2);
     std::vector<std::thread> threads;
     for (int rank = 0; rank < 2; ++rank) {
