@@ -39,6 +39,10 @@ void print_rank_stats(const std::vector<RankStats>& stats) {
 
 int run_train(const TrainArgs& args, const WorldInfo& world) {
   const proto::Config config = load_config(args.config, args.overrides);
+  // Before anything starts a thread that computes, so that every such thread blocks SIGTERM and
+  // SIGINT (launch/stop_signal.h: a signal must not interrupt oneDNN's GEMM).
+  std::optional<StopSignal> signals;
+  if (config.checkpoint().on_signal()) signals.emplace();
   // The device first: the nccl backend (and auto's choice of it) needs the worker's GPU set.
   DeviceChoice choice = select_device(config.device(), world);
   std::unique_ptr<Communicator> comm = make_communicator(config.comm(), choice.device.get());
@@ -61,13 +65,9 @@ int run_train(const TrainArgs& args, const WorldInfo& world) {
   ConsoleListener console(isatty(STDERR_FILENO) == 1);
   TrainListener quiet;
   TrainListener& listener = comm->rank() == 0 ? static_cast<TrainListener&>(console) : quiet;
-  std::optional<StopSignal> signals;
   TrainOptions options;
   options.resume = args.resume;
-  if (config.checkpoint().on_signal()) {
-    signals.emplace();
-    options.stop_requested = [&signals] { return signals->received() != 0; };
-  }
+  if (signals) options.stop_requested = [&signals] { return signals->received() != 0; };
   TrainSummary summary = train(config, *choice.device, *comm, args.run_dir, listener, options);
   if (comm->rank() != 0) return 0;
   if (summary.stopped) {

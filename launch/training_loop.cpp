@@ -70,7 +70,7 @@ bool TrainingRun::run_step(int64_t epoch, int64_t s, const std::vector<int64_t>&
     trace_->stop();
   }
   TraceSpan step_span(trace_.get(), "step", trace_ ? "step " + std::to_string(step_) : "");
-  maybe_inject_fault(config_.fault_injection(), comm_.rank(), step_);
+  maybe_inject_fault(config_.fault_injection(), comm_.rank(), step_, options_.stop_requested);
   const bool stop_here = options_.stop_requested && options_.stop_requested();
   const Shard shard = balancer_->shard(this_batch, comm_.rank());
   const std::optional<NextBatch> next = next_batch(epoch, s, order);

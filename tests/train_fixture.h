@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -120,10 +122,19 @@ struct WorldRun {
   }
 };
 
+// Makes rank `rank`'s device (train_threads: a one-thread oneDNN CpuDevice when none is given).
+using MakeDevice = std::function<std::unique_ptr<Device>(int rank)>;
+
+// Runs that train to the end use the product's default collective timeout, 300 s: rank 0 saves
+// checkpoints while the other ranks wait in the next collective, and on a loaded machine a save
+// (fsync included) has taken over 20 s, which a short test timeout turned into a failed run
+// ("ranks that did not arrive: 0"). Tests about timeouts set short ones of their own.
+//
 // Trains with `world` ranks as threads. With `signals`, SIGTERM/SIGINT are caught for the run
 // (config.fault_injection FAULT_SIGTERM then stops it the way a preempting scheduler would).
 inline WorldRun train_threads(int world, const proto::Config& config, const std::string& run_dir,
-                              const std::string& resume = "", bool signals = false) {
+                              const std::string& resume = "", bool signals = false,
+                              const MakeDevice& make_device = {}) {
   ThreadWorld thread_world(world, CommOptions{config.comm().timeout_s()});
   std::optional<StopSignal> stop;
   TrainOptions options;
@@ -142,9 +153,11 @@ inline WorldRun train_threads(int world, const proto::Config& config, const std:
       const auto r = static_cast<std::size_t>(rank);
       std::unique_ptr<Communicator> comm = thread_world.communicator(rank);
       try {
-        CpuDevice device(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
+        std::unique_ptr<Device> device =
+            make_device ? make_device(rank)
+                        : std::make_unique<CpuDevice>(CpuDeviceOptions{1, CpuGemmLibrary::kOneDnn});
         TrainListener quiet;
-        run.summaries[r] = train(config, device, *comm, run_dir, quiet, options);
+        run.summaries[r] = train(config, *device, *comm, run_dir, quiet, options);
       } catch (const Error& e) {
         run.errors[r] = e.what();
         run.kinds[r] = e.kind();

@@ -73,42 +73,41 @@ check "retention keeps 2" test "$count" -eq 2
 
 # SIGTERM to mpirun itself: Open MPI 4.1 passes it on to the ranks only after
 # odls_base_sigkill_timeout seconds (and SIGKILLs them as much later); within that the ranks
-# stop and save. No periodic saves here, so any checkpoint comes from the signal.
-# Known open defect (see the session notes): about one in ten single saves after a signal aborts in
-# glibc malloc ("corrupted size", "unaligned tcache chunk") inside HDF5; it reproduces with one
-# process and predates the current code. Until it is found, that one signature (and only it) gets
-# a second attempt, reported as such; any other failure fails at once.
-sigterm_mpirun() {
-  rm -rf term
-  "${mpi[@]}" --mca odls_base_sigkill_timeout 3 -np 2 "$dpt" train cfg.prototxt --run-dir term \
-    --set train.epochs=1000 --set checkpoint.every_epochs=0 --set checkpoint.every_steps=0 \
-    >train.txt 2>&1 &
-  local job=$!
-  for _ in $(seq 600); do  # until the ranks are in the training loop
-    grep -q "^epoch 1 step" train.txt 2>/dev/null && break
-    sleep 0.05
+# stop and save. No periodic saves here, so any checkpoint comes from the signal. The grace
+# period is long enough for a step and a 12 MB save with fsync on a loaded machine: a SIGKILL
+# before the rename would leave no checkpoint (never a half-written one), which is mpirun's
+# doing, not a defect to test for. (About one save in ten after a signal used to abort in glibc
+# malloc: the handler ran on a thread inside oneDNN's JIT GEMM, which points the stack pointer
+# into the heap; see launch/stop_signal.h.)
+rm -rf term
+"${mpi[@]}" --mca odls_base_sigkill_timeout 10 -np 2 "$dpt" train cfg.prototxt --run-dir term \
+  --set train.epochs=1000 --set checkpoint.every_epochs=0 --set checkpoint.every_steps=0 \
+  >train.txt 2>&1 &
+job=$!
+for _ in $(seq 600); do  # until the ranks are in the training loop
+  grep -q "^epoch 1 step" train.txt 2>/dev/null && break
+  sleep 0.05
+done
+kill -TERM $job
+start=$SECONDS
+wait $job
+# mpirun can exit (143) before its ranks do: wait for them, as a scheduler waits for the job's
+# processes, before looking at what they saved (mpirun SIGKILLs them 20 s after the signal).
+term_ranks_alive() {
+  local pid
+  for pid in $(pgrep -f "dpt train cfg.prototxt --run-dir term "); do
+    [[ $(readlink "/proc/$pid/cwd") == "$work" ]] && return 0
   done
-  kill -TERM $job
-  start=$SECONDS
-  wait $job
-  # mpirun can exit (143) before its ranks do: wait for them, as a scheduler waits for the job's
-  # processes, before looking at what they saved.
-  for _ in $(seq 200); do
-    pgrep -f "dpt train cfg.prototxt --run-dir term " >/dev/null || break
-    sleep 0.05
-  done
-  took=$((SECONDS - start))
-  "$dpt" checkpoint verify term/checkpoints >out.txt 2>&1
+  return 1
 }
-sigterm_mpirun
+while term_ranks_alive && ((SECONDS - start < 60)); do
+  sleep 0.05
+done
+took=$((SECONDS - start))
+"$dpt" checkpoint verify term/checkpoints >out.txt 2>&1
 verified=$?
-if [[ $verified -ne 0 ]] && grep -Eq "corrupted size|unaligned tcache|malloc\(\)" train.txt; then
-  echo "KNOWN DEFECT: heap corruption during the save after SIGTERM; second attempt"
-  sigterm_mpirun
-  verified=$?
-fi
 check "SIGTERM to mpirun: a verified checkpoint within the grace period (${took}s)" \
-  bash -c "[[ $verified -eq 0 && $took -le 10 ]] && grep -q '1 of 1 checkpoints verify' out.txt"
+  bash -c "[[ $verified -eq 0 ]] && grep -q '1 of 1 checkpoints verify' out.txt"
 
 # A second signal ends the process at once (128 + signal), leaving the saved checkpoints intact.
 # SIGTERM then SIGINT: two different signals are both delivered even when sent back to back (two

@@ -6,6 +6,7 @@
 // order differs, compounded over three steps), TF32 3e-2 (10-bit mantissa GEMM inputs; the TF32
 // network has a sigmoid where the float32 one has ReLU, whose kink would amplify the rounding).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -104,7 +105,8 @@ TEST_P(LayersOnDevice, ModelTrainsLikeTheCpuInFloat32AndTf32) {
                          tolerance, name + " evaluation logits");
 
     // The GPU model's weights file, loaded on the CPU, holds the GPU's parameters exactly.
-    const std::string path = ::testing::TempDir() + "/cuda_model_test_weights.dpt";
+    const std::string path =
+        ::testing::TempDir() + "/cuda_model_test_weights_" + std::to_string(::getpid()) + ".dpt";
     model.save_weights(path, {});
     Model loaded(cpu(), config);
     loaded.load_weights(path);

@@ -12,7 +12,9 @@ source "$(dirname "$0")/../test_lib.sh"
 begin_test "$1"
 
 synthetic_dataset "$dpt" data.h5 600 4 4 5
-small_mlp_config data.h5 60 20 >cfg.prototxt
+# A 60 s collective timeout: rank 0 saves after each epoch while rank 1 waits in the next step's
+# collective, and on a loaded machine a save (fsync included) can take many seconds.
+small_mlp_config data.h5 60 60 >cfg.prototxt
 balanced=(--set comm.balance=BALANCE_THROUGHPUT
   --set "fault_injection={rank: 1 kind: FAULT_SLOW_SAMPLES slow_us_per_sample: 1000}")
 

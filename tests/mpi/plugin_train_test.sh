@@ -10,7 +10,9 @@ plugin=$(realpath "$2")
 source "$(dirname "$0")/../test_lib.sh"
 begin_test "$1"
 synthetic_dataset "$dpt" data.h5 600 4 4 5
-small_mlp_config data.h5 60 4 >cfg.prototxt
+# A collective timeout of 60 s (a checkpoint's fsync on a loaded machine can take seconds while the
+# peer waits); the faults below set 4 s.
+small_mlp_config data.h5 60 60 >cfg.prototxt
 use_plugin=(--set comm.backend=plugin --set "comm.plugin_path=$plugin")
 
 # 1. Same weights from the plug-in, from mpi and from one process.
@@ -40,7 +42,7 @@ expect "plugin without plugin_path" 2 "comm.backend: \"plugin\" needs comm.plugi
 start=$SECONDS
 expect "hung rank (FAULT_HANG)" 6 "rank 0: .*plugin gloo: .*timed out after 4 s" -- \
   timeout 120 "${mpi[@]}" -np 2 "$dpt" train cfg.prototxt --run-dir hang "${use_plugin[@]}" \
-  --set "fault_injection={rank: 1 step: 3 kind: FAULT_HANG}"
+  --set comm.timeout_s=4 --set "fault_injection={rank: 1 step: 3 kind: FAULT_HANG}"
 echo "  (took $((SECONDS - start)) s)"
 
 # 4. A rank stopped (SIGSTOP) or killed (SIGKILL) mid-training.

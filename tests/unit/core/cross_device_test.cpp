@@ -5,6 +5,7 @@
 // through host memory), the Model's config errors for what the GPU layers lack, the loss's
 // tensor-labels overload, and TF32 on the CPU being float32.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -131,7 +132,8 @@ TEST(GpuDispatch, ModelOnAClaimedGpuInitialisesThroughHostCopiesAndReachesGpuOps
   EXPECT_GT(gpu.counts.to_device, 0);  // the Dense weights, drawn on the host
   EXPECT_EQ(host_values(on_gpu.params()), host_values(on_cpu.params()));
 
-  const std::string path = ::testing::TempDir() + "/cross_device_weights.dpt";
+  const std::string path =
+      ::testing::TempDir() + "/cross_device_weights_" + std::to_string(::getpid()) + ".dpt";
   on_gpu.save_weights(path, {});
   Model loaded(cpu, config);
   loaded.params().fill_zero();

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "devices/cpu_device.h"
 #include "devices/error.h"
@@ -18,22 +19,39 @@ void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms
 TEST(HostPhaseClock, ChargesTheHostTimeBetweenLapsToTheLappedPhase) {
   CpuDevice device(CpuDeviceOptions{1});
   std::unique_ptr<PhaseClock> clock = device.create_phase_clock();
-  clock->lap(PhaseClock::kUncharged);
+  // Each lap is bracketed by the test's own steady_clock readings: a lap's interval lies within
+  // [after the opening lap returned, before the closing lap was called] and within [before the
+  // opening lap was called, after the closing lap returned], whatever a loaded machine adds to
+  // the sleeps, so the bounds below hold without slack.
+  using Clock = std::chrono::steady_clock;
+  std::vector<Clock::time_point> before, after;
+  auto lap = [&](int phase) {
+    before.push_back(Clock::now());
+    clock->lap(phase);
+    after.push_back(Clock::now());
+  };
+  auto between = [](Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+  };
+  lap(PhaseClock::kUncharged);  // 0
   sleep_ms(30);
-  clock->lap(2);
+  lap(2);  // 1
   sleep_ms(30);
-  clock->lap(PhaseClock::kUncharged);  // the gap before it is nobody's
+  lap(PhaseClock::kUncharged);  // 2: the gap before it is nobody's
   sleep_ms(10);
-  clock->lap(0);
+  lap(0);  // 3
   sleep_ms(10);
-  clock->lap(2);  // phases add up
+  lap(2);  // 4: phases add up
   double seconds[PhaseClock::kMaxPhases] = {};
   seconds[1] = 5.0;  // read() adds, it does not overwrite
   clock->read(seconds);
+  // Phase 2: laps 0-1 and 3-4 (at least the 30 + 10 ms slept), never the gap 1-2.
+  EXPECT_GE(seconds[2], between(after[0], before[1]) + between(after[3], before[4]));
   EXPECT_GE(seconds[2], 0.040);
-  EXPECT_LT(seconds[2], 0.040 + 0.030);  // not the uncharged 30 ms as well
+  EXPECT_LE(seconds[2], between(before[0], after[1]) + between(before[3], after[4]));
+  EXPECT_GE(seconds[0], between(after[2], before[3]));
   EXPECT_GE(seconds[0], 0.010);
-  EXPECT_LT(seconds[0], 0.040);
+  EXPECT_LE(seconds[0], between(before[2], after[3]));
   EXPECT_EQ(seconds[1], 5.0);
   for (int phase = 3; phase < PhaseClock::kMaxPhases; ++phase) EXPECT_EQ(seconds[phase], 0.0);
   // Read once: a second read adds nothing.

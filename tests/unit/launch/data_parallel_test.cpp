@@ -25,7 +25,9 @@ class DataParallelTest : public SmallRunTest {
   DataParallelTest() : SmallRunTest("dpt_dp_test_") {}
 
   proto::Config config(const std::string& extra = "") {
-    return with(small_run_config("comm { timeout_s: 20 bucket_mb: 0.0005 }", "dp.prototxt"), extra);
+    // The product's collective timeout, not a short one (see train_threads in train_fixture.h).
+    return with(small_run_config("comm { timeout_s: 300 bucket_mb: 0.0005 }", "dp.prototxt"),
+                extra);
   }
 
   // Trains with `world` threads into run<world><name>; returns rank 0's weights.
@@ -106,7 +108,9 @@ TEST_F(DataParallelTest, GlobalBatchNotDivisibleByWorldIsRefused) {
 }
 
 TEST_F(DataParallelTest, DifferentConfigsAreRefusedNamingRankAndField) {
-  ThreadWorld world(2, CommOptions{5.0});
+  // A long timeout: the check refuses at once, but a loaded machine may start one rank's thread
+  // seconds after the other's, and a timeout would fail the ranks with kComm instead.
+  ThreadWorld world(2, CommOptions{30.0});
   std::vector<std::string> errors(2);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {
@@ -164,7 +168,8 @@ TEST_F(DataParallelTest, LossScalingMustAgreeAcrossRanks) {
   // Both ranks fail alike on a difference, so neither aborts (an abort could reach the other
   // before it has read rank 0's config text for its message).
   const auto check = [&](const std::string& device0, const std::string& device1) {
-    ThreadWorld world(2, CommOptions{5.0});
+    // 30 s, as in DifferentConfigsAreRefusedNamingRankAndField: not a race with thread start-up.
+    ThreadWorld world(2, CommOptions{30.0});
     std::vector<std::string> errors(2);
     std::vector<std::thread> threads;
     for (int rank = 0; rank < 2; ++rank) {

@@ -84,7 +84,7 @@ class PhaseTimesRunTest : public SmallRunTest {
 
 TEST_F(PhaseTimesRunTest, MetricsStragglersAndBalanceGetTheDevicesTimes) {
   const proto::Config config = small_run_config(R"(
-      comm { timeout_s: 30 bucket_mb: 0.0005 balance: BALANCE_THROUGHPUT
+      comm { timeout_s: 300 bucket_mb: 0.0005 balance: BALANCE_THROUGHPUT
              balance_warmup_steps: 1 balance_steps: 2 }
       monitor { straggler_every_steps: 5 })",
                                                 "run.prototxt");
@@ -93,7 +93,7 @@ TEST_F(PhaseTimesRunTest, MetricsStragglersAndBalanceGetTheDevicesTimes) {
   // share in 2 + 14 + 4 = 20 ms against rank 0's 2 + 2 + 4 = 8 ms (data is lapped twice).
   const std::vector<std::vector<double>> laps = {{1e-3, 2e-3, 4e-3, 0.5e-3, 0.25e-3, 0.125e-3},
                                                  {1e-3, 14e-3, 4e-3, 0.5e-3, 0.25e-3, 0.125e-3}};
-  ThreadWorld thread_world(2, CommOptions{30.0});
+  ThreadWorld thread_world(2, CommOptions{300.0});
   std::vector<std::string> errors(2);
   std::vector<TrainSummary> summaries(2);
   std::vector<std::thread> threads;

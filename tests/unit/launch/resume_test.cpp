@@ -34,7 +34,7 @@ class ResumeTest : public RandomDataTest {
       }
       optimizer { lr: 0.01 adamw { weight_decay: 0.01 } schedule { warmup_steps: 5 cosine {} } }
       train { batch_size: 24 epochs: 3 log_every_steps: 4 drop_last: false }
-      comm { timeout_s: 20 bucket_mb: 0.0003 }
+      comm { timeout_s: 300 bucket_mb: 0.0003 }
       checkpoint { every_steps: 4 keep_last: 100 }
     )" + data_text(dir_ + "/data.h5", dir_ + "/data.h5");
     return with(parse_config(text, "resume.prototxt"), extra);

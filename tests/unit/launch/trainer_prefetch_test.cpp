@@ -4,6 +4,7 @@
 // against a plain loop over TrainStep that loads every batch when it is needed: shuffled epochs,
 // a short last batch, micro-batches; the parameters must be bit for bit the same.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -23,7 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(TrainerPrefetch, TrainsOnTheSameRowsAsLoadingEachBatchWhenNeeded) {
-  const std::string dir = ::testing::TempDir() + "dpt_trainer_prefetch_test";
+  const std::string dir =
+      ::testing::TempDir() + "dpt_trainer_prefetch_test_" + std::to_string(::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   testing::write_random_dataset(dir + "/train.h5", 50, 6, 3, 11);
