@@ -66,6 +66,8 @@ class BatchLoader {
 
   // Batches prefetch() loaded and take() found ready, and those take() had to load itself.
   int64_t hits() const { return hits_; }
+  // Rows each slot holds (the constructor's `rows`).
+  int64_t rows() const { return rows_; }
   int64_t misses() const { return misses_; }
 
  private:

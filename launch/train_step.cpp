@@ -4,6 +4,7 @@
 // summed buffer is unscaled and checked before the norm.
 #include "launch/train_step.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -29,6 +30,16 @@ std::unique_ptr<GradSync> make_grad_sync(Model& model, const proto::CommConfig& 
                          : config.reduce_dtype() == proto::REDUCE_FP16 ? DType::kF16
                                                                        : DType::kF32;
   return std::make_unique<GradSync>(comm, model.grads(), ranges, options);
+}
+
+// Rows the loader's slots hold: a micro-batch, and no more than this rank's share of the batch
+// (equal shares: at most ceil(batch / world) rows, shard_of) where the balancer cannot give it
+// more. On a GPU each slot is device plus page-locked memory: 8 ranks of a 4096-row batch of
+// 8192 features need 32 MiB slots, not 128 MiB.
+int64_t loader_rows(const proto::Config& config, int64_t micro_batch, int world) {
+  const int64_t batch = config.train().batch_size();
+  if (config.comm().balance() != proto::BALANCE_EQUAL || world <= 1) return micro_batch;
+  return std::min(micro_batch, (batch + world - 1) / world);
 }
 
 }  // namespace
@@ -57,7 +68,8 @@ TrainStep::TrainStep(Model& model, Optimizer& optimizer, const proto::Config& co
                                                          : config.train().batch_size()),
       clip_norm_(config.optimizer().clip_grad_norm()),
       grad_sync_(make_grad_sync(model, config.comm(), comm)),
-      loader_(model.device(), micro_batch_, model.input_size(), model.dtype()),
+      loader_(model.device(), loader_rows(config, micro_batch_, comm.size()), model.input_size(),
+              model.dtype()),
       clock_(model.device().create_phase_clock()) {
   const proto::FaultInjection& fault = config.fault_injection();
   if (fault.kind() == proto::FAULT_SLOW_SAMPLES && fault.rank() == comm.rank()) {

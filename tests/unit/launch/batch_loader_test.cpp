@@ -23,6 +23,7 @@
 #include "launch/device_transfer.h"
 #include "launch/train_step.h"
 #include "optim/optimizer.h"
+#include "rank_threads.h"
 
 namespace dpt {
 namespace {
@@ -227,6 +228,35 @@ TEST(TrainStepLoading, PrefetchingTheNextStepTrainsBitForBitAsWithout) {
   EXPECT_EQ(plain.params, prefetched.params);
   EXPECT_EQ(plain.losses, guessed_wrong.losses);
   EXPECT_EQ(plain.params, guessed_wrong.params);
+}
+
+// A rank's loader holds its share of the batch (equal shares: at most ceil(12 / world) rows), or
+// a micro-batch when that is smaller, and the whole batch (or micro-batch) where the balancer may
+// move rows: on a GPU every slot row is device and page-locked memory.
+TEST(TrainStepLoader, HoldsThisRanksShareNotTheWholeBatch) {
+  const auto rows_with = [](int world, int64_t micro, proto::Balance balance) {
+    proto::Config config = step_config();
+    config.mutable_train()->set_micro_batch_size(micro);
+    config.mutable_comm()->set_balance(balance);
+    std::vector<int64_t> rows(static_cast<std::size_t>(world));
+    const std::vector<std::string> errors =
+        testing::on_ranks(world, 30, [&](int rank, Communicator& comm) {
+          CpuDevice cpu(CpuDeviceOptions{1});
+          Model model(cpu, config);
+          std::unique_ptr<Optimizer> optimizer =
+              make_optimizer(cpu, config.optimizer(), model.num_params());
+          TrainStep step(model, *optimizer, config, comm);
+          rows[static_cast<std::size_t>(rank)] = step.loader().rows();
+        });
+    EXPECT_EQ(errors, std::vector<std::string>(static_cast<std::size_t>(world)));
+    return rows;
+  };
+  EXPECT_EQ(rows_with(1, 0, proto::BALANCE_EQUAL), (std::vector<int64_t>{12}));
+  EXPECT_EQ(rows_with(1, 4, proto::BALANCE_EQUAL), (std::vector<int64_t>{4}));
+  EXPECT_EQ(rows_with(2, 0, proto::BALANCE_EQUAL), (std::vector<int64_t>{6, 6}));
+  EXPECT_EQ(rows_with(5, 0, proto::BALANCE_EQUAL), (std::vector<int64_t>(5, 3)));  // 12 / 5
+  EXPECT_EQ(rows_with(2, 4, proto::BALANCE_EQUAL), (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(rows_with(2, 0, proto::BALANCE_THROUGHPUT), (std::vector<int64_t>{12, 12}));
 }
 
 }  // namespace
