@@ -92,15 +92,14 @@ void NcclCommunicator::all_reduce(const void* send, void* recv, std::size_t coun
     return;
   }
   const std::size_t bytes = count * dtype_size(dtype);
-  const bool nccl_average = op == ReduceOp::kAvg && nccl_average_is_exact(dtype, size_);
+  const ncclRedOp_t nccl_op = nccl_reduce_op(op, dtype, size_);
   Staged in = stage(send, bytes, recv, bytes);
   run(make_header(CollectiveKind::kAllReduce, count, dtype, op), [&] {
     copy_in(in, send, bytes);
-    return nccl_.all_reduce(in.send, in.recv, count, nccl_dtype(dtype),
-                            nccl_average ? ncclAvg : nccl_reduce_op(op), comm_, stream_);
+    return nccl_.all_reduce(in.send, in.recv, count, nccl_dtype(dtype), nccl_op, comm_, stream_);
   });
   copy_out(in, recv, bytes);
-  if (op == ReduceOp::kAvg && !nccl_average) divide_by_size(in, recv, count, dtype);
+  if (op == ReduceOp::kAvg && nccl_op != ncclAvg) divide_by_size(in, recv, count, dtype);
 }
 
 void NcclCommunicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
@@ -130,15 +129,15 @@ void NcclCommunicator::all_gather(const void* send, void* recv, std::size_t coun
 void NcclCommunicator::reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                                       ReduceOp op) {
   const std::size_t bytes = count * dtype_size(dtype), total = bytes * size_;
-  const bool nccl_average = op == ReduceOp::kAvg && nccl_average_is_exact(dtype, size_);
+  const ncclRedOp_t nccl_op = nccl_reduce_op(op, dtype, size_);
   Staged in = stage(send, total, recv, bytes);
   run(make_header(CollectiveKind::kReduceScatter, count, dtype, op), [&] {
     copy_in(in, send, total);
-    return nccl_.reduce_scatter(in.send, in.recv, count, nccl_dtype(dtype),
-                                nccl_average ? ncclAvg : nccl_reduce_op(op), comm_, stream_);
+    return nccl_.reduce_scatter(in.send, in.recv, count, nccl_dtype(dtype), nccl_op, comm_,
+                                stream_);
   });
   copy_out(in, recv, bytes);
-  if (op == ReduceOp::kAvg && !nccl_average) divide_by_size(in, recv, count, dtype);
+  if (op == ReduceOp::kAvg && nccl_op != ncclAvg) divide_by_size(in, recv, count, dtype);
 }
 
 void NcclCommunicator::barrier() {

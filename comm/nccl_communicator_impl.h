@@ -78,9 +78,9 @@ class NcclCommunicator : public Communicator {
   // `bytes` of host memory into recv (device or host memory); returns once they are there.
   void put(void* recv, const void* host, std::size_t bytes);
 
-  // kAvg where ncclAvg is not sum / n (nccl_average_is_exact: integers, world sizes that are not
-  // powers of two): NCCL summed (nccl_reduce_op); the division by the world size runs on the
-  // host, as on the host backends (finish_average), so an average has their bits. A device
+  // kAvg where ncclAvg is not sum / n (nccl_average_is_exact: fp16, integers, sizes that are not
+  // powers of two): NCCL summed (nccl_reduce_op gives ncclSum); the division by the world size runs
+  // on the host, as on the host backends (finish_average), so an average has their bits. A device
   // result makes the round trip through the page-locked buffer; no hot path averages (gradients
   // are summed).
   void divide_by_size(const Staged& staged, void* recv, std::size_t count, DType dtype);

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include "comm/nccl_communicator.h"
 #include "devices/error.h"
 
 namespace dpt {
@@ -68,14 +69,17 @@ ncclDataType_t nccl_dtype(DType dtype) {
   return ncclFloat32;
 }
 
-ncclRedOp_t nccl_reduce_op(ReduceOp op) {
+ncclRedOp_t nccl_reduce_op(ReduceOp op, DType dtype, int size) {
   switch (op) {
     case ReduceOp::kMax:
       return ncclMax;
     case ReduceOp::kMin:
       return ncclMin;
+    case ReduceOp::kAvg:
+      // Elsewhere a sum: the caller divides it on the host.
+      return nccl_average_is_exact(dtype, size) ? ncclAvg : ncclSum;
     default:
-      return ncclSum;  // kSum, and kAvg, whose division the caller does
+      return ncclSum;
   }
 }
 

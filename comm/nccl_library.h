@@ -47,10 +47,11 @@ class NcclLibrary {
   int version_ = 0;
 };
 
-// NCCL's type for a dtype (all six have one) and the op NCCL runs for a ReduceOp. kAvg maps to
-// ncclSum, which the caller divides by the world size on the host; where ncclAvg is exactly that
-// average (nccl_average_is_exact, comm/nccl_communicator.h) the caller passes ncclAvg instead.
+// NCCL's type for a dtype (all six have one) and the op NCCL runs for a ReduceOp on `dtype` in a
+// world of `size`. kAvg maps to ncclAvg where that is exactly sum / n (nccl_average_is_exact,
+// comm/nccl_communicator.h), else to ncclSum, which the caller divides by the world size on the
+// host.
 ncclDataType_t nccl_dtype(DType dtype);
-ncclRedOp_t nccl_reduce_op(ReduceOp op);
+ncclRedOp_t nccl_reduce_op(ReduceOp op, DType dtype, int size);
 
 }  // namespace dpt
